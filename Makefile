@@ -1,0 +1,76 @@
+# Makefile - build, test and install scalekit-twitter (Lua 5.4 + C core).
+#
+#   make deps     install the Debian packages that are missing (needs root or sudo)
+#   make          build scalekit/core.so
+#   make run      the main job: examples/quickstart.lua (local sandbox without credentials)
+#   make test     build and run the busted suite under Lua 5.4
+#   make lint     luacheck
+#   make asan     run the suite against an AddressSanitizer + UBSan build
+#   make install  install under PREFIX without LuaRocks
+
+LUA       ?= lua5.4
+LUA_VER   ?= 5.4
+PREFIX    ?= /usr/local
+LUA_INC   ?= $(shell pkg-config --cflags lua$(LUA_VER) 2>/dev/null || echo -I/usr/include/lua$(LUA_VER))
+CURL_INC  ?= $(shell pkg-config --cflags libcurl 2>/dev/null)
+CC        ?= cc
+CFLAGS    ?= -O2 -g
+WARN       = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror=implicit-function-declaration
+ALL_CFLAGS = $(CFLAGS) $(WARN) -std=c99 -fPIC $(LUA_INC) $(CURL_INC)
+LIBS       = -lcurl -lcrypto
+LDFLAGS   ?=
+
+LIBDIR     = $(PREFIX)/lib/lua/$(LUA_VER)
+LUADIR     = $(PREFIX)/share/lua/$(LUA_VER)
+
+SRCS = src/core.c src/json.c src/http.c src/util.c src/buf.c
+OBJS = $(SRCS:src/%.c=build/%.o)
+LUA_SRCS = $(shell find lua -name '*.lua' | sort)
+
+# The packages `make deps` installs when missing (Debian 12 names).
+DEBS = lua5.4 liblua5.4-dev lua-cjson lua-busted lua-check libcurl4-openssl-dev \
+       libssl-dev luarocks pkg-config gcc make python3 ca-certificates
+
+export LUA_PATH  := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/?.lua;;
+export LUA_CPATH := $(CURDIR)/build/?.so;;
+
+.PHONY: all deps run test lint asan clean install
+all: build/scalekit/core.so
+
+build/%.o: src/%.c $(wildcard src/*.h) | build
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+build/scalekit/core.so: $(OBJS)
+	@mkdir -p build/scalekit
+	$(CC) -shared $(LDFLAGS) -o $@ $(OBJS) $(LIBS)
+
+build:
+	@mkdir -p build
+
+deps:
+	@sh scripts/deps.sh $(DEBS)
+
+run: deps all
+	@sh scripts/run-quickstart.sh
+
+test: deps all
+	@sh scripts/test.sh
+
+lint:
+	luacheck lua spec examples
+
+# ASan/UBSan: the module is loaded into lua5.4, so the runtime is preloaded.
+asan: clean
+	$(MAKE) all CC=clang CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" LDFLAGS="-fsanitize=address,undefined"
+	LD_PRELOAD="$$(clang -print-file-name=libclang_rt.asan-x86_64.so)" \
+	ASAN_OPTIONS=detect_leaks=0 sh scripts/test.sh
+	$(MAKE) clean
+
+install: all
+	install -d $(DESTDIR)$(LIBDIR)/scalekit $(DESTDIR)$(LUADIR)/scalekit/twitter
+	install -m 0755 build/scalekit/core.so $(DESTDIR)$(LIBDIR)/scalekit/core.so
+	install -m 0644 lua/scalekit/twitter.lua $(DESTDIR)$(LUADIR)/scalekit/twitter.lua
+	install -m 0644 lua/scalekit/twitter/*.lua $(DESTDIR)$(LUADIR)/scalekit/twitter/
+
+clean:
+	rm -rf build

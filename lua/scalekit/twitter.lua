@@ -1,0 +1,426 @@
+--- scalekit.twitter: call every tool of Scalekit's Twitter / X connector from Lua.
+--
+--    local twitter = require "scalekit.twitter"
+--    local tw = twitter.new{ identifier = "user_123" }   -- credentials from the environment
+--    local data, info = tw:post_create{ text = "hello" }
+--    if not data then print(info) end                     -- info is the error
+--
+-- Each of the 80 tools is a method (`tw:post_create`, or by its full name
+-- `tw:twitter_post_create`) and a module function using the default client
+-- (`twitter.configure{...}`, then `twitter.post_create{...}`).  The functions
+-- are made from the catalog (`scalekit.twitter.catalog`) by the C core.
+-- @module scalekit.twitter
+
+local core = require "scalekit.core"
+local errors = require "scalekit.twitter.errors"
+local tools = require "scalekit.twitter.tools"
+local scalekit = require "scalekit.twitter.scalekit"
+
+local M = {}
+
+--- Version of the SDK.
+M._VERSION = core._VERSION
+--- The JSON null sentinel: decoded JSON null, and a way to send one.
+M.null = core.null
+--- Metatables that mark a table as a JSON array / object for encoding.
+M.array_mt, M.object_mt = core.array_mt, core.object_mt
+--- Error helpers (`errors.is(v)`, `errors.KINDS`).
+M.errors = errors
+--- The JSON codec the SDK uses: exact integers, `null`, `[]` vs `{}`.
+-- `encode(value [, root])` returns a string or nil, message;
+-- `decode(text)` returns a value or nil, message.
+M.json = { encode = core.json_encode, decode = core.json_decode }
+
+--- Mark `t` (default: a new table) as a JSON array, so `{}` encodes as `[]`.
+function M.array(t) return setmetatable(t or {}, core.array_mt) end
+--- Mark `t` (default: a new table) as a JSON object.
+function M.object(t) return setmetatable(t or {}, core.object_mt) end
+
+local null, object_mt, array_mt = core.null, core.object_mt, core.array_mt
+
+-- Client state that must not show up when a client table is printed or
+-- traversed (the protocol object holds the secrets), keyed by client.
+local state = setmetatable({}, { __mode = "k" })
+
+local Client = {}
+local client_mt = { __name = "scalekit.twitter.client" }
+
+local OPTIONS = {
+  "mode", "env_url", "client_id", "client_secret", "identifier", "connection_name",
+  "connected_account_id", "organization_id", "user_id", "timeout", "connect_timeout",
+  "stall_timeout", "ca_file", "proxy", "allow_insecure_http", "max_response", "debug",
+}
+local KNOWN_OPTION = {}
+for _, k in ipairs(OPTIONS) do KNOWN_OPTION[k] = true end
+
+local LOOPBACK = { ["127.0.0.1"] = true, ["localhost"] = true, ["[::1]"] = true }
+
+local function getenv(...)
+  for i = 1, select("#", ...) do
+    local v = os.getenv((select(i, ...)))
+    if v and v ~= "" then return v end
+  end
+  return nil
+end
+
+-- Raise a configuration mistake at the caller of twitter.new.
+local function config_error(msg, level)
+  error("scalekit.twitter.new: " .. msg, (level or 1) + 1)
+end
+
+local function check_options(opts)
+  for k in pairs(opts) do
+    if not KNOWN_OPTION[k] then
+      local guess = type(k) == "string" and tools.suggest(k, OPTIONS)
+      config_error(("unknown option '%s'%s"):format(tostring(k),
+        guess and ("; did you mean '%s'?"):format(guess) or ""), 3)
+    end
+  end
+  for _, k in ipairs{ "timeout", "connect_timeout", "stall_timeout" } do
+    local v = opts[k]
+    if v ~= nil and (type(v) ~= "number" or not (v > 0)) then
+      config_error(("'%s' must be a positive number of seconds"):format(k), 3)
+    end
+  end
+end
+
+local function check_env_url(url, allow_http)
+  local scheme, host = url:match("^(%a+)://([^/?#]+)")
+  if not scheme then config_error(("env_url %q is not an http(s) URL"):format(url), 3) end
+  scheme = scheme:lower()
+  host = host:gsub("^.*@", ""):gsub(":%d+$", ""):lower()
+  if scheme ~= "https" and scheme ~= "http" then
+    config_error(("env_url must use https, got %s://"):format(scheme), 3)
+  end
+  if scheme == "http" and not LOOPBACK[host] and not allow_http then
+    config_error("env_url uses http:// for a non-loopback host; use https:// "
+                 .. "(or set allow_insecure_http = true)", 3)
+  end
+end
+
+local function debug_writer(opt)
+  if type(opt) == "function" then return opt end
+  if opt == true or (opt == nil and getenv("SCALEKIT_DEBUG")) then
+    return function(line) io.stderr:write("[scalekit] ", line, "\n") end
+  end
+  return nil
+end
+
+--- Make a client.
+-- Options not given come from the environment: `SCALEKIT_ENVIRONMENT_URL`
+-- (or `SCALEKIT_ENV_URL`), `SCALEKIT_CLIENT_ID`, `SCALEKIT_CLIENT_SECRET`,
+-- `SCALEKIT_IDENTIFIER`; `ca_file` from `SSL_CERT_FILE` or `CURL_CA_BUNDLE`.
+-- Raises on a configuration mistake (missing credentials, unknown option,
+-- plain-http URL to a remote host).
+-- @tparam[opt] table opts see README "Configuration"
+-- @treturn table the client
+function M.new(opts)
+  if opts ~= nil and type(opts) ~= "table" then
+    error("scalekit.twitter.new: expected a table of options, got " .. type(opts), 2)
+  end
+  opts = opts or {}
+  check_options(opts)
+  if opts.mode ~= nil and opts.mode ~= "scalekit" then
+    config_error(("mode %q is not supported by this version (only \"scalekit\")"):format(
+      tostring(opts.mode)), 2)
+  end
+  local env_url = opts.env_url or getenv("SCALEKIT_ENVIRONMENT_URL", "SCALEKIT_ENV_URL")
+  local client_id = opts.client_id or getenv("SCALEKIT_CLIENT_ID")
+  local secret = { client_secret = opts.client_secret or getenv("SCALEKIT_CLIENT_SECRET") }
+  local missing = {}
+  if not env_url then missing[#missing + 1] = "env_url (SCALEKIT_ENVIRONMENT_URL)" end
+  if not client_id then missing[#missing + 1] = "client_id (SCALEKIT_CLIENT_ID)" end
+  if not secret.client_secret then missing[#missing + 1] = "client_secret (SCALEKIT_CLIENT_SECRET)" end
+  if #missing > 0 then config_error("missing " .. table.concat(missing, ", "), 2) end
+  check_env_url(env_url, opts.allow_insecure_http)
+
+  local self = setmetatable({
+    mode = "scalekit",
+    env_url = env_url:gsub("/+$", ""),
+    client_id = client_id,
+    identifier = opts.identifier or getenv("SCALEKIT_IDENTIFIER"),
+    connection_name = opts.connection_name or "twitter",
+    connected_account_id = opts.connected_account_id,
+    organization_id = opts.organization_id,
+    user_id = opts.user_id,
+    timeout = opts.timeout or 60,
+  }, client_mt)
+  local redact = errors.redactor(secret)
+  state[self] = {
+    redact = redact,
+    sk = scalekit.new{
+      env_url = self.env_url, client_id = client_id, secret = secret,
+      ca_file = opts.ca_file or getenv("SSL_CERT_FILE", "CURL_CA_BUNDLE"),
+      proxy = opts.proxy, max_response = opts.max_response, timeout = self.timeout,
+      connect_timeout = opts.connect_timeout, stall_timeout = opts.stall_timeout,
+      debug = debug_writer(opts.debug), redact = redact,
+    },
+  }
+  return self
+end
+
+-- Methods come from Client; an option left unset reads as nil; any other
+-- name is a programmer mistake and raises with a suggestion.
+client_mt.__index = function(_, key)
+  local m = Client[key]
+  if m == nil and not KNOWN_OPTION[key] then
+    local guess = type(key) == "string" and tools.suggest(key, tools.names())
+    error(("scalekit.twitter: client has no method or field '%s'%s"):format(
+      tostring(key), guess and ("; did you mean '%s'?"):format(guess) or ""), 2)
+  end
+  return m
+end
+
+client_mt.__tostring = function(self)
+  return ("scalekit.twitter client (mode=%s, env_url=%s, client_id=%s, identifier=%s, connection=%s)"):format(
+    self.mode, self.env_url, self.client_id, tostring(self.identifier), self.connection_name)
+end
+
+-- Raise unless `self` is a client; `level` as for check_table.
+local function check_client(self, method, level)
+  if getmetatable(self) ~= client_mt then
+    error(("scalekit.twitter: call %s with a colon: tw:%s{...}"):format(method, method),
+          (level or 2) + 1)
+  end
+end
+
+-- Raise unless v is nil or a table; `level` 2 blames the caller of the
+-- function that calls check_table.
+local function check_table(v, what, level)
+  if v ~= nil and type(v) ~= "table" then
+    error(("scalekit.twitter: %s expects a table, got %s"):format(what, type(v)), level + 1)
+  end
+end
+
+-- The account context sent with every Scalekit call.
+local function context(self)
+  return { identifier = self.identifier, connector = self.connection_name,
+           connected_account_id = self.connected_account_id,
+           organization_id = self.organization_id, user_id = self.user_id }
+end
+
+-- The ID of the authenticated X user, looked up once per client.
+local function my_id(self)
+  local st = state[self]
+  if st.me then return st.me end
+  local data, err = self:execute("twitter_user_me", {})
+  if not data then return nil, err end
+  local user = type(data) == "table" and (type(data.data) == "table" and data.data or data) or {}
+  local id = user.id
+  if math.type(id) == "integer" then id = ("%d"):format(id) end
+  if type(id) ~= "string" then
+    return nil, errors.new("protocol", "twitter_user_me returned no user id", { tool = "twitter_user_me" })
+  end
+  st.me = id
+  return id
+end
+
+--- Run a tool by name (full or short).
+-- @tparam string name e.g. "twitter_post_create"
+-- @tparam[opt] table input the tool's parameters
+-- @return data (the tool output), info `{ execution_id =, tool = }`; or nil, err
+function Client:execute(name, input)
+  check_client(self, "execute")
+  check_table(input, "tool input", 2)
+  local tool, err = tools.lookup(name)
+  if not tool then return nil, err end
+  local params
+  params, err = tools.validate(tool, input or {})
+  if not params then return nil, err end
+  if not self.identifier and not self.connected_account_id then
+    return nil, errors.new("invalid_input", tool.name .. ": no connected account: set identifier "
+      .. "(or SCALEKIT_IDENTIFIER) or connected_account_id", { tool = tool.name })
+  end
+  if tool.self_id and params.id == nil then
+    params.id, err = my_id(self)
+    if not params.id then return nil, err end
+  end
+  return state[self].sk:execute(tool.name, params, context(self))
+end
+
+--- Call the provider API through Scalekit's proxy.
+-- @tparam table req `path` (required), `method` ("GET"), `params` or
+--   `query_params` (query table), `body` (table: JSON; string: raw),
+--   `headers`, `timeout`
+-- @return `{ status =, headers =, body =, json = }` or nil, err
+function Client:request(req)
+  check_client(self, "request")
+  if type(req) ~= "table" or type(req.path) ~= "string" then
+    error("scalekit.twitter: request expects a table with a string 'path'", 2)
+  end
+  check_table(req.params, "request params", 2)
+  check_table(req.query_params, "request query_params", 2)
+  check_table(req.headers, "request headers", 2)
+  local query
+  if req.params or req.query_params then
+    query = {}
+    for k, v in pairs(req.query_params or {}) do query[k] = v end
+    for k, v in pairs(req.params or {}) do query[k] = v end
+  end
+  return state[self].sk:proxy({ path = req.path, method = req.method, query = query,
+                                body = req.body, headers = req.headers,
+                                timeout = req.timeout }, context(self))
+end
+
+-- Query/body fields that name the connected account.
+local function account_ref(self, extra)
+  local t = scalekit.compact{
+    connector = self.connection_name, identifier = self.identifier,
+    id = self.connected_account_id, organization_id = self.organization_id,
+    user_id = self.user_id,
+  }
+  for k, v in pairs(extra or {}) do t[k] = v end
+  return t
+end
+
+local function account_call(self, what, method, path, opts)
+  return state[self].sk:account_call(method, path, { what = what }, opts)
+end
+
+--- A magic link the user opens to connect their X account.
+-- @tparam[opt] table opts `state`, `user_verify_url`
+-- @return `{ link =, expiry = }` or nil, err
+function Client:get_authorization_link(opts)
+  check_client(self, "get_authorization_link")
+  check_table(opts, "get_authorization_link", 2)
+  opts = opts or {}
+  return account_call(self, "get_authorization_link", "POST", "/api/v1/connected_accounts/magic_link",
+    { json = account_ref(self, { state = opts.state, user_verify_url = opts.user_verify_url }) })
+end
+
+--- The connected account (with its status and authorization details).
+-- @return account table or nil, err (kind "not_found" when there is none)
+function Client:get_connected_account()
+  check_client(self, "get_connected_account")
+  local j, err = account_call(self, "get_connected_account", "GET", "/api/v1/connected_accounts/auth",
+                              { query = account_ref(self) })
+  if not j then return nil, err end
+  return j.connected_account or setmetatable({}, object_mt)
+end
+
+--- The connected account, created first when it does not exist.  When
+-- `authorization_details` is given and the account exists, it is updated.
+-- @tparam[opt] table opts `authorization_details`
+-- @return account table or nil, err
+function Client:get_or_create_connected_account(opts)
+  check_client(self, "get_or_create_connected_account")
+  check_table(opts, "get_or_create_connected_account", 2)
+  local details = opts and opts.authorization_details
+  local acct, err = self:get_connected_account()
+  local body
+  if acct then
+    if not details then return acct end
+    body = account_ref(self, { connected_account = { authorization_details = details } })
+    local j
+    j, err = account_call(self, "update_connected_account", "PUT", "/api/v1/connected_accounts", { json = body })
+    return j and j.connected_account, err
+  end
+  if err.kind ~= "not_found" then return nil, err end
+  body = account_ref(self, { connected_account = {
+    authorization_details = details or { oauth_token = setmetatable({}, object_mt) } } })
+  body.id = nil
+  local j
+  j, err = account_call(self, "create_connected_account", "POST", "/api/v1/connected_accounts", { json = body })
+  return j and j.connected_account, err
+end
+
+--- Connected accounts of this connection and identifier, one page.
+-- @tparam[opt] table opts `page_size`, `page_token`, `query`, `provider`
+-- @return `{ connected_accounts =, next_page_token =, total_size = }` or nil, err
+function Client:list_connected_accounts(opts)
+  check_client(self, "list_connected_accounts")
+  check_table(opts, "list_connected_accounts", 2)
+  opts = opts or {}
+  local q = account_ref(self, { page_size = opts.page_size, page_token = opts.page_token,
+                                query = opts.query, provider = opts.provider })
+  q.id = nil
+  local j, err = account_call(self, "list_connected_accounts", "GET", "/api/v1/connected_accounts", { query = q })
+  if not j then return nil, err end
+  j.connected_accounts = setmetatable(j.connected_accounts or {}, array_mt)
+  return j
+end
+
+--- Delete the connected account.
+-- @return true or nil, err
+function Client:delete_connected_account()
+  check_client(self, "delete_connected_account")
+  local j, err = account_call(self, "delete_connected_account", "POST",
+                              "/api/v1/connected_accounts:delete", { json = account_ref(self) })
+  if not j then return nil, err end
+  return true
+end
+
+--- Confirm the user who completed the authorization flow.
+-- @tparam table opts `auth_request_id` (required), `identifier` (default: the client's)
+-- @return `{ post_user_verify_redirect_url = }` or nil, err
+function Client:verify_connected_account_user(opts)
+  check_client(self, "verify_connected_account_user")
+  check_table(opts, "verify_connected_account_user", 2)
+  opts = opts or {}
+  if type(opts.auth_request_id) ~= "string" or opts.auth_request_id == "" then
+    return nil, errors.new("invalid_input",
+      "verify_connected_account_user: auth_request_id (a string) is required", { param = "auth_request_id" })
+  end
+  return account_call(self, "verify_connected_account_user", "POST", "/api/v1/connected_accounts/user/verify",
+    { json = scalekit.compact{ auth_request_id = opts.auth_request_id,
+                               identifier = opts.identifier or self.identifier } })
+end
+
+--- Close the client's connections now (they are also closed when the
+-- client is garbage collected).
+function Client:close()
+  check_client(self, "close")
+  state[self].sk.http:close()
+end
+
+-- The default client for module-level calls ------------------------------
+
+local default_opts, default_client
+
+--- Set the options of the default client used by module-level calls
+-- (`twitter.post_create{...}`).  The client is made on first use.
+function M.configure(opts)
+  check_table(opts, "configure", 2)
+  default_opts, default_client = opts or {}, nil
+end
+
+local function default()
+  if not default_client then default_client = M.new(default_opts) end
+  return default_client
+end
+
+--- Run a tool with the default client.
+function M.execute(name, input) return default():execute(name, input) end
+--- Proxy request with the default client.
+function M.request(req) return default():request(req) end
+
+--- Every tool: `{ name =, short_name =, description =, params = {...} }`, sorted by name.
+function M.tools()
+  local out = {}
+  for i, t in ipairs(tools.list) do out[i] = tools.describe(t) end
+  return out
+end
+
+--- JSON Schema (draft 2020-12) of a tool's input, for LLM function calling.
+-- @tparam string name full or short tool name
+-- @return schema table (encode with `twitter.json.encode`) or nil, err
+function M.schema(name)
+  local tool, err = tools.lookup(name)
+  if not tool then return nil, err end
+  return tools.schema(tool)
+end
+
+-- One function per tool, on the client methods and on the module.
+-- Level 3 blames the user's call: dispatcher <- C trampoline <- user.
+core.bind_tools(Client, tools.list, function(self, name, input)
+  check_client(self, tools.get(name).short, 3)
+  check_table(input, name, 3)
+  return self:execute(name, input)
+end, true)
+core.bind_tools(M, tools.list, function(name, input)
+  check_table(input, name, 3)
+  return default():execute(name, input)
+end, false)
+
+M.Client = Client
+return M

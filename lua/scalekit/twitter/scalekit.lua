@@ -1,0 +1,240 @@
+--- Scalekit's REST/JSON protocol: the client-credentials token, tool
+-- execution, the proxy, connected accounts, and the error envelope.
+--
+-- The token is fetched on first use, cached until shortly before
+-- `expires_in` runs out, and fetched again once (then the call repeated once)
+-- when any call answers 401.  Calls are blocking, so two token requests can
+-- never be in flight for one client at the same time.
+-- @module scalekit.twitter.scalekit
+
+local core = require "scalekit.core"
+local errors = require "scalekit.twitter.errors"
+local transport = require "scalekit.twitter.transport"
+
+local M = {}
+
+M.API_VERSION = "20260727"
+M.TOKEN_SKEW = 60          -- refresh this many seconds before expiry
+
+local null, object_mt = core.null, core.object_mt
+
+local Scalekit = {}
+Scalekit.__index = Scalekit
+
+--- Make a protocol client.
+-- @tparam table cfg `env_url`, `client_id`, `secret` (a table holding
+--   `client_secret`, and where the access token is kept so the redactor sees
+--   it), plus transport options.
+function M.new(cfg)
+  local self = setmetatable({ env_url = cfg.env_url:gsub("/+$", ""),
+                              client_id = cfg.client_id, secret = cfg.secret }, Scalekit)
+  self.http = transport.new{
+    ca_file = cfg.ca_file, proxy = cfg.proxy, max_response = cfg.max_response,
+    timeout = cfg.timeout, connect_timeout = cfg.connect_timeout,
+    stall_timeout = cfg.stall_timeout, debug = cfg.debug, redact = cfg.redact,
+    headers = { ["x-sdk-version"] = transport.SDK_VERSION, ["x-api-version"] = M.API_VERSION },
+  }
+  return self
+end
+
+-- Field `snake` of t, or its camelCase spelling.
+local function field(t, snake)
+  if type(t) ~= "table" then return nil end
+  local v = t[snake]
+  if v == nil then
+    v = t[snake:gsub("_(%l)", string.upper)]
+  end
+  if v == null then return nil end
+  return v
+end
+M.field = field
+
+-- Recursively rename camelCase keys to snake_case (for account records).
+local function snake_keys(t)
+  if type(t) ~= "table" then return t end
+  local out = setmetatable({}, getmetatable(t))
+  for k, v in pairs(t) do
+    if type(k) == "string" then k = k:gsub("(%l)(%u)", function(a, b) return a .. "_" .. b:lower() end) end
+    out[k] = (k == "api_config" or k == "details") and v or snake_keys(v)
+  end
+  return out
+end
+
+local function retry_after(headers)
+  local ra = tonumber(headers["retry-after"] or "")
+  if ra then return ra end
+  local reset = tonumber(headers["x-rate-limit-reset"] or "")
+  if reset then return math.max(0, reset - math.floor(core.now())) end
+  return nil
+end
+
+local TOOL_ERROR_KIND = { ["401"] = "auth", ["403"] = "auth", ["404"] = "not_found",
+                          ["429"] = "rate_limited" }
+
+--- Turn a non-2xx Scalekit response into an error.  Understands the
+-- grpc-gateway envelope `{code, message, details=[ErrorInfo...]}`, OAuth-style
+-- `{error, error_description}` bodies and plain HTTP failures.
+-- @tparam table resp from `transport:send`
+-- @tparam table ctx `tool` and `redact`
+function M.error_from(resp, ctx)
+  local j = type(resp.json) == "table" and resp.json or nil
+  local f = { status = resp.status, tool = ctx.tool, details = j,
+              retry_after = resp.status == 429 and retry_after(resp.headers) or nil }
+  local message
+  if j then
+    f.code = math.tointeger(field(j, "code"))
+    message = field(j, "message") or field(j, "error_description") or field(j, "error")
+    for _, d in ipairs(field(j, "details") or {}) do
+      local ec = field(d, "error_code")
+      if ec then
+        f.error_code = f.error_code or ec
+        local tei = field(d, "tool_error_info")
+        if tei then
+          f.execution_id = field(tei, "execution_id")
+          f.tool_error_code = field(tei, "tool_error_code")
+          message = field(tei, "tool_error_message") or message
+        end
+      end
+    end
+  end
+  if type(message) ~= "string" then
+    local snippet = (resp.body or ""):sub(1, 200):gsub("%s+", " ")
+    message = ("HTTP %d%s"):format(resp.status, snippet ~= "" and (": " .. snippet) or "")
+  end
+  local kind = errors.kind_for_status(resp.status)
+  if f.error_code == "TOOL_ERROR" then
+    kind = TOOL_ERROR_KIND[tostring(f.tool_error_code)] or "tool_error"
+  end
+  if ctx.tool and not message:find(ctx.tool, 1, true) then message = ctx.tool .. ": " .. message end
+  return errors.new(kind, ctx.redact(message), f)
+end
+
+-- The token request.  Returns the access token or nil, err.
+function Scalekit:fetch_token()
+  local resp, err = self.http:send{
+    method = "POST", url = self.env_url .. "/oauth/token",
+    form = { { "grant_type", "client_credentials" }, { "client_id", self.client_id },
+             { "client_secret", self.secret.client_secret } },
+  }
+  if not resp then return nil, err end
+  local tok = resp.status == 200 and field(resp.json, "access_token")
+  if type(tok) ~= "string" or tok == "" then
+    local e = M.error_from(resp, { redact = self.http.redact })
+    if resp.status == 200 then e.kind = "protocol" end
+    if resp.status >= 400 and resp.status < 500 and resp.status ~= 429 then e.kind = "auth" end
+    e.message = "could not get a Scalekit access token: " .. e.message
+    return nil, e
+  end
+  local ttl = math.tointeger(field(resp.json, "expires_in"))
+  self.secret.access_token = tok
+  self.token_expires = ttl and core.monotonic() + ttl - M.TOKEN_SKEW or math.huge
+  return tok
+end
+
+--- A valid access token (cached, or fetched now).
+function Scalekit:token()
+  if self.secret.access_token and core.monotonic() < self.token_expires then
+    return self.secret.access_token
+  end
+  return self:fetch_token()
+end
+
+--- Drop the cached token, so the next call fetches a new one.
+function Scalekit:forget_token()
+  self.secret.access_token, self.token_expires = nil, nil
+end
+
+--- An authenticated request to `env_url .. path`.  On a 401 the token is
+-- fetched again and the request repeated once.
+-- @return resp (any status) or nil, err
+function Scalekit:send(req)
+  req.url = self.env_url .. req.path
+  for attempt = 1, 2 do
+    local tok, err = self:token()
+    if not tok then err.tool = req.tool; return nil, err end
+    req.override = req.override or {}
+    req.override.authorization = "Bearer " .. tok
+    local resp
+    resp, err = self.http:send(req)
+    if not resp then return nil, err end
+    if resp.status ~= 401 or attempt == 2 then return resp end
+    self:forget_token()
+  end
+end
+
+-- A JSON API call: the decoded body of a 2xx answer, or nil, err.
+function Scalekit:api(method, path, ctx, opts)
+  opts = opts or {}
+  local resp, err = self:send{ method = method, path = path, query = opts.query,
+                               json = opts.json, tool = ctx.tool }
+  if not resp then return nil, err end
+  if resp.status < 200 or resp.status > 299 then
+    return nil, M.error_from(resp, { tool = ctx.tool, redact = self.http.redact })
+  end
+  if resp.body:match("^%s*$") then return setmetatable({}, object_mt), resp end
+  if type(resp.json) ~= "table" then
+    return nil, errors.new("protocol", ("%s%s %s: the response is not a JSON object (%s)"):format(
+      ctx.tool and ctx.tool .. ": " or "", method, path, resp.json_error or "unexpected value"),
+      { status = resp.status, tool = ctx.tool })
+  end
+  return resp.json, resp
+end
+
+-- Drop nil/"" fields; `t` is marked as a JSON object.
+local function compact(t)
+  local out = setmetatable({}, object_mt)
+  for k, v in pairs(t) do
+    if v ~= "" and v ~= null then out[k] = v end
+  end
+  return out
+end
+M.compact = compact
+
+--- Run one tool.  `ctx` holds identifier, connector, connected_account_id,
+-- organization_id and user_id.
+-- @return data, info `{ execution_id =, tool = }` or nil, err
+function Scalekit:execute(tool_name, params, ctx)
+  local body = compact{
+    tool_name = tool_name, params = params, identifier = ctx.identifier,
+    connector = ctx.connector, connected_account_id = ctx.connected_account_id,
+    organization_id = ctx.organization_id, user_id = ctx.user_id,
+  }
+  local j, resp_or_err = self:api("POST", "/api/v1/execute_tool", { tool = tool_name }, { json = body })
+  if not j then return nil, resp_or_err end
+  local data = field(j, "data")
+  if data == nil then data = setmetatable({}, object_mt) end
+  return data, { execution_id = field(j, "execution_id"), tool = tool_name }
+end
+
+--- The proxy: forward a request to the provider API through Scalekit.
+-- @return `{ status, headers, body, json }` for a 2xx answer, or nil, err
+-- (with `err.response` holding the same table for HTTP failures).
+function Scalekit:proxy(req, ctx)
+  local path = req.path
+  if path:sub(1, 1) ~= "/" then path = "/" .. path end
+  local override = { connection_name = ctx.connector, identifier = ctx.identifier or false }
+  local resp, err = self:send{
+    method = req.method or "GET", path = "/proxy" .. path, query = req.query,
+    headers = req.headers, override = override, timeout = req.timeout,
+    json = type(req.body) == "table" and req.body or nil,
+    body = type(req.body) == "string" and req.body or nil,
+    json_root = "body", tool = "request",
+  }
+  if not resp then return nil, err end
+  local out = { status = resp.status, headers = resp.headers, body = resp.body, json = resp.json }
+  if resp.status < 200 or resp.status > 299 then
+    local e = M.error_from(resp, { redact = self.http.redact })
+    e.response = out
+    return nil, e
+  end
+  return out
+end
+
+--- Connected-account calls (REST routes of ConnectedAccountService).
+function Scalekit:account_call(method, path, ctx, opts)
+  local j, err = self:api(method, path, { tool = ctx.what }, opts)
+  if not j then return nil, err end
+  return snake_keys(j)
+end
+
+return M

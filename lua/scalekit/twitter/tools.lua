@@ -1,0 +1,330 @@
+--- Everything derived from the tool catalog: lookup, input validation,
+-- JSON Schema and the public tool list.
+--
+-- Validation runs before any network traffic and turns a caller's input into
+-- exactly what goes on the wire: IDs given as Lua integers become decimal
+-- strings, integral floats for integer parameters become integers, array
+-- parameters are marked so they encode as JSON arrays even when empty, and
+-- `null` or nil values are dropped.
+-- @module scalekit.twitter.tools
+
+local core = require "scalekit.core"
+local catalog = require "scalekit.twitter.catalog"
+local errors = require "scalekit.twitter.errors"
+
+local M = {}
+
+local array_mt, object_mt, null = core.array_mt, core.object_mt, core.null
+local PREFIX = "twitter_"
+local FORMATS = {
+  id = { pattern = "^[0-9]+$", max = 19, what = "a numeric ID string (1-19 digits)" },
+  username = { pattern = "^[A-Za-z0-9_]+$", max = 15, what = "a username (letters, digits, _; up to 15)" },
+  space_id = { pattern = "^[A-Za-z0-9]+$", max = 13, what = "a Space ID (letters and digits; up to 13)" },
+}
+M.FORMATS = FORMATS
+
+-- Turns one catalog param entry into a full record.
+local function normalize_param(entry)
+  local p = {}
+  if type(entry) == "string" then entry = { entry } end
+  local base = catalog.shared[entry[1]]
+  if base and entry[2] == nil then
+    for k, v in pairs(base) do p[k] = v end
+    p.type = base[1]
+  end
+  for k, v in pairs(entry) do p[k] = v end
+  p.name, p.type, p[1], p[2] = entry[1], entry[2] or p.type, nil, nil
+  if p.doc == nil and base then p.doc = base.doc end
+  p.required = p.required == true
+  assert(p.type and p.doc, "catalog: parameter without type or doc: " .. p.name)
+  return p
+end
+
+local function normalize_tool(entry)
+  local t = {}
+  for k, v in pairs(entry) do t[k] = v end
+  t.short = t.name:sub(#PREFIX + 1)
+  t.method, t.path = t.http:match("^(%u+) (/%S+)$")
+  t.params, t.param = {}, {}
+  for i, e in ipairs(entry.params) do
+    local p = normalize_param(e)
+    if t.self_id and p.name == "id" then p.required = false end
+    t.params[i], t.param[p.name] = p, p
+  end
+  table.sort(t.params, function(a, b) return a.name < b.name end)
+  if t.param.pagination_token then t.paginate = "pagination_token"
+  elseif t.param.next_token then t.paginate = "next_token" end
+  return t
+end
+
+--- All tools, normalized, sorted by name.
+M.list = {}
+local by_name = {}
+for i, entry in ipairs(catalog.tools) do
+  local t = normalize_tool(entry)
+  M.list[i] = t
+  by_name[t.name], by_name[t.short] = t, t
+end
+table.sort(M.list, function(a, b) return a.name < b.name end)
+
+--- Levenshtein distance, capped: returns `cap + 1` once it is exceeded.
+local function distance(a, b, cap)
+  if math.abs(#a - #b) > cap then return cap + 1 end
+  local prev = {}
+  for j = 0, #b do prev[j] = j end
+  for i = 1, #a do
+    local cur, best = { [0] = i }, i
+    for j = 1, #b do
+      local cost = a:byte(i) == b:byte(j) and 0 or 1
+      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+      if cur[j] < best then best = cur[j] end
+    end
+    if best > cap then return cap + 1 end
+    prev = cur
+  end
+  return prev[#b]
+end
+
+--- The candidate closest to `word`, or nil if none is close.
+-- @tparam string word what the caller typed
+-- @tparam table candidates array of names
+function M.suggest(word, candidates)
+  local cap = math.max(2, #word // 3)
+  local best, best_d
+  for _, c in ipairs(candidates) do
+    local d = distance(word, c, cap)
+    if d <= cap and (best_d == nil or d < best_d) then best, best_d = c, d end
+  end
+  if best or #word < 4 then return best end
+  for _, c in ipairs(candidates) do
+    if c:find(word, 1, true) or word:find(c, 1, true) then return c end
+  end
+  return nil
+end
+
+--- The tool named `name` (full or short name), or nil.
+function M.get(name)
+  return by_name[name]
+end
+
+local all_names
+--- Every full and short tool name.
+function M.names()
+  if not all_names then
+    all_names = {}
+    for _, t in ipairs(M.list) do
+      all_names[#all_names + 1] = t.name
+      all_names[#all_names + 1] = t.short
+    end
+  end
+  return all_names
+end
+
+--- The tool for `name`, or nil and an `invalid_input` error with a suggestion.
+function M.lookup(name)
+  local t = by_name[name]
+  if t then return t end
+  local msg = ("unknown tool '%s'"):format(tostring(name))
+  local guess = type(name) == "string" and M.suggest(name, M.names())
+  if guess then msg = msg .. ("; did you mean '%s'?"):format(by_name[guess].name) end
+  return nil, errors.new("invalid_input", msg, { tool = tostring(name) })
+end
+
+-- Validation ---------------------------------------------------------------
+
+local function describe(v)
+  if math.type(v) == "float" then return ("the float %s"):format(tostring(v)) end
+  if type(v) == "string" then
+    return ("the string %q"):format(#v > 40 and v:sub(1, 37) .. "..." or v)
+  end
+  if type(v) == "table" then return "a table" end
+  return ("%s %s"):format(type(v), tostring(v))
+end
+
+local function expected(p)
+  if p.type == "array" then
+    local s = "an array of strings"
+    if p.min_items and p.max_items then s = s .. (" (%d to %d items)"):format(p.min_items, p.max_items) end
+    return s
+  end
+  if p.type == "integer" and p.min then return ("an integer from %d to %d"):format(p.min, p.max) end
+  if p.format then return FORMATS[p.format].what end
+  if p.enum then return "one of " .. table.concat(p.enum, ", ") end
+  return ({ string = "a string", integer = "an integer", boolean = "a boolean" })[p.type]
+end
+
+-- Check a string against length, format, enum and list-size constraints.
+local function check_string(p, s)
+  if p.max_len and (utf8.len(s) or #s) > p.max_len then
+    return ("at most %d characters, got %d"):format(p.max_len, utf8.len(s) or #s)
+  end
+  local f = p.format and FORMATS[p.format]
+  if f and (#s == 0 or #s > f.max or not s:match(f.pattern)) then
+    return f.what .. ", got " .. describe(s)
+  end
+  if p.enum then
+    for _, v in ipairs(p.enum) do if v == s then return nil end end
+    return "one of " .. table.concat(p.enum, ", ") .. ", got " .. describe(s)
+  end
+  if p.max_items then
+    local n = select(2, s:gsub(",", ",")) + 1
+    if n > p.max_items then
+      return ("at most %d comma-separated values, got %d"):format(p.max_items, n)
+    end
+  end
+  return nil
+end
+
+-- Coerce a scalar for a string parameter: integers become decimal strings.
+local function to_string(p, v)
+  if math.type(v) == "integer" then v = ("%d"):format(v) end
+  if type(v) ~= "string" then
+    local hint = ""
+    if math.type(v) == "float" and p.format == "id" then
+      hint = " (IDs must be strings: a float has already lost digits)"
+    end
+    return nil, "expected " .. expected(p) .. ", got " .. describe(v) .. hint
+  end
+  local why = check_string(p, v)
+  if why then return nil, "expected " .. why end
+  return v
+end
+
+local function to_integer(p, v)
+  local i = math.tointeger(v)
+  if type(v) ~= "number" or i == nil then
+    return nil, "expected " .. expected(p) .. ", got " .. describe(v)
+  end
+  if p.min and (i < p.min or i > p.max) then
+    return nil, ("expected an integer from %d to %d, got %d"):format(p.min, p.max, i)
+  end
+  return i
+end
+
+local function to_array(p, v)
+  if type(v) ~= "table" then return nil, "expected " .. expected(p) .. ", got " .. describe(v) end
+  local n, out = #v, setmetatable({}, array_mt)
+  for k in pairs(v) do
+    if math.type(k) ~= "integer" or k < 1 or k > n then
+      return nil, "expected " .. expected(p) .. ", got a table with key " .. describe(k)
+    end
+  end
+  if (p.min_items and n < p.min_items) or (p.max_items and n > p.max_items) then
+    return nil, ("expected %s, got %d"):format(expected(p), n)
+  end
+  local item = { type = "string", format = p.items_format, max_len = p.max_len }
+  for i = 1, n do
+    local s, why = to_string(item, v[i])
+    if not s then return nil, ("item %d: %s"):format(i, why) end
+    out[i] = s
+  end
+  return out
+end
+
+local COERCE = {
+  string = to_string,
+  integer = to_integer,
+  array = to_array,
+  boolean = function(p, v)
+    if type(v) ~= "boolean" then return nil, "expected " .. expected(p) .. ", got " .. describe(v) end
+    return v
+  end,
+}
+
+local function input_error(tool, param, why)
+  local msg = param and ("%s: parameter '%s': %s"):format(tool.name, param, why)
+                     or ("%s: %s"):format(tool.name, why)
+  return nil, errors.new("invalid_input", msg, { tool = tool.name, param = param })
+end
+
+--- Validate `input` for `tool` and return the params to send.
+-- @tparam table tool a record from `list`
+-- @tparam table input the caller's parameters
+-- @return params (a new table marked as a JSON object) or nil, err
+function M.validate(tool, input)
+  local out = setmetatable({}, object_mt)
+  local names = {}
+  for k in pairs(input) do
+    if type(k) ~= "string" then
+      return input_error(tool, nil, "parameter names must be strings, got " .. describe(k))
+    end
+    names[#names + 1] = k
+  end
+  table.sort(names)
+  for _, k in ipairs(names) do
+    local p = tool.param[k]
+    if not p then
+      local known = {}
+      for _, q in ipairs(tool.params) do known[#known + 1] = q.name end
+      local guess = M.suggest(k, known)
+      local why = guess and ("unknown parameter; did you mean '%s'?"):format(guess)
+                  or (#known > 0 and "unknown parameter; known: " .. table.concat(known, ", ")
+                      or "unknown parameter; this tool takes none")
+      return input_error(tool, k, why)
+    end
+    local v = input[k]
+    if v ~= null then
+      local value, why = COERCE[p.type](p, v)
+      if value == nil then return input_error(tool, k, why) end
+      out[k] = value
+    end
+  end
+  for _, p in ipairs(tool.params) do
+    if p.required and out[p.name] == nil then
+      return input_error(tool, p.name, "required parameter is missing (" .. expected(p) .. ")")
+    end
+  end
+  return out
+end
+
+-- Schema and public view -------------------------------------------------
+
+local function param_schema(p)
+  local s = setmetatable({ description = p.doc }, object_mt)
+  if p.type == "array" then
+    s.type = "array"
+    s.items = setmetatable({ type = "string" }, object_mt)
+    if p.items_format == "id" then s.items.pattern = "^[0-9]{1,19}$" end
+    if p.max_len then s.items.maxLength = p.max_len end
+    s.minItems, s.maxItems = p.min_items, p.max_items
+  else
+    s.type = p.type
+    s.minimum, s.maximum = p.min, p.max
+    s.maxLength = p.max_len
+    if p.enum then s.enum = setmetatable({ table.unpack(p.enum) }, array_mt) end
+    local f = p.format and FORMATS[p.format]
+    if f then s.pattern = f.pattern:gsub("%+%$$", ("{1,%d}$"):format(f.max)) end
+  end
+  return s
+end
+
+--- JSON Schema (draft 2020-12) of a tool's input, as a Lua table that
+-- encodes with the right array/object shapes.
+function M.schema(tool)
+  local props, required = setmetatable({}, object_mt), setmetatable({}, array_mt)
+  for _, p in ipairs(tool.params) do
+    props[p.name] = param_schema(p)
+    if p.required then required[#required + 1] = p.name end
+  end
+  return setmetatable({
+    ["$schema"] = "https://json-schema.org/draft/2020-12/schema",
+    title = tool.name,
+    description = tool.summary,
+    type = "object",
+    properties = props,
+    required = required,
+    additionalProperties = false,
+  }, object_mt)
+end
+
+--- The public description of a tool: name, description and params.
+function M.describe(tool)
+  local params = {}
+  for i, p in ipairs(tool.params) do
+    params[i] = { name = p.name, type = p.type, required = p.required, description = p.doc }
+  end
+  return { name = tool.name, short_name = tool.short, description = tool.summary,
+           params = params, http = tool.http, auth = tool.auth }
+end
+
+return M

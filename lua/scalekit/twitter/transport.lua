@@ -1,0 +1,189 @@
+--- HTTP for the SDK: one kept-alive libcurl session per client, request
+-- building (query, headers, JSON and form bodies), response decoding,
+-- transport-error mapping and the redacted debug trace.
+-- @module scalekit.twitter.transport
+
+local core = require "scalekit.core"
+local errors = require "scalekit.twitter.errors"
+
+local M = {}
+
+local null = core.null
+local encode = core.urlencode
+
+-- The request's own headers win over nothing; these are sent on every call.
+local VERSION = core._VERSION
+local OS, ARCH = core.platform()
+M.USER_AGENT = ("Scalekit-Lua/%s Lua/5.4 (%s; %s)"):format(VERSION, OS, ARCH)
+M.SDK_VERSION = "Scalekit-Lua/" .. VERSION
+M.DEBUG_BODY_MAX = 2048
+
+local function scalar_string(v)
+  if math.type(v) == "integer" then return ("%d"):format(v) end
+  if math.type(v) == "float" then return core.json_encode(v) end
+  return tostring(v)
+end
+
+--- Encode a query table as `k=v&...` (RFC 3986 escaping, keys sorted).
+-- Arrays become comma-separated values (X's list syntax); nil and
+-- `null` values are left out.
+-- @tparam[opt] table params
+-- @treturn string the query, "" when there is nothing to send
+function M.encode_query(params)
+  if params == nil then return "" end
+  local keys = {}
+  for k, v in pairs(params) do
+    if v ~= null then keys[#keys + 1] = tostring(k) end
+  end
+  table.sort(keys)
+  local parts = {}
+  for _, k in ipairs(keys) do
+    local v = params[k]
+    if type(v) == "table" then
+      local items = {}
+      for i, item in ipairs(v) do items[i] = scalar_string(item) end
+      v = table.concat(items, ",")
+    else
+      v = scalar_string(v)
+    end
+    parts[#parts + 1] = encode(k) .. "=" .. encode(v)
+  end
+  return table.concat(parts, "&")
+end
+
+--- Encode an ordered list of `{name, value}` pairs as a form body.
+function M.encode_form(pairs_list)
+  local parts = {}
+  for i, kv in ipairs(pairs_list) do
+    parts[i] = encode(kv[1]) .. "=" .. encode(scalar_string(kv[2]))
+  end
+  return table.concat(parts, "&")
+end
+
+local Transport = {}
+Transport.__index = Transport
+
+--- Make a transport.
+-- @tparam table opts `ca_file`, `proxy`, `max_response`, `timeout`,
+--   `connect_timeout`, `stall_timeout` (seconds), `headers` (name -> value,
+--   sent on every request), `debug` (function(line) or nil), `redact`
+--   (function(string) -> string).
+function M.new(opts)
+  return setmetatable({
+    session = core.http_new{ ca_file = opts.ca_file, proxy = opts.proxy,
+                             max_response = opts.max_response },
+    timeout = opts.timeout or 60,
+    connect_timeout = opts.connect_timeout,
+    stall_timeout = opts.stall_timeout,
+    headers = opts.headers or {},
+    debug = opts.debug,
+    redact = opts.redact or function(s) return s end,
+  }, Transport)
+end
+
+local SENSITIVE = { authorization = true, ["proxy-authorization"] = true, cookie = true }
+
+function Transport:trace(line)
+  if self.debug then self.debug(self.redact(line)) end
+end
+
+local function trace_body(self, prefix, body)
+  if self.debug and body and #body > 0 then
+    if #body > M.DEBUG_BODY_MAX then
+      body = body:sub(1, M.DEBUG_BODY_MAX) .. ("... (%d bytes)"):format(#body)
+    end
+    self:trace(prefix .. body)
+  end
+end
+
+-- Merge header maps into "Name: value" lines.  Later maps win, comparing
+-- names without case; the first spelling of a name is kept.
+local function header_lines(...)
+  local order, value, spelling = {}, {}, {}
+  for i = 1, select("#", ...) do
+    local map = select(i, ...)
+    if map then
+      local names = {}
+      for k in pairs(map) do names[#names + 1] = k end
+      table.sort(names)
+      for _, k in ipairs(names) do
+        local lk = k:lower()
+        if value[lk] == nil then order[#order + 1] = lk; spelling[lk] = k end
+        value[lk] = map[k]
+      end
+    end
+  end
+  local lines = {}
+  for _, lk in ipairs(order) do
+    if value[lk] ~= false then lines[#lines + 1] = spelling[lk] .. ": " .. tostring(value[lk]) end
+  end
+  return lines
+end
+M.header_lines = header_lines
+
+local TRANSPORT_KIND = { timeout = "timeout", network = "network", tls = "network",
+                         too_large = "protocol", interrupted = "network" }
+
+--- Send one request.
+-- @tparam table req `method`, `url`, `query` (table), `headers` (map),
+--   `override` (map applied last, e.g. authorization), `json` (Lua value to
+--   encode) or `form` (list of pairs) or `body` (string), `timeout`.
+-- @return resp `{ status =, headers =, body =, json =, seconds = }` for any
+--   HTTP status, or nil and an error for a transport failure or a body that
+--   cannot be encoded.
+function Transport:send(req)
+  local url = req.url
+  local q = M.encode_query(req.query)
+  if q ~= "" then url = url .. (url:find("?", 1, true) and "&" or "?") .. q end
+  local body, ctype = req.body, nil
+  if req.json ~= nil then
+    local err
+    body, err = core.json_encode(req.json, req.json_root or "body")
+    if not body then return nil, errors.new("invalid_input", err, { tool = req.tool }) end
+    ctype = "application/json"
+  elseif req.form then
+    body, ctype = M.encode_form(req.form), "application/x-www-form-urlencoded"
+  end
+  local base = { ["User-Agent"] = M.USER_AGENT, Accept = "application/json",
+                 ["Content-Type"] = ctype }
+  local lines = header_lines(base, self.headers, req.headers, req.override)
+  local method = (req.method or "GET"):upper()
+
+  if self.debug then
+    self:trace(("> %s %s"):format(method, url))
+    for _, l in ipairs(lines) do
+      local name = l:match("^([^:]+)"):lower()
+      self:trace("> " .. (SENSITIVE[name] and (l:match("^[^:]+") .. ": [REDACTED]") or l))
+    end
+    trace_body(self, "> ", body)
+  end
+
+  local status, headers, rbody, seconds = self.session:request{
+    method = method, url = url, headers = lines, body = body,
+    timeout = req.timeout or self.timeout,
+    connect_timeout = self.connect_timeout, stall_timeout = self.stall_timeout,
+  }
+  if not status then
+    local kind, msg, sent = headers, rbody, seconds
+    self:trace(("< %s: %s"):format(kind, msg))
+    local e = errors.new(TRANSPORT_KIND[kind] or "network",
+                         ("%s %s: %s"):format(method, self.redact(url), self.redact(msg)),
+                         { transport = kind, sent = sent, tool = req.tool,
+                           may_have_been_applied = sent and method ~= "GET" and method ~= "HEAD" or nil })
+    return nil, e
+  end
+  local resp = { status = status, headers = headers, body = rbody, seconds = seconds }
+  local ct = headers["content-type"] or ""
+  if ct:find("json", 1, true) or rbody:match("^%s*[%[{]") then
+    resp.json, resp.json_error = core.json_decode(rbody)
+  end
+  self:trace(("< %d (%.3f s)"):format(status, seconds))
+  trace_body(self, "< ", rbody)
+  return resp
+end
+
+function Transport:close()
+  self.session:close()
+end
+
+return M

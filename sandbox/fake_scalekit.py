@@ -1,0 +1,316 @@
+#!/usr/bin/env python3
+"""fake_scalekit.py - a local stand-in for Scalekit's REST API (tests and sandbox).
+
+Speaks the routes scalekit.twitter uses: POST /oauth/token, POST
+/api/v1/execute_tool, the connected-account routes, and /proxy/*.  Every
+request is recorded exactly (method, path, raw query, headers in order, body)
+so tests can assert what the SDK sent, and the server can be scripted to answer
+with canned replies or faults (status, headers, body, delay, dropped
+connection).  Standard library only; listens on 127.0.0.1 only.
+
+Run:  python3 sandbox/fake_scalekit.py [--port 0]
+It prints "PORT <n>" on stdout once it listens.
+
+Control routes (not recorded), all JSON:
+  GET  /__sandbox/requests         the recorded requests
+  POST /__sandbox/reset            forget requests, scripts, tokens, accounts
+  POST /__sandbox/script           queue a reply: {"path": "/api/v1/execute_tool",
+                                   "method": "POST", "times": 1, "status": 200,
+                                   "headers": {...}, "json": ... | "body": "...",
+                                   "delay": 0.5, "drop": false}
+  POST /__sandbox/config           {"token_ttl": 3600, "auto_activate": true}
+  POST /__sandbox/revoke_tokens    make every issued token invalid (-> 401)
+  POST /__sandbox/shutdown         stop the server
+"""
+import argparse
+import json
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+CLIENT_ID = "sandbox-client"
+CLIENT_SECRET = "sandbox-secret"
+SANDBOX_USER = {"id": "1720000000000000001", "name": "Sandbox User", "username": "sandbox_user"}
+MAX_BODY = 64 << 20
+
+
+class State:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.reset()
+
+    def reset(self):
+        self.requests = []
+        self.scripts = []
+        self.tokens = set()
+        self.token_seq = 0
+        self.token_ttl = 3600
+        self.auto_activate = True
+        self.accounts = {}
+        self.posts = []
+        self.post_seq = 1720000000000000100
+        self.exec_seq = 0
+
+
+STATE = State()
+
+
+def envelope(code, message, status, error_code=None, tool_error=None):
+    """A grpc-gateway error body with an optional ErrorInfo detail."""
+    body = {"code": code, "message": message, "details": []}
+    if error_code:
+        info = {"@type": "type.googleapis.com/scalekit.v1.errdetails.ErrorInfo",
+                "error_code": error_code}
+        if tool_error:
+            info["tool_error_info"] = tool_error
+        body["details"].append(info)
+    return status, body
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "fake-scalekit/1"
+
+    def log_message(self, fmt, *args):  # quiet
+        pass
+
+    # -- plumbing -----------------------------------------------------------
+    def read_body(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        if n > MAX_BODY:
+            raise ValueError("body too large")
+        return self.rfile.read(n) if n else b""
+
+    def send(self, status, obj=None, body=None, headers=None):
+        if body is None:
+            body = b"" if obj is None else json.dumps(obj).encode()
+        elif isinstance(body, str):
+            body = body.encode()
+        self.send_response(status)
+        hdrs = {"Content-Type": "application/json"} if obj is not None else {}
+        hdrs.update(headers or {})
+        for k, v in hdrs.items():
+            self.send_header(k, str(v))
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def handle_any(self):
+        url = urlsplit(self.path)
+        raw = self.read_body()
+        if url.path.startswith("/__sandbox/"):
+            return self.control(url.path, raw)
+        rec = {"method": self.command, "path": url.path, "query": url.query,
+               "headers": [[k, v] for k, v in self.headers.items()],
+               "body": raw.decode("utf-8", "replace")}
+        with STATE.lock:
+            STATE.requests.append(rec)
+            script = self.take_script(url.path)
+        if script is not None:
+            return self.play(script)
+        try:
+            self.route(url, raw)
+        except Exception as exc:  # a bug in the fake must not hang the client
+            self.send(500, {"code": 13, "message": "fake server error: %s" % exc})
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = handle_any
+
+    def take_script(self, path):
+        for i, s in enumerate(STATE.scripts):
+            if s.get("path", path) == path and s.get("method", self.command) == self.command:
+                s["times"] = s.get("times", 1) - 1
+                if s["times"] <= 0:
+                    STATE.scripts.pop(i)
+                return dict(s)
+        return None
+
+    def play(self, s):
+        if s.get("delay"):
+            time.sleep(float(s["delay"]))
+        if s.get("drop"):
+            self.close_connection = True
+            return
+        if "json" in s:
+            return self.send(s.get("status", 200), s["json"], headers=s.get("headers"))
+        self.send(s.get("status", 200), body=s.get("body", ""), headers=s.get("headers"))
+
+    def control(self, path, raw):
+        arg = json.loads(raw) if raw else {}
+        with STATE.lock:
+            if path == "/__sandbox/requests":
+                return self.send(200, STATE.requests)
+            if path == "/__sandbox/reset":
+                STATE.reset()
+            elif path == "/__sandbox/script":
+                STATE.scripts.append(arg)
+            elif path == "/__sandbox/config":
+                STATE.token_ttl = arg.get("token_ttl", STATE.token_ttl)
+                STATE.auto_activate = arg.get("auto_activate", STATE.auto_activate)
+            elif path == "/__sandbox/revoke_tokens":
+                STATE.tokens.clear()
+            elif path == "/__sandbox/shutdown":
+                self.send(200, {})
+                threading.Thread(target=self.server.shutdown, daemon=True).start()
+                return
+            else:
+                return self.send(404, {"message": "no such control route"})
+        self.send(200, {})
+
+    # -- Scalekit -----------------------------------------------------------
+    def authorized(self):
+        auth = self.headers.get("Authorization", "")
+        with STATE.lock:
+            return auth.startswith("Bearer ") and auth[7:] in STATE.tokens
+
+    def route(self, url, raw):
+        path = url.path
+        if path == "/oauth/token" and self.command == "POST":
+            return self.token(raw)
+        if not self.authorized():
+            return self.send(*envelope(16, "unauthenticated", 401))
+        if path.startswith("/proxy/"):
+            return self.proxy(url, raw)
+        body = json.loads(raw) if raw else {}
+        query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        if path == "/api/v1/execute_tool" and self.command == "POST":
+            return self.execute(body)
+        if path.startswith("/api/v1/connected_accounts"):
+            return self.accounts(path, self.command, body, query)
+        self.send(*envelope(5, "route not found: %s %s" % (self.command, path), 404))
+
+    def token(self, raw):
+        form = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
+        if form.get("grant_type") != "client_credentials":
+            return self.send(400, {"error": "unsupported_grant_type"})
+        if form.get("client_id") != CLIENT_ID or form.get("client_secret") != CLIENT_SECRET:
+            return self.send(401, {"error": "invalid_client",
+                                   "error_description": "client authentication failed"})
+        with STATE.lock:
+            STATE.token_seq += 1
+            tok = "tok-%d" % STATE.token_seq
+            STATE.tokens.add(tok)
+            ttl = STATE.token_ttl
+        self.send(200, {"access_token": tok, "token_type": "Bearer",
+                        "expires_in": ttl, "scope": "openid"})
+
+    def execute(self, body):
+        name = body.get("tool_name", "")
+        params = body.get("params", {})
+        key = (body.get("connector"), body.get("identifier"))
+        with STATE.lock:
+            STATE.exec_seq += 1
+            exec_id = "exec_%d" % STATE.exec_seq
+            acct = STATE.accounts.get(key)
+        if not body.get("connected_account_id") and (acct is None or acct["status"] != "ACTIVE"):
+            return self.send(*envelope(5, "connected account not found or not active", 404,
+                                       "CONNECTED_ACCOUNT_NOT_FOUND"))
+        status, data = self.simulate(name, params)
+        if status != 200:
+            return self.send(*envelope(2, "tool execution failed", 400 if status < 500 else 500,
+                                       "TOOL_ERROR",
+                                       {"execution_id": exec_id, "tool_error_code": str(status),
+                                        "tool_error_message": data}))
+        self.send(200, {"data": data, "execution_id": exec_id})
+
+    def simulate(self, name, p):
+        """A tiny X: enough for the quickstart and examples to show real flows."""
+        with STATE.lock:
+            if name == "twitter_user_me":
+                return 200, {"data": dict(SANDBOX_USER)}
+            if name == "twitter_post_create":
+                STATE.post_seq += 1
+                post = {"id": str(STATE.post_seq), "text": p.get("text", ""),
+                        "author_id": SANDBOX_USER["id"],
+                        "edit_history_tweet_ids": [str(STATE.post_seq)]}
+                STATE.posts.append(post)
+                return 200, {"data": {"id": post["id"], "text": post["text"],
+                                      "edit_history_tweet_ids": post["edit_history_tweet_ids"]}}
+            if name == "twitter_recent_search":
+                words = [w.lower() for w in p.get("query", "").split() if ":" not in w]
+                hits = [dict(x) for x in reversed(STATE.posts)
+                        if all(w in x["text"].lower() for w in words)]
+                hits = hits[: int(p.get("max_results", 10))]
+                meta = {"result_count": len(hits)}
+                if hits:
+                    meta.update(newest_id=hits[0]["id"], oldest_id=hits[-1]["id"])
+                return 200, {"data": hits, "meta": meta} if hits else {"meta": meta}
+            if name == "twitter_post_lookup":
+                for x in STATE.posts:
+                    if x["id"] == p.get("id"):
+                        return 200, {"data": dict(x)}
+                return 404, "Could not find tweet with id: [%s]." % p.get("id")
+            if name == "twitter_post_delete":
+                before = len(STATE.posts)
+                STATE.posts = [x for x in STATE.posts if x["id"] != p.get("id")]
+                return 200, {"data": {"deleted": len(STATE.posts) < before}}
+        return 200, {"data": {"tool": name, "params": p, "sandbox": True}}
+
+    def accounts(self, path, method, body, query):
+        ref = dict(query)
+        ref.update({k: v for k, v in body.items() if isinstance(v, str)})
+        key = (ref.get("connector"), ref.get("identifier"))
+        with STATE.lock:
+            acct = STATE.accounts.get(key)
+            if path == "/api/v1/connected_accounts/magic_link" and method == "POST":
+                return self.send(200, {"link": "https://sandbox.scalekit.local/magic/%s" % key[1],
+                                       "expiry": "2030-01-01T00:00:00Z"})
+            if path == "/api/v1/connected_accounts/auth" and method == "GET":
+                if acct is None:
+                    return self.send(*envelope(5, "connected account not found", 404,
+                                               "CONNECTED_ACCOUNT_NOT_FOUND"))
+                return self.send(200, {"connected_account": acct})
+            if path == "/api/v1/connected_accounts" and method == "POST":
+                if acct is not None:
+                    return self.send(*envelope(6, "connected account already exists", 409))
+                acct = {"id": "ca_%d" % (len(STATE.accounts) + 1), "identifier": key[1],
+                        "connector": key[0], "provider": "TWITTER",
+                        "status": "ACTIVE" if STATE.auto_activate else "PENDING_AUTH",
+                        "authorization_type": "OAUTH",
+                        "authorization_details": body.get("connected_account", {}).get(
+                            "authorization_details", {})}
+                STATE.accounts[key] = acct
+                return self.send(200, {"connected_account": acct})
+            if path == "/api/v1/connected_accounts" and method == "PUT":
+                if acct is None:
+                    return self.send(*envelope(5, "connected account not found", 404))
+                acct["authorization_details"] = body.get("connected_account", {}).get(
+                    "authorization_details", {})
+                return self.send(200, {"connected_account": acct})
+            if path == "/api/v1/connected_accounts" and method == "GET":
+                rows = [{k: v for k, v in a.items() if k != "authorization_details"}
+                        for (c, i), a in sorted(STATE.accounts.items())
+                        if c == ref.get("connector", c) and i == ref.get("identifier", i)]
+                return self.send(200, {"connected_accounts": rows, "total_size": len(rows),
+                                       "next_page_token": "", "prev_page_token": ""})
+            if path == "/api/v1/connected_accounts:delete" and method == "POST":
+                if STATE.accounts.pop(key, None) is None:
+                    return self.send(*envelope(5, "connected account not found", 404))
+                return self.send(200, {})
+            if path == "/api/v1/connected_accounts/user/verify" and method == "POST":
+                return self.send(200, {"post_user_verify_redirect_url":
+                                       "https://sandbox.scalekit.local/verified"})
+        self.send(*envelope(5, "route not found", 404))
+
+    def proxy(self, url, raw):
+        self.send(200, {"proxied": {"method": self.command, "path": url.path[len("/proxy"):],
+                                    "query": url.query, "body": raw.decode("utf-8", "replace")}})
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--port", type=int, default=0)
+    args = ap.parse_args()
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    server.daemon_threads = True
+    print("PORT %d" % server.server_address[1], flush=True)
+    try:
+        server.serve_forever(poll_interval=0.1)
+    except KeyboardInterrupt:
+        pass
+    server.server_close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

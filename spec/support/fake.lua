@@ -1,0 +1,111 @@
+--- Test support: start the fake Scalekit server on 127.0.0.1 (a random free
+-- port), script it, and read back exactly what the SDK sent.
+
+local core = require "scalekit.core"
+
+local M = {}
+
+local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
+M.ROOT = here .. "/../.."
+M.CLIENT_ID, M.CLIENT_SECRET = "sandbox-client", "sandbox-secret"
+
+local Fake = {}
+Fake.__index = Fake
+
+--- Start a fake server; returns an object with `url`, `port` and helpers.
+function M.start(script)
+  script = script or "fake_scalekit.py"
+  local proc = assert(io.popen(("exec python3 %s/sandbox/%s --port 0"):format(M.ROOT, script), "r"))
+  local line = proc:read("l")
+  local port = line and tonumber(line:match("^PORT (%d+)"))
+  assert(port, "fake server did not start: " .. tostring(line))
+  return setmetatable({ port = port, url = "http://127.0.0.1:" .. port, proc = proc,
+                        http = core.http_new() }, Fake)
+end
+
+--- POST a control command; returns the decoded answer.
+function Fake:control(name, arg)
+  local status, _, body = self.http:request{
+    method = name == "requests" and "GET" or "POST",
+    url = self.url .. "/__sandbox/" .. name,
+    headers = { "Content-Type: application/json" },
+    body = arg and assert(core.json_encode(arg)) or nil,
+  }
+  assert(status == 200, "control " .. name .. " failed: " .. tostring(status))
+  return assert(core.json_decode(body))
+end
+
+function Fake:reset() return self:control("reset") end
+--- Queue a canned reply (see sandbox/fake_scalekit.py).
+function Fake:script(s) return self:control("script", s) end
+
+--- The requests recorded since the last reset, optionally only those to `path`.
+function Fake:requests(path)
+  local all, out = self:control("requests"), {}
+  for _, r in ipairs(all) do
+    if path == nil or r.path == path then out[#out + 1] = r end
+  end
+  return out
+end
+
+--- Value of header `name` (any case) in a recorded request, or nil.
+function M.header(req, name)
+  name = name:lower()
+  for _, kv in ipairs(req.headers) do
+    if kv[1]:lower() == name then return kv[2] end
+  end
+  return nil
+end
+
+--- Names of the headers of a recorded request, lower-case, sorted.
+function M.header_names(req)
+  local out = {}
+  for i, kv in ipairs(req.headers) do out[i] = kv[1]:lower() end
+  table.sort(out)
+  return out
+end
+
+function Fake:stop()
+  pcall(self.control, self, "shutdown")
+  self.http:close()
+  self.proc:close()
+end
+
+--- Deep equality that also compares integer vs float and array vs object marks.
+function M.same(a, b, path)
+  path = path or "value"
+  if type(a) ~= type(b) then return false, path .. ": " .. type(a) .. " vs " .. type(b) end
+  if type(a) == "number" and math.type(a) ~= math.type(b) then
+    return false, path .. ": " .. math.type(a) .. " vs " .. math.type(b)
+  end
+  if type(a) ~= "table" then
+    if a == b then return true end
+    return false, ("%s: %s vs %s"):format(path, tostring(a), tostring(b))
+  end
+  for k, v in pairs(a) do
+    local ok, why = M.same(v, b[k], path .. "." .. tostring(k))
+    if not ok then return false, why end
+  end
+  for k in pairs(b) do
+    if a[k] == nil then return false, path .. "." .. tostring(k) .. ": missing on the left" end
+  end
+  return true
+end
+
+--- A client pointed at the fake server with the sandbox credentials.
+function M.client(fake, opts)
+  local twitter = require "scalekit.twitter"
+  local o = { env_url = fake.url, client_id = M.CLIENT_ID, client_secret = M.CLIENT_SECRET,
+              identifier = "user_123" }
+  for k, v in pairs(opts or {}) do o[k] = v end
+  return twitter.new(o)
+end
+
+--- Create the ACTIVE connected account the sandbox needs for tool calls.
+function M.connect(fake, identifier)
+  local tw = M.client(fake, { identifier = identifier or "user_123" })
+  assert(tw:get_or_create_connected_account())
+  tw:close()
+end
+
+return M

@@ -1,0 +1,345 @@
+/*
+ * http.c - the libcurl transport.
+ *
+ * A session is one CURL easy handle kept for the life of an SDK client, so
+ * its connection cache keeps connections alive between calls (HTTP/2 over TLS
+ * where the server offers it).  The Lua layer decides everything about a
+ * request (method, URL, header lines, body, timeouts); this file only moves
+ * bytes, with these fixed policies:
+ *   - TLS peer and host verification always on; redirects never followed;
+ *     only http:// and https:// URLs.
+ *   - The response body and headers are capped; past the cap the transfer is
+ *     aborted and reported as "too_large".
+ *   - No Lua API is called from inside a libcurl callback, so a Lua error can
+ *     never unwind through libcurl.
+ * Failures are returned, never raised: nil, kind, message, sent, where kind is
+ * "timeout", "network", "tls", "too_large" or "interrupted" and `sent` tells
+ * whether any request bytes left the machine (for retry decisions).
+ */
+#include "http.h"
+#include "buf.h"
+
+#include <ctype.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "lauxlib.h"
+
+#define HTTP_MT "scalekit.http"
+#define HTTP_DEFAULT_MAX_BODY ((size_t)64 << 20)    /* 64 MiB */
+#define HTTP_MAX_HEADERS ((size_t)256 << 10)        /* 256 KiB of header lines */
+#define HTTP_MAX_HEADER_LINES 512
+
+typedef struct http_session {
+  CURL *easy;
+  struct curl_slist *req_headers;  /* kept until the next request or __gc */
+  buf_t body;
+  buf_t head;
+  int too_large;                   /* 1: body over its cap, 2: headers */
+  char errbuf[CURL_ERROR_SIZE];
+} http_session;
+
+static http_session *session_check(lua_State *L) {
+  http_session *s = luaL_checkudata(L, 1, HTTP_MT);
+  if (s->easy == NULL) luaL_error(L, "HTTP session is closed");
+  return s;
+}
+
+static void session_release(http_session *s) {
+  if (s->easy) curl_easy_cleanup(s->easy);
+  s->easy = NULL;
+  curl_slist_free_all(s->req_headers);
+  s->req_headers = NULL;
+  buf_free(&s->body);
+  buf_free(&s->head);
+}
+
+static int session_gc(lua_State *L) {
+  session_release(luaL_checkudata(L, 1, HTTP_MT));
+  return 0;
+}
+
+static int session_close(lua_State *L) {
+  session_release(luaL_checkudata(L, 1, HTTP_MT));
+  return 0;
+}
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud) {
+  http_session *s = ud;
+  size_t len = size * n;
+  if (!buf_append(&s->body, p, len)) {
+    s->too_large = 1;
+    return 0;                       /* aborts the transfer: CURLE_WRITE_ERROR */
+  }
+  return len;
+}
+
+/* Keeps the header lines of the last response only (1xx responses and any
+ * earlier status line reset the buffer). */
+static size_t on_header(char *p, size_t size, size_t n, void *ud) {
+  http_session *s = ud;
+  size_t len = size * n;
+  if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) buf_reset(&s->head);
+  if (!buf_append(&s->head, p, len)) {
+    s->too_large = 2;
+    return 0;
+  }
+  return len;
+}
+
+/* Sets one option of a request from field `name` of the table at index 2. */
+static long opt_millis(lua_State *L, const char *name, long dflt) {
+  lua_Number v;
+  long ms;
+  lua_getfield(L, 2, name);
+  if (lua_isnil(L, -1)) { lua_pop(L, 1); return dflt; }
+  v = luaL_checknumber(L, -1);
+  lua_pop(L, 1);
+  if (!(v > 0)) luaL_error(L, "'%s' must be a positive number of seconds", name);
+  ms = v > 2147483.0 ? 2147483647L : (long)(v * 1000.0 + 0.5);
+  return ms > 0 ? ms : 1;
+}
+
+static void set_method(http_session *s, const char *method, const char *body,
+                       size_t blen, int has_body) {
+  CURL *e = s->easy;
+  curl_easy_setopt(e, CURLOPT_NOBODY, 0L);
+  curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
+  if (has_body || strcmp(method, "POST") == 0) {
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, has_body ? body : "");
+    if (strcmp(method, "POST") != 0) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+  } else {
+    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    if (strcmp(method, "HEAD") == 0) curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+    else if (strcmp(method, "GET") != 0) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+  }
+}
+
+/* Builds the request header list from the array of "Name: value" strings in
+ * field `headers`.  Returns 0 if libcurl ran out of memory. */
+static int set_headers(lua_State *L, http_session *s) {
+  lua_Integer i, n;
+  struct curl_slist *list = NULL, *next;
+  curl_slist_free_all(s->req_headers);
+  s->req_headers = NULL;
+  lua_getfield(L, 2, "headers");
+  if (!lua_isnil(L, -1)) {
+    luaL_checktype(L, -1, LUA_TTABLE);
+    n = (lua_Integer)lua_rawlen(L, -1);
+    for (i = 1; i <= n; i++) {
+      const char *line;
+      lua_rawgeti(L, -1, i);
+      line = lua_tostring(L, -1);
+      if (line == NULL || strchr(line, '\r') || strchr(line, '\n')) {
+        curl_slist_free_all(list);
+        luaL_error(L, "header %d must be a single-line string", (int)i);
+      }
+      next = curl_slist_append(list, line);
+      lua_pop(L, 1);
+      if (!next) { curl_slist_free_all(list); return 0; }
+      list = next;
+    }
+  }
+  lua_pop(L, 1);
+  /* Never wait for "100 Continue". */
+  next = curl_slist_append(list, "Expect:");
+  if (!next) { curl_slist_free_all(list); return 0; }
+  s->req_headers = next;
+  curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, s->req_headers);
+  return 1;
+}
+
+/* Pushes a table of the response headers: lower-case names, values trimmed,
+ * repeated headers joined with ", ". */
+static void push_headers(lua_State *L, http_session *s) {
+  const char *p = buf_cstr(&s->head), *end = p + s->head.len;
+  int lines = 0;
+  lua_createtable(L, 0, 8);
+  while (p < end && lines++ < HTTP_MAX_HEADER_LINES) {
+    const char *eol = memchr(p, '\n', (size_t)(end - p));
+    const char *colon, *v, *ve;
+    if (!eol) eol = end;
+    colon = memchr(p, ':', (size_t)(eol - p));
+    if (colon && colon > p && memcmp(p, "HTTP/", 5) != 0) {
+      luaL_Buffer name;
+      const char *q;
+      v = colon + 1;
+      ve = eol;
+      while (v < ve && (*v == ' ' || *v == '\t')) v++;
+      while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t')) ve--;
+      luaL_buffinit(L, &name);
+      for (q = p; q < colon; q++) luaL_addchar(&name, (char)tolower((unsigned char)*q));
+      luaL_pushresult(&name);
+      lua_pushvalue(L, -1);
+      lua_rawget(L, -3);
+      if (lua_isstring(L, -1)) {
+        lua_pushliteral(L, ", ");
+        lua_pushlstring(L, v, (size_t)(ve - v));
+        lua_concat(L, 3);
+      } else {
+        lua_pop(L, 1);
+        lua_pushlstring(L, v, (size_t)(ve - v));
+      }
+      lua_rawset(L, -3);
+    }
+    p = eol + 1;
+  }
+}
+
+static const char *error_kind(CURLcode rc, int too_large) {
+  if (too_large) return "too_large";
+  switch (rc) {
+    case CURLE_OPERATION_TIMEDOUT: return "timeout";
+    case CURLE_ABORTED_BY_CALLBACK: return "interrupted";
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_CRL_BADFILE:
+      return "tls";
+    default:
+      return "network";
+  }
+}
+
+/* session:request{ method=, url=, headers={"Name: value",...}, body=,
+ *                  timeout=, connect_timeout=, stall_timeout= }
+ * -> status, headers, body, seconds  |  nil, kind, message, sent
+ * Raises only for programmer mistakes (missing url, bad header lines). */
+static int session_request(lua_State *L) {
+  http_session *s = session_check(L);
+  const char *url, *method, *body = NULL;
+  size_t blen = 0;
+  long status = 0, sent = 0, timeout, connect_timeout, stall;
+  double seconds = 0;
+  CURLcode rc;
+
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_getfield(L, 2, "url");
+  url = luaL_checkstring(L, -1);
+  lua_getfield(L, 2, "method");
+  method = luaL_optstring(L, -1, "GET");
+  lua_getfield(L, 2, "body");
+  if (!lua_isnil(L, -1)) body = luaL_checklstring(L, -1, &blen);
+  /* url, method and body stay on the stack (anchored) during the transfer. */
+  timeout = opt_millis(L, "timeout", 60000L);
+  connect_timeout = opt_millis(L, "connect_timeout", 10000L);
+  stall = opt_millis(L, "stall_timeout", 30000L);
+
+  buf_reset(&s->body);
+  buf_reset(&s->head);
+  s->too_large = 0;
+  s->errbuf[0] = '\0';
+  if (!set_headers(L, s)) return luaL_error(L, "out of memory");
+  curl_easy_setopt(s->easy, CURLOPT_URL, url);
+  set_method(s, method, body, blen, body != NULL);
+  curl_easy_setopt(s->easy, CURLOPT_TIMEOUT_MS, timeout);
+  curl_easy_setopt(s->easy, CURLOPT_CONNECTTIMEOUT_MS, connect_timeout);
+  curl_easy_setopt(s->easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
+  curl_easy_setopt(s->easy, CURLOPT_LOW_SPEED_TIME, (stall + 999) / 1000);
+
+  rc = curl_easy_perform(s->easy);
+  curl_easy_getinfo(s->easy, CURLINFO_REQUEST_SIZE, &sent);
+  if (rc != CURLE_OK) {
+    const char *kind = error_kind(rc, s->too_large);
+    lua_pushnil(L);
+    lua_pushstring(L, kind);
+    if (s->too_large)
+      lua_pushfstring(L, "response %s exceed the limit of %I bytes",
+                      s->too_large == 1 ? "body would" : "headers would",
+                      (lua_Integer)(s->too_large == 1 ? s->body.max : s->head.max));
+    else
+      lua_pushstring(L, s->errbuf[0] ? s->errbuf : curl_easy_strerror(rc));
+    lua_pushboolean(L, sent > 0);
+    buf_reset(&s->body);
+    return 4;
+  }
+  curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &status);
+  curl_easy_getinfo(s->easy, CURLINFO_TOTAL_TIME, &seconds);
+  lua_pushinteger(L, status);
+  push_headers(L, s);
+  lua_pushlstring(L, buf_cstr(&s->body), s->body.len);
+  lua_pushnumber(L, seconds);
+  if (s->body.cap > ((size_t)4 << 20)) {      /* don't hoard a huge buffer */
+    size_t max = s->body.max;
+    buf_free(&s->body);
+    buf_init(&s->body, max);
+  }
+  return 4;
+}
+
+static int session_tostring(lua_State *L) {
+  http_session *s = luaL_checkudata(L, 1, HTTP_MT);
+  lua_pushfstring(L, "scalekit.http session (%s)", s->easy ? "open" : "closed");
+  return 1;
+}
+
+/* http_new{ ca_file=, proxy=, max_response= } -> session
+ * Raises if libcurl cannot create a handle. */
+static int http_new(lua_State *L) {
+  http_session *s;
+  const char *ca_file = NULL, *proxy = NULL;
+  lua_Integer max_body = (lua_Integer)HTTP_DEFAULT_MAX_BODY;
+  if (!lua_isnoneornil(L, 1)) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_getfield(L, 1, "ca_file");
+    ca_file = luaL_optstring(L, -1, NULL);
+    lua_getfield(L, 1, "proxy");
+    proxy = luaL_optstring(L, -1, NULL);
+    lua_getfield(L, 1, "max_response");
+    max_body = luaL_optinteger(L, -1, max_body);
+    luaL_argcheck(L, max_body > 0, 1, "max_response must be positive");
+  }
+  s = lua_newuserdatauv(L, sizeof *s, 0);
+  memset(s, 0, sizeof *s);
+  buf_init(&s->body, (size_t)max_body);
+  buf_init(&s->head, HTTP_MAX_HEADERS);
+  luaL_setmetatable(L, HTTP_MT);
+  s->easy = curl_easy_init();
+  if (!s->easy) return luaL_error(L, "libcurl could not create a handle");
+  curl_easy_setopt(s->easy, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(s->easy, CURLOPT_ERRORBUFFER, s->errbuf);
+  curl_easy_setopt(s->easy, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(s->easy, CURLOPT_WRITEDATA, s);
+  curl_easy_setopt(s->easy, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(s->easy, CURLOPT_HEADERDATA, s);
+  curl_easy_setopt(s->easy, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(s->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(s->easy, CURLOPT_SSL_VERIFYPEER, 1L);
+  curl_easy_setopt(s->easy, CURLOPT_SSL_VERIFYHOST, 2L);
+  curl_easy_setopt(s->easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+  curl_easy_setopt(s->easy, CURLOPT_ACCEPT_ENCODING, "");
+  curl_easy_setopt(s->easy, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(s->easy, CURLOPT_USERAGENT, NULL);
+  if (ca_file) curl_easy_setopt(s->easy, CURLOPT_CAINFO, ca_file);
+  if (proxy) curl_easy_setopt(s->easy, CURLOPT_PROXY, proxy);
+  return 1;
+}
+
+void http_register(lua_State *L) {
+  static const luaL_Reg methods[] = {
+    {"request", session_request},
+    {"close", session_close},
+    {NULL, NULL}
+  };
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+  if (luaL_newmetatable(L, HTTP_MT)) {
+    luaL_newlib(L, methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, session_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, session_gc);
+    lua_setfield(L, -2, "__close");
+    lua_pushcfunction(L, session_tostring);
+    lua_setfield(L, -2, "__tostring");
+  }
+  lua_pop(L, 1);
+  lua_pushcfunction(L, http_new);
+  lua_setfield(L, -2, "http_new");
+}
