@@ -13,7 +13,8 @@ It prints "PORT <n>" on stdout once it listens.
 
 Control routes (not recorded), all JSON:
   GET  /__sandbox/requests         the recorded requests
-  POST /__sandbox/reset            forget requests, scripts, tokens, accounts
+  POST /__sandbox/clear            forget recorded requests and queued scripts
+  POST /__sandbox/reset            forget everything: also tokens, accounts, posts
   POST /__sandbox/script           queue a reply: {"path": "/api/v1/execute_tool",
                                    "method": "POST", "times": 1, "status": 200,
                                    "headers": {...}, "json": ... | "body": "...",
@@ -24,6 +25,7 @@ Control routes (not recorded), all JSON:
 """
 import argparse
 import json
+import socket
 import sys
 import threading
 import time
@@ -75,6 +77,12 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, fmt, *args):  # quiet
         pass
+
+    def setup(self):
+        super().setup()
+        # Headers and body go out in separate writes: without this, Nagle's
+        # algorithm and delayed ACKs add ~40 ms to every response.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     # -- plumbing -----------------------------------------------------------
     def read_body(self):
@@ -143,6 +151,8 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send(200, STATE.requests)
             if path == "/__sandbox/reset":
                 STATE.reset()
+            elif path == "/__sandbox/clear":
+                STATE.requests, STATE.scripts = [], []
             elif path == "/__sandbox/script":
                 STATE.scripts.append(arg)
             elif path == "/__sandbox/config":

@@ -35,6 +35,9 @@ function Fake:control(name, arg)
   return assert(core.json_decode(body))
 end
 
+--- Forget recorded requests and queued scripts (accounts and tokens stay).
+function Fake:clear() return self:control("clear") end
+--- Forget everything, as if the server had just started.
 function Fake:reset() return self:control("reset") end
 --- Queue a canned reply (see sandbox/fake_scalekit.py).
 function Fake:script(s) return self:control("script", s) end

@@ -1,0 +1,18 @@
+#!/bin/sh
+# test.sh - run the busted suite under Lua 5.4 against the freshly built
+# module, and end with one plain line: "N passed, N failed".
+# Extra arguments go to busted (e.g. a single spec file).
+set -u
+cd "$(dirname "$0")/.."
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+busted --lua=lua5.4 -o TAP "$@" 2>&1 | tee "$out"
+passed=$(grep -c '^ok ' "$out")
+failed=$(grep -c '^not ok ' "$out")
+planned=$(sed -n 's/^1\.\.\([0-9][0-9]*\)$/\1/p' "$out" | tail -n 1)
+if [ -z "$planned" ]; then
+  echo "busted did not finish (no TAP plan line)" >&2
+  failed=$((failed + 1))
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

@@ -1,0 +1,162 @@
+-- The JSON codec of the C core: exact integers, IDs, null, [] vs {}, UTF-8,
+-- and errors that name the path.
+
+local twitter = require "scalekit.twitter"
+local fake = require "support.fake"
+
+local encode, decode = twitter.json.encode, twitter.json.decode
+
+describe("JSON encoding", function()
+  it("writes integers with every digit up to 2^63-1", function()
+    assert.equals('{"big":9223372036854775807,"min":-9223372036854775808,"n":12345678901}',
+      encode{ big = math.maxinteger, min = math.mininteger, n = 12345678901 })
+  end)
+
+  it("writes floats in the fewest digits that read back exactly, keeping them floats", function()
+    assert.equals("[0.1,1.5,10.0,1e+300,0.3333333333333333,-0.0]",
+      encode{ 0.1, 1.5, 10.0, 1e300, 1 / 3, -0.0 })
+  end)
+
+  it("sorts object keys so the same table always gives the same bytes", function()
+    assert.equals('{"a":1,"b":2,"c":{"x":true,"y":false}}',
+      encode{ c = { y = false, x = true }, b = 2, a = 1 })
+  end)
+
+  it("escapes quotes, backslashes and control characters and keeps UTF-8 as is", function()
+    assert.equals([["q\"b\\n\nt\tc\u0001é😀"]], encode("q\"b\\n\nt\tc\1é😀"))
+  end)
+
+  it("writes marked empty tables as [] or {} and unmarked ones as {}", function()
+    assert.equals('{"a":[],"o":{},"u":{}}',
+      encode{ a = twitter.array(), o = twitter.object(), u = {} })
+  end)
+
+  it("writes twitter.null as null", function()
+    assert.equals('[1,null,"x"]', encode{ 1, twitter.null, "x" })
+  end)
+
+  local failures = {
+    { "NaN", { poll_options = { "a", 0 / 0 } }, "params.poll_options[2]: cannot encode NaN" },
+    { "infinity", { x = { y = math.huge } }, "params.x.y: cannot encode infinity" },
+    { "a cycle", (function() local t = { a = {} }; t.a.b = t; return t end)(),
+      "params.a.b: table contains itself (cycle)" },
+    { "a non-string key", { [true] = 1 }, "params: object key must be a string, got boolean" },
+    { "a float key", { [1.5] = 1 }, "params: object key must be a string, got number" },
+    { "a sparse array", { 1, nil, 3 }, "params: array has holes (2 items, highest index 3)" },
+    { "mixed keys", { 1, x = 2 }, "params: table mixes array items and object keys" },
+    { "invalid UTF-8", { text = "ok\xff" }, "params.text: invalid UTF-8 in string (byte 3)" },
+    { "a function", { f = print }, "params.f: cannot encode a function" },
+    { "an odd key", { ["a b"] = { 0 / 0 } }, 'params["a b"][1]: cannot encode NaN' },
+  }
+  for _, case in ipairs(failures) do
+    it("refuses " .. case[1] .. " and names the path", function()
+      local s, err = encode(case[2], "params")
+      assert.is_nil(s)
+      assert.equals(case[3], err:sub(1, #case[3]))
+    end)
+  end
+
+  it("refuses nesting deeper than 64 levels", function()
+    local t = {}
+    local cur = t
+    for _ = 1, 64 do cur.x = {}; cur = cur.x end
+    local s, err = encode(t)
+    assert.is_nil(s)
+    assert.matches("nested deeper than 64 levels", err)
+    local ok = {}
+    cur = ok
+    for _ = 1, 63 do cur.x = {}; cur = cur.x end
+    assert.is_string(encode(ok))
+  end)
+end)
+
+describe("JSON decoding", function()
+  it("returns integers as Lua integers and keeps 64-bit values exact", function()
+    local v = decode('{"n":10,"f":10.0,"e":1e2,"max":9223372036854775807,"min":-9223372036854775808}')
+    assert.equals("integer", math.type(v.n))
+    assert.equals("float", math.type(v.f))
+    assert.equals("float", math.type(v.e))
+    assert.equals(math.maxinteger, v.max)
+    assert.equals(math.mininteger, v.min)
+  end)
+
+  it("turns integers beyond 64 bits into floats instead of wrapping", function()
+    local v = decode("[18446744073709551616,-9223372036854775809]")
+    assert.equals("float", math.type(v[1]))
+    assert.equals(2.0 ^ 64, v[1])
+    assert.is_true(v[2] < 0)
+  end)
+
+  it("keeps X's string IDs as strings", function()
+    local v = decode('{"data":{"id":"1460323743973015556"}}')
+    assert.equals("1460323743973015556", v.data.id)
+  end)
+
+  it("returns JSON null as twitter.null, distinct from a missing key", function()
+    local v = decode('{"a":null,"b":[null]}')
+    assert.equals(twitter.null, v.a)
+    assert.equals(twitter.null, v.b[1])
+    assert.is_nil(v.c)
+  end)
+
+  it("round-trips [] and {} and nested values byte for byte", function()
+    local text = '{"a":[],"b":{},"c":[{"d":[]}],"e":null,"f":1.5,"g":-3,"h":"\\u0000x"}'
+    assert.equals(text, encode(decode(text)))
+  end)
+
+  it("decodes escapes, surrogate pairs, and replaces lone surrogates", function()
+    local v = decode([["\u00e9\ud83d\ude00\/\b\f\n\r\t\"\\ \ud800x"]])
+    assert.equals("é😀/\b\f\n\r\t\"\\ \xEF\xBF\xBDx", v)
+  end)
+
+  local bad = {
+    { "[1,2", "invalid JSON: expected ',' or ']' at end of input" },
+    { '{"a" 1}', "invalid JSON: expected ':' at byte 6" },
+    { "01", "invalid JSON: trailing characters after JSON value at byte 2" },
+    { "[1,]", "invalid JSON: unexpected character at byte 4" },
+    { '"\xff"', "invalid JSON: invalid UTF-8 at byte 2" },
+    { '"a\nb"', "invalid JSON: control character in string at byte 3" },
+    { "tru", "invalid JSON: invalid literal at byte 1" },
+    { "-", "invalid JSON: invalid number at end of input" },
+    { "1.e5", "invalid JSON: invalid number at byte 3" },
+    { "", "invalid JSON: expected a value at end of input" },
+    { '"\\x"', "invalid JSON: invalid escape at byte 3" },
+  }
+  for _, case in ipairs(bad) do
+    it(("rejects %q with the position"):format(case[1]), function()
+      local v, err = decode(case[1])
+      assert.is_nil(v)
+      assert.equals(case[2], err)
+    end)
+  end
+
+  it("caps nesting depth", function()
+    local v, err = decode(string.rep("[", 129) .. string.rep("]", 129))
+    assert.is_nil(v)
+    assert.matches("nested too deeply", err)
+    assert.is_table(decode(string.rep("[", 128) .. string.rep("]", 128)))
+  end)
+
+  it("survives a fuzz of random bytes and random mutations without crashing", function()
+    local seed = '{"data":[{"id":"1","n":-12.5e3,"t":true,"x":null,"s":"\\u00e9"}],"meta":{}}'
+    math.randomseed(12345)
+    for _ = 1, 3000 do
+      local s = {}
+      for i = 1, #seed do s[i] = seed:sub(i, i) end
+      for _ = 1, math.random(1, 4) do
+        s[math.random(1, #s)] = string.char(math.random(0, 255))
+      end
+      local text = table.concat(s)
+      local v, err = decode(text)
+      assert.is_true(v ~= nil or type(err) == "string")
+      if v ~= nil and type(v) == "table" then assert.is_string(encode(v) or "") end
+    end
+  end)
+end)
+
+describe("fake.same", function()
+  it("tells integers from floats", function()
+    assert.is_false((fake.same({ 1 }, { 1.0 })))
+    assert.is_true((fake.same({ a = { 1, "x" } }, { a = { 1, "x" } })))
+  end)
+end)

@@ -1,0 +1,314 @@
+-- Every tool of the catalog, called through the SDK against the fake Scalekit:
+-- the exact request that goes out, the exact result that comes back, and the
+-- input errors that stop a call before any traffic.
+
+local twitter = require "scalekit.twitter"
+local tools = require "scalekit.twitter.tools"
+local fake = require "support.fake"
+
+local SAMPLE_ID = "1460323743973015556"
+
+-- A valid value for a parameter, derived from its catalog constraints.
+local function sample(p)
+  if p.type == "array" then
+    local t = {}
+    for i = 1, p.min_items or 1 do t[i] = p.items_format == "id" and tostring(1000 + i) or ("opt" .. i) end
+    return t
+  end
+  if p.type == "integer" then return p.max or 42 end
+  if p.type == "boolean" then return false end
+  if p.enum then return p.enum[#p.enum] end
+  if p.format == "id" then return SAMPLE_ID end
+  if p.format == "username" then return "XDevelopers" end
+  if p.format == "space_id" then return "1YqKDqWqdPLsV" end
+  return "value for " .. p.name
+end
+
+local WRONG = { string = true, integer = "10", boolean = "yes", array = "1,2" }
+
+describe("the tool catalog", function()
+  it("has the 80 tools of the connector, sorted, each with a unique short name", function()
+    local list = twitter.tools()
+    assert.equals(80, #list)
+    local seen = {}
+    for i, t in ipairs(list) do
+      if i > 1 then assert.is_true(list[i - 1].name < t.name) end
+      assert.equals("twitter_" .. t.short_name, t.name)
+      assert.is_nil(seen[t.short_name])
+      seen[t.short_name] = true
+      assert.is_true(#t.description > 10)
+      for _, p in ipairs(t.params) do
+        assert.is_string(p.name)
+        assert.is_true(({ string = 1, integer = 1, boolean = 1, array = 1 })[p.type] ~= nil)
+        assert.is_boolean(p.required)
+        assert.is_string(p.description)
+      end
+    end
+  end)
+
+  it("describes a tool's parameters", function()
+    local t
+    for _, x in ipairs(twitter.tools()) do if x.name == "twitter_recent_search" then t = x end end
+    local names = {}
+    for _, p in ipairs(t.params) do names[#names + 1] = p.name .. (p.required and "!" or "") end
+    assert.same({ "end_time", "expansions", "max_results", "media_fields", "next_token", "query!",
+                  "since_id", "start_time", "tweet_fields", "until_id", "user_fields" }, names)
+  end)
+
+  it("gives a JSON Schema for LLM function calling", function()
+    local s = assert(twitter.schema("twitter_recent_search"))
+    assert.equals("https://json-schema.org/draft/2020-12/schema", s["$schema"])
+    assert.equals("object", s.type)
+    assert.same({ "query" }, s.required)
+    assert.same({ type = "integer", minimum = 10, maximum = 100,
+                  description = "Maximum number of results in one page" }, s.properties.max_results)
+    assert.equals("^[0-9]{1,19}$", s.properties.since_id.pattern)
+    assert.is_false(s.additionalProperties)
+    -- an empty `required` stays an array in JSON
+    local text = twitter.json.encode(twitter.schema("user_me"))
+    assert.matches('"required":%[%]', text)
+    local _, err = twitter.schema("twitter_nope")
+    assert.equals("invalid_input", err.kind)
+  end)
+
+  it("makes the 18 'your own id' tools take id as optional", function()
+    local n = 0
+    for _, t in ipairs(tools.list) do
+      if t.self_id then
+        n = n + 1
+        assert.is_false(t.param.id.required)
+      end
+    end
+    assert.equals(18, n)
+  end)
+
+  it("has no short name that shadows a client method", function()
+    local methods = { "execute", "request", "close", "get_authorization_link", "get_connected_account",
+                      "get_or_create_connected_account", "list_connected_accounts",
+                      "delete_connected_account", "verify_connected_account_user" }
+    for _, m in ipairs(methods) do
+      assert.is_function(twitter.Client[m])
+      assert.is_nil(tools.get(m))
+    end
+  end)
+end)
+
+describe("every tool", function()
+  local f, tw
+  setup(function()
+    f = fake.start()
+    fake.connect(f)
+    tw = fake.client(f)
+  end)
+  teardown(function()
+    tw:close()
+    f:stop()
+  end)
+
+  for _, tool in ipairs(tools.list) do
+    it(tool.name .. " sends exactly its input and returns exactly the output", function()
+      local input = {}
+      for _, p in ipairs(tool.params) do input[p.name] = sample(p) end
+      local canned = { data = { data = { id = SAMPLE_ID, tool = tool.name, count = 12345678901234 },
+                                meta = { result_count = 1 }, empty = {} },
+                       execution_id = "exec-" .. tool.short }
+      f:clear()
+      f:script{ path = "/api/v1/execute_tool", json = canned }
+      local data, info = tw[tool.short](tw, input)
+      assert.is_table(data, tostring(info))
+      assert.same({ execution_id = "exec-" .. tool.short, tool = tool.name }, info)
+      assert.is_true(fake.same(canned.data, data))
+      assert.equals("integer", math.type(data.data.count))
+      assert.equals("{}", twitter.json.encode(data.empty))
+
+      local reqs = f:requests("/api/v1/execute_tool")
+      assert.equals(1, #reqs)
+      local r = reqs[1]
+      assert.equals("POST", r.method)
+      assert.equals("", r.query)
+      assert.equals("application/json", fake.header(r, "content-type"))
+      local body = assert(twitter.json.decode(r.body))
+      local want = { tool_name = tool.name, identifier = "user_123", connector = "twitter",
+                     params = input }
+      assert.is_true(fake.same(want, body))
+      -- the full name is the same function
+      assert.equals(tw[tool.short], tw[tool.name])
+      assert.equals(twitter[tool.short], twitter[tool.name])
+    end)
+
+    local first = tool.params[1]
+    for _, p in ipairs(tool.params) do
+      if p.required then first = p; break end
+    end
+    if first then
+      it(tool.name .. " rejects a wrong type for '" .. first.name .. "' before sending", function()
+        f:clear()
+        local input = {}
+        for _, p in ipairs(tool.params) do input[p.name] = sample(p) end
+        input[first.name] = WRONG[first.type]
+        local data, err = tw:execute(tool.name, input)
+        assert.is_nil(data)
+        assert.equals("invalid_input", err.kind)
+        assert.equals(tool.name, err.tool)
+        assert.equals(first.name, err.param)
+        assert.matches("expected", err.message)
+        assert.equals(0, #f:requests())
+      end)
+    end
+    if first and first.required then
+      it(tool.name .. " rejects a call without '" .. first.name .. "' before sending", function()
+        f:clear()
+        local data, err = tw[tool.short](tw, {})
+        assert.is_nil(data)
+        assert.equals("invalid_input", err.kind)
+        assert.equals(first.name, err.param)
+        assert.matches("required parameter is missing", err.message)
+        assert.equals(0, #f:requests())
+      end)
+    end
+    if #tool.params == 0 then
+      it(tool.name .. " rejects any parameter before sending", function()
+        f:clear()
+        local _, err = tw[tool.short](tw, { id = "1" })
+        assert.equals("invalid_input", err.kind)
+        assert.matches("this tool takes none", err.message)
+        assert.equals(0, #f:requests())
+      end)
+    end
+  end
+end)
+
+describe("tool input", function()
+  local f, tw
+  setup(function()
+    f = fake.start()
+    fake.connect(f)
+    tw = fake.client(f)
+  end)
+  teardown(function()
+    tw:close()
+    f:stop()
+  end)
+  before_each(function() f:clear() end)
+
+  local function sent_params()
+    local reqs = f:requests("/api/v1/execute_tool")
+    return reqs[#reqs].body:match('"params":(%b{})')
+  end
+
+  it("sends an ID given as a Lua integer as its exact decimal string", function()
+    assert(tw:user_lookup{ id = 1460323743973015556 })
+    assert.equals('{"id":"1460323743973015556"}', sent_params())
+  end)
+
+  it("refuses an ID given as a float, which has already lost digits", function()
+    local _, err = tw:post_lookup{ id = 1.4603237437930156e18 }
+    assert.equals("id", err.param)
+    assert.matches("IDs must be strings", err.message)
+  end)
+
+  it("sends an integral float for an integer parameter as an integer, and refuses 1.5", function()
+    assert(tw:recent_search{ query = "lua", max_results = 50.0 })
+    assert.equals('{"max_results":50,"query":"lua"}', sent_params())
+    local _, err = tw:recent_search{ query = "lua", max_results = 50.5 }
+    assert.equals("max_results", err.param)
+  end)
+
+  it("sends an array parameter as a JSON array even when empty", function()
+    assert(tw:dm_group_conversation_create{ message_text = "hi", participant_ids = { "1", 2 },
+                                            message_media_ids = {} })
+    assert.equals('{"message_media_ids":[],"message_text":"hi","participant_ids":["1","2"]}', sent_params())
+  end)
+
+  it("sends {} when a tool has no parameters", function()
+    assert(tw:openapi_spec_get())
+    assert.equals("{}", sent_params())
+  end)
+
+  it("drops parameters set to twitter.null", function()
+    assert(tw:user_me{ user_fields = twitter.null })
+    assert.equals("{}", sent_params())
+  end)
+
+  it("keeps UTF-8 text intact", function()
+    assert(tw:post_create{ text = "héllo 😀 \"quoted\"\n" })
+    assert.equals('{"text":"héllo 😀 \\"quoted\\"\\n"}', sent_params())
+  end)
+
+  it("enforces the ranges the catalog states", function()
+    local cases = {
+      { "recent_search", { query = "x", max_results = 9 }, "max_results", "from 10 to 100, got 9" },
+      { "full_archive_search", { query = "x", max_results = 501 }, "max_results", "from 10 to 500" },
+      { "post_create", { poll_options = { "a", "b", "c", "d", "e" } }, "poll_options", "2 to 4 items" },
+      { "post_create", { poll_options = { "a", string.rep("b", 26) } }, "poll_options", "at most 25 characters" },
+      { "post_create", { poll_duration_minutes = 4 }, "poll_duration_minutes", "from 5 to 10080" },
+      { "recent_tweet_counts", { query = "x", granularity = "week" }, "granularity", "one of minute, hour, day" },
+      { "user_lookup_by_username", { username = "not a name" }, "username", "a username" },
+      { "user_lookup", { id = "12ab" }, "id", "numeric ID" },
+      { "users_lookup", { ids = string.rep("1,", 100) .. "1" }, "ids", "at most 100 comma-separated" },
+      { "tweet_usage_get", { days = 91 }, "days", "from 1 to 90" },
+    }
+    for _, c in ipairs(cases) do
+      local _, err = tw[c[1]](tw, c[2])
+      assert.equals("invalid_input", err.kind, c[1])
+      assert.equals(c[3], err.param, c[1])
+      assert.matches(c[4], err.message, 1, true)
+    end
+    assert.equals(0, #f:requests())
+  end)
+
+  it("suggests the closest parameter for a typo", function()
+    local _, err = tw:post_create{ txet = "hi" }
+    assert.equals("twitter_post_create: parameter 'txet': unknown parameter; did you mean 'text'?", err.message)
+    assert.equals("scalekit.twitter: invalid_input: twitter_post_create: parameter 'txet': "
+                  .. "unknown parameter; did you mean 'text'?", tostring(err))
+  end)
+
+  it("suggests the closest tool for an unknown tool name", function()
+    local _, err = tw:execute("twitter_post_creat", {})
+    assert.equals("invalid_input", err.kind)
+    assert.equals("unknown tool 'twitter_post_creat'; did you mean 'twitter_post_create'?", err.message)
+  end)
+
+  it("fills in the authenticated user's id once per client", function()
+    assert(tw:bookmarks_get{ max_results = 5 })
+    assert(tw:post_like{ tweet_id = "20" })
+    local reqs = f:requests("/api/v1/execute_tool")
+    local names = {}
+    for i, r in ipairs(reqs) do names[i] = r.body:match('"tool_name":"([^"]+)"') end
+    assert.same({ "twitter_user_me", "twitter_bookmarks_get", "twitter_post_like" }, names)
+    assert.matches('"id":"1720000000000000001"', reqs[2].body, 1, true)
+    assert.matches('"params":{"id":"1720000000000000001","tweet_id":"20"}', reqs[3].body, 1, true)
+  end)
+
+  it("reports a failed id lookup as the error of the call", function()
+    local tw2 = fake.client(f)
+    f:script{ path = "/api/v1/execute_tool", status = 503, json = { code = 14, message = "unavailable" } }
+    local data, err = tw2:bookmarks_get{}
+    assert.is_nil(data)
+    assert.equals("server", err.kind)
+    assert.equals(503, err.status)
+    tw2:close()
+  end)
+
+  it("raises for programmer mistakes: non-table input, dot call, unknown method", function()
+    assert.has_error(function() tw:post_create("hello") end,
+      "scalekit.twitter: twitter_post_create expects a table, got string")
+    assert.has_error(function() tw.post_create{ text = "x" } end,
+      "scalekit.twitter: call post_create with a colon: tw:post_create{...}")
+    assert.has_error(function() return tw:post_creat{} end,
+      "scalekit.twitter: client has no method or field 'post_creat'; did you mean 'post_create'?")
+    assert.has_error(function() tw:execute("twitter_user_me", 5) end)
+    assert.equals(0, #f:requests())
+  end)
+
+  it("needs an identifier or a connected account id", function()
+    local tw2 = twitter.new{ env_url = f.url, client_id = fake.CLIENT_ID,
+                             client_secret = fake.CLIENT_SECRET, identifier = false }
+    rawset(tw2, "identifier", nil)
+    local _, err = tw2:user_me{}
+    assert.equals("invalid_input", err.kind)
+    assert.matches("no connected account", err.message)
+    assert.equals(0, #f:requests())
+  end)
+end)
