@@ -31,8 +31,15 @@
 #define HTTP_MAX_HEADERS ((size_t)256 << 10)        /* 256 KiB of header lines */
 #define HTTP_MAX_HEADER_LINES 512
 
+/* The body of a non-idempotent request, fed through a read callback. */
+typedef struct http_body {
+  const char *p;
+  size_t len, off;
+} http_body;
+
 typedef struct http_session {
   CURL *easy;
+  http_body upload;
   struct curl_slist *req_headers;  /* kept until the next request or __gc */
   buf_t body;
   buf_t head;
@@ -88,6 +95,30 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud) {
   return len;
 }
 
+static size_t on_read(char *dst, size_t size, size_t n, void *ud) {
+  http_body *b = ud;
+  size_t room = size * n, left = b->len - b->off;
+  if (room > left) room = left;
+  memcpy(dst, b->p + b->off, room);
+  b->off += room;
+  return room;
+}
+
+/* libcurl re-sends a request by itself when a reused connection dies before
+ * any response byte arrives; the server may already have acted on it.  For
+ * POST and PATCH the body cannot be rewound, so that retry fails instead of
+ * posting twice. */
+static int on_seek(void *ud, curl_off_t off, int origin) {
+  (void)ud; (void)off; (void)origin;
+  return CURL_SEEKFUNC_CANTSEEK;
+}
+
+static int is_idempotent(const char *method) {
+  return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0 ||
+         strcmp(method, "PUT") == 0 || strcmp(method, "DELETE") == 0 ||
+         strcmp(method, "OPTIONS") == 0;
+}
+
 /* Sets one option of a request from field `name` of the table at index 2. */
 static long opt_millis(lua_State *L, const char *name, long dflt) {
   lua_Number v;
@@ -106,10 +137,18 @@ static void set_method(http_session *s, const char *method, const char *body,
   CURL *e = s->easy;
   curl_easy_setopt(e, CURLOPT_NOBODY, 0L);
   curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
-  if (has_body || strcmp(method, "POST") == 0) {
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, has_body ? body : "");
+  curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
+  if (!is_idempotent(method)) {
+    s->upload.p = has_body ? body : "";
+    s->upload.len = has_body ? blen : 0;
+    s->upload.off = 0;
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)s->upload.len);
     if (strcmp(method, "POST") != 0) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+  } else if (has_body) {
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
   } else {
     curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
     if (strcmp(method, "HEAD") == 0) curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
@@ -309,6 +348,12 @@ static int http_new(lua_State *L) {
   curl_easy_setopt(s->easy, CURLOPT_WRITEDATA, s);
   curl_easy_setopt(s->easy, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(s->easy, CURLOPT_HEADERDATA, s);
+  curl_easy_setopt(s->easy, CURLOPT_READFUNCTION, on_read);
+  curl_easy_setopt(s->easy, CURLOPT_READDATA, &s->upload);
+  curl_easy_setopt(s->easy, CURLOPT_SEEKFUNCTION, on_seek);
+  curl_easy_setopt(s->easy, CURLOPT_SEEKDATA, &s->upload);
+  /* Reuse a connection only while it is unlikely to have been closed idle. */
+  curl_easy_setopt(s->easy, CURLOPT_MAXAGE_CONN, 30L);
   curl_easy_setopt(s->easy, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(s->easy, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(s->easy, CURLOPT_SSL_VERIFYPEER, 1L);

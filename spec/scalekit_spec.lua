@@ -1,0 +1,451 @@
+-- Scalekit's wire protocol as the SDK speaks it: token, headers, execute_tool,
+-- error mapping, the proxy and connected accounts.
+
+local twitter = require "scalekit.twitter"
+local fake = require "support.fake"
+
+local header = fake.header
+
+describe("the Scalekit token", function()
+  local f
+  setup(function() f = fake.start() end)
+  teardown(function() f:stop() end)
+  before_each(function()
+    f:reset()
+    fake.connect(f)
+    f:clear()
+  end)
+
+  it("is fetched with a form POST on first use, then cached", function()
+    local tw = fake.client(f)
+    assert(tw:user_me{})
+    assert(tw:user_me{})
+    local reqs = f:requests()
+    assert.equals(3, #reqs)
+    local tok = reqs[1]
+    assert.equals("POST", tok.method)
+    assert.equals("/oauth/token", tok.path)
+    assert.equals("application/x-www-form-urlencoded", header(tok, "content-type"))
+    assert.equals("grant_type=client_credentials&client_id=sandbox-client&client_secret=sandbox-secret", tok.body)
+    assert.is_nil(header(tok, "authorization"))
+    assert.equals("Bearer tok-2", header(reqs[2], "authorization"))
+    assert.equals("Bearer tok-2", header(reqs[3], "authorization"))
+    tw:close()
+  end)
+
+  it("percent-encodes credentials as RFC 3986 requires", function()
+    local tw = fake.client(f, { client_id = "id with space", client_secret = "s/+&=é" })
+    local _, err = tw:user_me{}
+    assert.equals("auth", err.kind)
+    assert.equals("grant_type=client_credentials&client_id=id%20with%20space&client_secret=s%2F%2B%26%3D%C3%A9",
+                  f:requests("/oauth/token")[1].body)
+    assert.equals(0, #f:requests("/api/v1/execute_tool"))
+    tw:close()
+  end)
+
+  it("is refreshed before expires_in runs out", function()
+    f:control("config", { token_ttl = 61 })       -- 61 s minus the 60 s skew: stale after 1 s
+    local tw = fake.client(f)
+    assert(tw:user_me{})
+    require("scalekit.core").sleep(1.1)
+    assert(tw:user_me{})
+    assert.equals(2, #f:requests("/oauth/token"))
+    assert.equals(0, #(function()
+      local out = {}
+      for _, r in ipairs(f:requests("/api/v1/execute_tool")) do
+        if r.path ~= "/api/v1/execute_tool" then out[#out + 1] = r end
+      end
+      return out
+    end)())
+    f:control("config", { token_ttl = 3600 })
+    tw:close()
+  end)
+
+  it("is fetched again once on a 401 and the call repeated once", function()
+    local tw = fake.client(f)
+    assert(tw:user_me{})
+    f:control("revoke_tokens")
+    f:clear()
+    local data = assert(tw:user_me{})
+    assert.equals("sandbox_user", data.data.username)
+    local reqs = f:requests()
+    assert.same({ "/api/v1/execute_tool", "/oauth/token", "/api/v1/execute_tool" },
+                { reqs[1].path, reqs[2].path, reqs[3].path })
+    assert.equals(3, #reqs)
+    assert.not_equals(header(reqs[1], "authorization"), header(reqs[3], "authorization"))
+    tw:close()
+  end)
+
+  it("does not loop when the server keeps answering 401", function()
+    local tw = fake.client(f)
+    f:script{ path = "/api/v1/execute_tool", times = 5, status = 401, json = { code = 16, message = "unauthenticated" } }
+    local data, err = tw:user_me{}
+    assert.is_nil(data)
+    assert.equals("auth", err.kind)
+    assert.equals(401, err.status)
+    assert.equals(16, err.code)
+    assert.equals(2, #f:requests("/api/v1/execute_tool"))
+    assert.equals(2, #f:requests("/oauth/token"))
+    tw:close()
+  end)
+
+  it("reports rejected credentials as an auth error without the secret", function()
+    local tw = fake.client(f, { client_secret = "wrong-secret-value" })
+    local data, err = tw:user_me{}
+    assert.is_nil(data)
+    assert.equals("auth", err.kind)
+    assert.equals(401, err.status)
+    assert.equals("could not get a Scalekit access token: client authentication failed", err.message)
+    assert.not_matches("wrong%-secret%-value", tostring(err))
+    tw:close()
+  end)
+end)
+
+describe("execute_tool", function()
+  local f, tw
+  setup(function()
+    f = fake.start()
+    fake.connect(f)
+    tw = fake.client(f, { organization_id = "org_1", user_id = "usr_1" })
+  end)
+  teardown(function()
+    tw:close()
+    f:stop()
+  end)
+  before_each(function() f:clear() end)
+
+  it("sends the SDK headers and the full account context", function()
+    assert(tw:user_me{})
+    local r = f:requests("/api/v1/execute_tool")[1]
+    local os_name, arch = require("scalekit.core").platform()
+    assert.equals(("Scalekit-Lua/%s Lua/5.4 (%s; %s)"):format(twitter._VERSION, os_name, arch),
+                  header(r, "user-agent"))
+    assert.equals("Scalekit-Lua/" .. twitter._VERSION, header(r, "x-sdk-version"))
+    assert.equals("20260727", header(r, "x-api-version"))
+    assert.equals("application/json", header(r, "accept"))
+    assert.equals('{"connector":"twitter","identifier":"user_123","organization_id":"org_1",'
+                  .. '"params":{},"tool_name":"twitter_user_me","user_id":"usr_1"}', r.body)
+  end)
+
+  it("uses connected_account_id and a custom connection name when given", function()
+    local tw2 = fake.client(f, { identifier = false, connected_account_id = "ca_9",
+                                 connection_name = "x-prod" })
+    rawset(tw2, "identifier", nil)
+    assert(tw2:user_me{})
+    assert.equals('{"connected_account_id":"ca_9","connector":"x-prod","params":{},"tool_name":"twitter_user_me"}',
+                  f:requests("/api/v1/execute_tool")[1].body)
+    tw2:close()
+  end)
+
+  it("keeps integers, IDs, null, [] and {} of the output exactly", function()
+    f:script{ path = "/api/v1/execute_tool",
+              body = '{"data":{"data":{"id":"1460323743973015556","n":10,"big":9007199254740993,'
+                     .. '"f":1.5,"z":null,"a":[],"o":{}}},"execution_id":"exec_x"}',
+              headers = { ["Content-Type"] = "application/json" } }
+    local data, info = assert(tw:user_me{})
+    local d = data.data
+    assert.equals("1460323743973015556", d.id)
+    assert.equals("integer", math.type(d.n))
+    assert.equals(9007199254740993, d.big)
+    assert.equals(twitter.null, d.z)
+    assert.equals('{"a":[],"big":9007199254740993,"f":1.5,"id":"1460323743973015556","n":10,"o":{},"z":null}',
+                  twitter.json.encode(d))
+    assert.equals("exec_x", info.execution_id)
+  end)
+
+  it("accepts camelCase response keys", function()
+    f:script{ path = "/api/v1/execute_tool", json = { data = { ok = true }, executionId = "exec_camel" } }
+    local data, info = assert(tw:user_me{})
+    assert.is_true(data.ok)
+    assert.equals("exec_camel", info.execution_id)
+  end)
+
+  local function fails_with(script, kind, check)
+    return function()
+      script.path = script.path or "/api/v1/execute_tool"
+      f:script(script)
+      local data, err = tw:user_me{}
+      assert.is_nil(data)
+      assert.is_true(twitter.errors.is(err))
+      assert.equals(kind, err.kind)
+      assert.equals("twitter_user_me", err.tool)
+      if check then check(err) end
+    end
+  end
+
+  it("maps a 404 with ErrorInfo to not_found", fails_with(
+    { status = 404, json = { code = 5, message = "connected account not found", details = {
+      { ["@type"] = "type.googleapis.com/scalekit.v1.errdetails.ErrorInfo", error_code = "NOT_FOUND" } } } },
+    "not_found", function(err)
+      assert.equals(404, err.status)
+      assert.equals(5, err.code)
+      assert.equals("NOT_FOUND", err.error_code)
+      assert.equals("twitter_user_me: connected account not found", err.message)
+    end))
+
+  it("maps TOOL_ERROR to tool_error with the tool's own message and execution id", fails_with(
+    { status = 400, json = { code = 2, message = "tool failed", details = {
+      { ["@type"] = "type.googleapis.com/scalekit.v1.errdetails.ErrorInfo", error_code = "TOOL_ERROR",
+        tool_error_info = { execution_id = "exec_err_1", tool_error_message = "Duplicate content",
+                            tool_error_code = "403x" } } } } },
+    "tool_error", function(err)
+      assert.equals("TOOL_ERROR", err.error_code)
+      assert.equals("exec_err_1", err.execution_id)
+      assert.equals("403x", err.tool_error_code)
+      assert.equals("twitter_user_me: Duplicate content", err.message)
+      assert.equals(1, #f:requests("/api/v1/execute_tool"))   -- never retried
+    end))
+
+  it("maps a TOOL_ERROR from X's rate limit (camelCase) to rate_limited", fails_with(
+    { status = 429, json = { code = 8, message = "provider rate limited", details = {
+      { ["@type"] = "type.googleapis.com/scalekit.v1.errdetails.ErrorInfo", errorCode = "TOOL_ERROR",
+        toolErrorInfo = { executionId = "exec_err_2", toolErrorMessage = "Too Many Requests",
+                          toolErrorCode = "429" } } } } },
+    "rate_limited", function(err)
+      assert.equals("exec_err_2", err.execution_id)
+      assert.equals("429", err.tool_error_code)
+    end))
+
+  it("maps a 429 to rate_limited with retry_after", fails_with(
+    { status = 429, headers = { ["Retry-After"] = "7" }, json = { code = 8, message = "slow down" } },
+    "rate_limited", function(err)
+      assert.equals(7, err.retry_after)
+      assert.equals(1, #f:requests("/api/v1/execute_tool"))
+    end))
+
+  it("maps a 500 with a plain-text body to server", fails_with(
+    { status = 500, body = "upstream exploded" }, "server", function(err)
+      assert.equals(500, err.status)
+      assert.equals("twitter_user_me: HTTP 500: upstream exploded", err.message)
+    end))
+
+  it("maps a malformed JSON success to protocol", fails_with(
+    { status = 200, body = '{"data": {', headers = { ["Content-Type"] = "application/json" } },
+    "protocol", function(err)
+      assert.matches("not a JSON object %(invalid JSON: ", err.message)
+    end))
+
+  it("maps a slow response to timeout", function()
+    local tw2 = fake.client(f, { timeout = 0.3 })
+    f:script{ path = "/api/v1/execute_tool", delay = 1.5, json = {} }
+    local data, err = tw2:user_me{}
+    assert.is_nil(data)
+    assert.equals("timeout", err.kind)
+    assert.is_true(err.sent)
+    tw2:close()
+  end)
+
+  it("never sends a POST twice when the connection drops after the request", fails_with(
+    { drop = true }, "network", function(err)
+      assert.matches("POST http://127.0.0.1:%d+/api/v1/execute_tool: ", err.message)
+      assert.is_true(err.may_have_been_applied)
+      assert.equals(1, #f:requests("/api/v1/execute_tool"))
+    end))
+
+  it("lets libcurl repeat a GET on a dropped kept-alive connection", function()
+    assert(tw:request{ path = "/2/users/me" })             -- warm the connection
+    f:clear()
+    f:script{ path = "/proxy/2/users/me", drop = true }
+    local resp = assert(tw:request{ path = "/2/users/me" })
+    assert.equals(200, resp.status)
+    assert.equals(2, #f:requests("/proxy/2/users/me"))
+  end)
+
+  it("maps a refused connection to network, naming the URL", function()
+    local tw2 = twitter.new{ env_url = "http://127.0.0.1:1", client_id = "a", client_secret = "b",
+                             identifier = "u" }
+    local data, err = tw2:user_me{}
+    assert.is_nil(data)
+    assert.equals("network", err.kind)
+    assert.matches("POST http://127.0.0.1:1/oauth/token", err.message, 1, true)
+    assert.is_false(err.sent)
+  end)
+
+  it("caps the response size", function()
+    local tw2 = fake.client(f, { max_response = 1000 })
+    f:script{ path = "/api/v1/execute_tool", body = string.rep("x", 5000) }
+    local _, err = tw2:user_me{}
+    assert.equals("protocol", err.kind)
+    assert.matches("response body would exceed the limit of 1000 bytes", err.message, 1, true)
+    tw2:close()
+  end)
+
+  it("reuses one kept-alive connection for sequential calls", function()
+    local seen = {}
+    local tw2 = fake.client(f, { debug = function(line) seen[#seen + 1] = line end })
+    for _ = 1, 3 do assert(tw2:user_me{}) end
+    tw2:close()
+    -- the server is threaded per connection: one connection serves all calls
+    assert.equals(4, #f:requests())
+  end)
+end)
+
+describe("the proxy", function()
+  local f, tw
+  setup(function()
+    f = fake.start()
+    tw = fake.client(f)
+  end)
+  teardown(function()
+    tw:close()
+    f:stop()
+  end)
+  before_each(function() f:clear() end)
+
+  it("forwards method, path and query with the account headers", function()
+    local resp = assert(tw:request{ path = "/2/users/me", params = { ["user.fields"] = "name,username" } })
+    assert.equals(200, resp.status)
+    assert.equals("application/json", resp.headers["content-type"])
+    assert.equals("/2/users/me", resp.json.proxied.path)
+    local r = f:requests("/proxy/2/users/me")[1]
+    assert.equals("GET", r.method)
+    assert.equals("user.fields=name%2Cusername", r.query)
+    assert.equals("twitter", header(r, "connection_name"))
+    assert.equals("user_123", header(r, "identifier"))
+    assert.matches("^Bearer tok%-%d+$", header(r, "authorization"))
+    assert.equals(resp.body, '{"proxied": {"method": "GET", "path": "/2/users/me", "query": '
+                  .. '"user.fields=name%2Cusername", "body": ""}}')
+  end)
+
+  it("accepts query_params as well as params, and joins arrays with commas", function()
+    assert(tw:request{ path = "2/tweets/search/recent", query_params = { query = "lua lang", max_results = 10 },
+                       params = { ids = { 1, "2" }, flag = true, skip = twitter.null } })
+    local r = f:requests("/proxy/2/tweets/search/recent")[1]
+    assert.equals("flag=true&ids=1%2C2&max_results=10&query=lua%20lang", r.query)
+  end)
+
+  it("appends to a query already in the path", function()
+    assert(tw:request{ path = "/2/users/by?usernames=a,b", params = { ["user.fields"] = "id" } })
+    assert.equals("usernames=a,b&user.fields=id", f:requests("/proxy/2/users/by")[1].query)
+  end)
+
+  it("sends a table body as JSON and lets its own headers override the caller's", function()
+    assert(tw:request{ path = "/2/tweets", method = "post", body = { text = "hi", n = 12345678901 },
+                       headers = { connection_name = "spoofed", IDENTIFIER = "spoofed",
+                                   Authorization = "Bearer stolen", ["X-Custom"] = "yes" } })
+    local r = f:requests("/proxy/2/tweets")[1]
+    assert.equals("POST", r.method)
+    assert.equals('{"n":12345678901,"text":"hi"}', r.body)
+    assert.equals("application/json", header(r, "content-type"))
+    assert.equals("twitter", header(r, "connection_name"))
+    assert.equals("user_123", header(r, "identifier"))
+    assert.not_equals("Bearer stolen", header(r, "authorization"))
+    assert.equals("yes", header(r, "x-custom"))
+    local count = 0
+    for _, kv in ipairs(r.headers) do if kv[1]:lower() == "identifier" then count = count + 1 end end
+    assert.equals(1, count)
+  end)
+
+  it("sends a string body as is, with the caller's content type", function()
+    assert(tw:request{ path = "/upload", method = "PUT", body = "<x/>",
+                       headers = { ["Content-Type"] = "application/xml" } })
+    local r = f:requests("/proxy/upload")[1]
+    assert.equals("PUT", r.method)
+    assert.equals("<x/>", r.body)
+    assert.equals("application/xml", header(r, "content-type"))
+  end)
+
+  it("returns an HTTP failure as an error that keeps the response", function()
+    f:script{ path = "/proxy/2/tweets/1", status = 404,
+              json = { title = "Not Found Error", detail = "Could not find tweet" } }
+    local resp, err = tw:request{ path = "/2/tweets/1" }
+    assert.is_nil(resp)
+    assert.equals("not_found", err.kind)
+    assert.equals(404, err.status)
+    assert.equals(404, err.response.status)
+    assert.equals("Could not find tweet", err.response.json.detail)
+  end)
+
+  it("raises for a request without a path", function()
+    assert.has_error(function() tw:request{ method = "GET" } end,
+      "scalekit.twitter: request expects a table with a string 'path'")
+  end)
+end)
+
+describe("connected accounts", function()
+  local f, tw
+  setup(function()
+    f = fake.start()
+    tw = fake.client(f)
+  end)
+  teardown(function()
+    tw:close()
+    f:stop()
+  end)
+  before_each(function() f:clear() end)
+
+  it("creates the account when it does not exist, then finds it", function()
+    local acct = assert(tw:get_or_create_connected_account())
+    assert.equals("ACTIVE", acct.status)
+    local reqs = f:requests()
+    local auth = reqs[2]
+    assert.equals("GET", auth.method)
+    assert.equals("/api/v1/connected_accounts/auth", auth.path)
+    assert.equals("connector=twitter&identifier=user_123", auth.query)
+    local create = reqs[3]
+    assert.equals("POST", create.method)
+    assert.equals("/api/v1/connected_accounts", create.path)
+    assert.equals('{"connected_account":{"authorization_details":{"oauth_token":{}}},'
+                  .. '"connector":"twitter","identifier":"user_123"}', create.body)
+    f:clear()
+    assert.equals(acct.id, assert(tw:get_or_create_connected_account()).id)
+    assert.equals(1, #f:requests())
+  end)
+
+  it("updates an existing account when authorization details are given", function()
+    local acct = assert(tw:get_or_create_connected_account{
+      authorization_details = { oauth_token = { access_token = "at", refresh_token = "rt",
+                                                scopes = { "tweet.read" } } } })
+    assert.equals("at", acct.authorization_details.oauth_token.access_token)
+    local put = f:requests()[2]
+    assert.equals("PUT", put.method)
+    assert.equals('{"connected_account":{"authorization_details":{"oauth_token":{"access_token":"at",'
+                  .. '"refresh_token":"rt","scopes":["tweet.read"]}}},"connector":"twitter","identifier":"user_123"}',
+                  put.body)
+  end)
+
+  it("gets the account, and reports a missing one as not_found", function()
+    assert.equals("ACTIVE", assert(tw:get_connected_account()).status)
+    local other = fake.client(f, { identifier = "nobody" })
+    local acct, err = other:get_connected_account()
+    assert.is_nil(acct)
+    assert.equals("not_found", err.kind)
+    assert.equals("CONNECTED_ACCOUNT_NOT_FOUND", err.error_code)
+    other:close()
+  end)
+
+  it("makes an authorization link", function()
+    local link = assert(tw:get_authorization_link{ state = "s1", user_verify_url = "https://app.example/verify" })
+    assert.equals("https://sandbox.scalekit.local/magic/user_123", link.link)
+    assert.equals("2030-01-01T00:00:00Z", link.expiry)
+    local r = f:requests("/api/v1/connected_accounts/magic_link")[1]
+    assert.equals('{"connector":"twitter","identifier":"user_123","state":"s1",'
+                  .. '"user_verify_url":"https://app.example/verify"}', r.body)
+  end)
+
+  it("lists accounts one page at a time", function()
+    local page = assert(tw:list_connected_accounts{ page_size = 20, page_token = "p2" })
+    assert.equals(1, #page.connected_accounts)
+    assert.equals(1, page.total_size)
+    assert.equals("connector=twitter&identifier=user_123&page_size=20&page_token=p2",
+                  f:requests("/api/v1/connected_accounts")[1].query)
+  end)
+
+  it("verifies the user of an authorization request", function()
+    local out = assert(tw:verify_connected_account_user{ auth_request_id = "areq_1" })
+    assert.equals("https://sandbox.scalekit.local/verified", out.post_user_verify_redirect_url)
+    assert.equals('{"auth_request_id":"areq_1","identifier":"user_123"}',
+                  f:requests("/api/v1/connected_accounts/user/verify")[1].body)
+    local _, err = tw:verify_connected_account_user{}
+    assert.equals("invalid_input", err.kind)
+    assert.equals("auth_request_id", err.param)
+  end)
+
+  it("deletes the account", function()
+    assert.is_true(tw:delete_connected_account())
+    assert.equals('{"connector":"twitter","identifier":"user_123"}',
+                  f:requests("/api/v1/connected_accounts:delete")[1].body)
+    local _, err = tw:get_connected_account()
+    assert.equals("not_found", err.kind)
+  end)
+end)
