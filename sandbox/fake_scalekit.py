@@ -8,7 +8,7 @@ so tests can assert what the SDK sent, and the server can be scripted to answer
 with canned replies or faults (status, headers, body, delay, dropped
 connection).  Standard library only; listens on 127.0.0.1 only.
 
-Run:  python3 sandbox/fake_scalekit.py [--port 0]
+Run:  python3 sandbox/fake_scalekit.py [--port 0] [--tls-cert C --tls-key K]
 It prints "PORT <n>" on stdout once it listens.
 
 Control routes (not recorded), all JSON:
@@ -26,6 +26,7 @@ Control routes (not recorded), all JSON:
 import argparse
 import json
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -311,9 +312,15 @@ class Handler(BaseHTTPRequestHandler):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
+    ap.add_argument("--tls-key", help="private key of --tls-cert (PEM)")
     args = ap.parse_args()
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     server.daemon_threads = True
+    if args.tls_cert:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
     print("PORT %d" % server.server_address[1], flush=True)
     try:
         server.serve_forever(poll_interval=0.1)

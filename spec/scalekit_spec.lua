@@ -78,7 +78,8 @@ describe("the Scalekit token", function()
 
   it("does not loop when the server keeps answering 401", function()
     local tw = fake.client(f)
-    f:script{ path = "/api/v1/execute_tool", times = 5, status = 401, json = { code = 16, message = "unauthenticated" } }
+    f:script{ path = "/api/v1/execute_tool", times = 5, status = 401,
+              json = { code = 16, message = "unauthenticated" } }
     local data, err = tw:user_me{}
     assert.is_nil(data)
     assert.equals("auth", err.kind)

@@ -36,7 +36,7 @@ function M.array(t) return setmetatable(t or {}, core.array_mt) end
 --- Mark `t` (default: a new table) as a JSON object.
 function M.object(t) return setmetatable(t or {}, core.object_mt) end
 
-local null, object_mt, array_mt = core.null, core.object_mt, core.array_mt
+local object_mt, array_mt = core.object_mt, core.array_mt
 
 -- Client state that must not show up when a client table is printed or
 -- traversed (the protocol object holds the secrets), keyed by client.
@@ -78,7 +78,7 @@ local function check_options(opts)
   end
   for _, k in ipairs{ "timeout", "connect_timeout", "stall_timeout" } do
     local v = opts[k]
-    if v ~= nil and (type(v) ~= "number" or not (v > 0)) then
+    if v ~= nil and (type(v) ~= "number" or v ~= v or v <= 0) then
       config_error(("'%s' must be a positive number of seconds"):format(k), 3)
     end
   end

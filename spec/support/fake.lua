@@ -13,14 +13,33 @@ local Fake = {}
 Fake.__index = Fake
 
 --- Start a fake server; returns an object with `url`, `port` and helpers.
-function M.start(script)
-  script = script or "fake_scalekit.py"
-  local proc = assert(io.popen(("exec python3 %s/sandbox/%s --port 0"):format(M.ROOT, script), "r"))
+-- `opts.script` picks the server (default fake_scalekit.py); `opts.tls =
+-- { cert =, key = }` serves HTTPS with that certificate.
+function M.start(opts)
+  opts = opts or {}
+  local extra, scheme = "", "http"
+  if opts.tls then
+    extra = ("--tls-cert %s --tls-key %s"):format(opts.tls.cert, opts.tls.key)
+    scheme = "https"
+  end
+  local proc = assert(io.popen(("exec python3 %s/sandbox/%s --port 0 %s"):format(
+    M.ROOT, opts.script or "fake_scalekit.py", extra), "r"))
   local line = proc:read("l")
   local port = line and tonumber(line:match("^PORT (%d+)"))
   assert(port, "fake server did not start: " .. tostring(line))
-  return setmetatable({ port = port, url = "http://127.0.0.1:" .. port, proc = proc,
-                        http = core.http_new() }, Fake)
+  return setmetatable({ port = port, url = scheme .. "://127.0.0.1:" .. port, proc = proc,
+                        http = core.http_new{ ca_file = opts.tls and opts.tls.cert } }, Fake)
+end
+
+--- A throw-away self-signed certificate for 127.0.0.1: `{ cert =, key =, dir = }`.
+function M.self_signed()
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("mkdir -p " .. dir))
+  local cert, key = dir .. "/cert.pem", dir .. "/key.pem"
+  assert(os.execute(("openssl req -x509 -newkey rsa:2048 -nodes -keyout %s -out %s -days 1 "
+    .. "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1"):format(key, cert)))
+  return { cert = cert, key = key, dir = dir }
 end
 
 --- POST a control command; returns the decoded answer.

@@ -1,0 +1,181 @@
+-- Configuration, TLS, secrets and the module-level API.
+
+local twitter = require "scalekit.twitter"
+local fake = require "support.fake"
+
+-- Run Lua `code` in a child lua5.4 with exactly these SCALEKIT_* variables
+-- (Lua cannot set its own environment); returns its stdout and stderr.
+local function with_env(env, code)
+  local parts = { ("LUA_PATH='%s' LUA_CPATH='%s'"):format(package.path, package.cpath) }
+  for k, v in pairs(env) do parts[#parts + 1] = ("%s='%s'"):format(k, v) end
+  local cmd = ("env -u SCALEKIT_ENVIRONMENT_URL -u SCALEKIT_ENV_URL -u SCALEKIT_CLIENT_ID "
+    .. "-u SCALEKIT_CLIENT_SECRET -u SCALEKIT_IDENTIFIER %s lua5.4 -e %q 2>&1"):format(
+      table.concat(parts, " "), code)
+  local p = assert(io.popen(cmd))
+  local out = p:read("a")
+  p:close()
+  return out
+end
+
+describe("configuration", function()
+  it("reads credentials and identifier from the environment", function()
+    local out = with_env({ SCALEKIT_ENVIRONMENT_URL = "https://acme.scalekit.dev/",
+                           SCALEKIT_CLIENT_ID = "skc_1", SCALEKIT_CLIENT_SECRET = "sk_secret_value",
+                           SCALEKIT_IDENTIFIER = "user_9" },
+      [[local tw = require("scalekit.twitter").new{}; print(tw.env_url, tw.client_id, tw.identifier)]])
+    assert.equals("https://acme.scalekit.dev\tskc_1\tuser_9\n", out)
+  end)
+
+  it("accepts SCALEKIT_ENV_URL, the connector page's other name", function()
+    local out = with_env({ SCALEKIT_ENV_URL = "https://b.scalekit.dev", SCALEKIT_CLIENT_ID = "i",
+                           SCALEKIT_CLIENT_SECRET = "s" },
+      [[print(require("scalekit.twitter").new{}.env_url)]])
+    assert.equals("https://b.scalekit.dev\n", out)
+  end)
+
+  it("says which credentials are missing", function()
+    local out = with_env({}, [[print(pcall(require("scalekit.twitter").new, {}))]])
+    assert.matches("missing env_url %(SCALEKIT_ENVIRONMENT_URL%), client_id %(SCALEKIT_CLIENT_ID%), "
+                   .. "client_secret %(SCALEKIT_CLIENT_SECRET%)", out)
+  end)
+
+  local base = { env_url = "https://acme.scalekit.dev", client_id = "i", client_secret = "s" }
+  local function with(over)
+    local o = {}
+    for k, v in pairs(base) do o[k] = v end
+    for k, v in pairs(over) do o[k] = v end
+    return o
+  end
+
+  it("refuses plain http to a remote host unless explicitly allowed", function()
+    assert.has_error(function() twitter.new(with{ env_url = "http://acme.scalekit.dev" }) end,
+      "scalekit.twitter.new: env_url uses http:// for a non-loopback host; use https:// "
+      .. "(or set allow_insecure_http = true)")
+    assert.is_table(twitter.new(with{ env_url = "http://acme.scalekit.dev", allow_insecure_http = true }))
+    assert.is_table(twitter.new(with{ env_url = "http://localhost:8080" }))
+    assert.is_table(twitter.new(with{ env_url = "http://[::1]:8080" }))
+    assert.has_error(function() twitter.new(with{ env_url = "ftp://x" }) end)
+    assert.has_error(function() twitter.new(with{ env_url = "acme.scalekit.dev" }) end)
+  end)
+
+  it("rejects unknown options with a suggestion, and bad timeouts", function()
+    assert.has_error(function() twitter.new(with{ identifer = "u" }) end,
+      "scalekit.twitter.new: unknown option 'identifer'; did you mean 'identifier'?")
+    assert.has_error(function() twitter.new(with{ timeout = 0 }) end,
+      "scalekit.twitter.new: 'timeout' must be a positive number of seconds")
+    assert.has_error(function() twitter.new("x") end,
+      "scalekit.twitter.new: expected a table of options, got string")
+    assert.has_error(function() twitter.new(with{ mode = "direct" }) end)
+  end)
+end)
+
+describe("TLS", function()
+  local cert, f
+  setup(function()
+    cert = fake.self_signed()
+    f = fake.start{ tls = cert }
+  end)
+  teardown(function()
+    f:stop()
+    os.execute("rm -rf " .. cert.dir)
+  end)
+
+  it("verifies the server certificate by default", function()
+    local tw = twitter.new{ env_url = f.url, client_id = fake.CLIENT_ID,
+                            client_secret = fake.CLIENT_SECRET, identifier = "user_123" }
+    local data, err = tw:user_me{}
+    assert.is_nil(data)
+    assert.equals("network", err.kind)
+    assert.equals("tls", err.transport)
+    assert.equals(0, #f:requests())
+  end)
+
+  it("trusts a private CA given as ca_file", function()
+    local tw = twitter.new{ env_url = f.url, client_id = fake.CLIENT_ID,
+                            client_secret = fake.CLIENT_SECRET, identifier = "user_123",
+                            ca_file = cert.cert }
+    assert(tw:get_or_create_connected_account())
+    local me = assert(tw:user_me{})
+    assert.equals("sandbox_user", me.data.username)
+    tw:close()
+  end)
+end)
+
+describe("secrets", function()
+  local f
+  local SECRET = "sandbox-secret"
+  setup(function() f = fake.start() end)
+  teardown(function() f:stop() end)
+
+  it("never appear in tostring or a traversal of the client", function()
+    local tw = fake.client(f)
+    assert(tw:get_or_create_connected_account())
+    local s = tostring(tw)
+    assert.equals(("scalekit.twitter client (mode=scalekit, env_url=%s, client_id=sandbox-client, "
+                   .. "identifier=user_123, connection=twitter)"):format(f.url), s)
+    for k, v in pairs(tw) do
+      assert.not_equals(SECRET, v, k)
+      assert.is_nil(tostring(v):find("tok-", 1, true), k)
+    end
+    tw:close()
+  end)
+
+  it("are redacted from the debug trace, which still shows the calls", function()
+    local lines = {}
+    local tw = fake.client(f, { debug = function(l) lines[#lines + 1] = l end })
+    assert(tw:user_me{})
+    f:script{ path = "/api/v1/execute_tool", status = 400,
+              json = { message = "bad token tok-1 and secret sandbox-secret echoed" } }
+    local _, err = tw:user_me{}
+    local trace = table.concat(lines, "\n")
+    assert.matches("> POST " .. f.url .. "/oauth/token", trace, 1, true)
+    assert.matches("> authorization: [REDACTED]", trace, 1, true)
+    assert.matches("client_secret=[REDACTED]", trace, 1, true)
+    assert.matches("< 200", trace, 1, true)
+    assert.is_nil(trace:find(SECRET, 1, true))
+    assert.is_nil(trace:find("Bearer tok-", 1, true))
+    assert.is_nil(tostring(err):find(SECRET, 1, true))
+    assert.matches("[REDACTED]", err.message, 1, true)
+    tw:close()
+  end)
+
+  it("are redacted from SCALEKIT_DEBUG output on stderr", function()
+    local out = with_env({ SCALEKIT_DEBUG = "1", SCALEKIT_ENVIRONMENT_URL = f.url,
+                           SCALEKIT_CLIENT_ID = fake.CLIENT_ID, SCALEKIT_CLIENT_SECRET = SECRET,
+                           SCALEKIT_IDENTIFIER = "user_123" },
+      [[local tw = require("scalekit.twitter").new{}; assert(tw:user_me{}); print("done")]])
+    assert.matches("[scalekit] > POST", out, 1, true)
+    assert.matches("done", out)
+    assert.is_nil(out:find(SECRET, 1, true))
+    assert.is_nil(out:find("Bearer tok", 1, true))
+  end)
+end)
+
+describe("the module", function()
+  local f
+  setup(function()
+    f = fake.start()
+    fake.connect(f)
+  end)
+  teardown(function() f:stop() end)
+
+  it("has a version", function()
+    assert.equals("0.1.0", twitter._VERSION)
+  end)
+
+  it("calls tools with the default client set by configure", function()
+    twitter.configure{ env_url = f.url, client_id = fake.CLIENT_ID,
+                       client_secret = fake.CLIENT_SECRET, identifier = "user_123" }
+    f:clear()
+    local data, info = twitter.post_create{ text = "from the module" }
+    assert.is_table(data, tostring(info))
+    assert.equals("twitter_post_create", info.tool)
+    local same = assert(twitter.twitter_user_me{})
+    assert.equals("sandbox_user", same.data.username)
+    assert(twitter.execute("user_me", {}))
+    assert.equals(200, assert(twitter.request{ path = "/2/users/me" }).status)
+    assert.equals(3, #f:requests("/api/v1/execute_tool"))
+    assert.has_error(function() twitter.post_create("x") end,
+      "scalekit.twitter: twitter_post_create expects a table, got string")
+  end)
+end)
