@@ -367,6 +367,146 @@ static int http_new(lua_State *L) {
   return 1;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Streams: a long-lived GET read in pieces (newline-delimited JSON).        */
+
+#define STREAM_MT "scalekit.http.stream"
+#define STREAM_MAX_PENDING ((size_t)16 << 20)   /* unread bytes held at most */
+
+typedef struct http_stream {
+  CURLM *multi;
+  CURL *easy;
+  struct curl_slist *headers;
+  http_session io;       /* reuses the session's buffers and callbacks */
+  int done;
+  CURLcode result;
+} http_stream;
+
+static void stream_release(http_stream *st) {
+  if (st->multi && st->easy) curl_multi_remove_handle(st->multi, st->easy);
+  if (st->easy) curl_easy_cleanup(st->easy);
+  if (st->multi) curl_multi_cleanup(st->multi);
+  st->easy = NULL;
+  st->multi = NULL;
+  curl_slist_free_all(st->headers);
+  st->headers = NULL;
+  buf_free(&st->io.body);
+  buf_free(&st->io.head);
+}
+
+static int stream_gc(lua_State *L) {
+  stream_release(luaL_checkudata(L, 1, STREAM_MT));
+  return 0;
+}
+
+/* stream:read([wait]) -> bytes | "" (nothing within `wait` seconds, default 1)
+ *                      | nil, kind, message (transfer failed) | nil (ended)
+ * Never calls Lua from libcurl: data is buffered, then handed over here. */
+static int stream_read(lua_State *L) {
+  http_stream *st = luaL_checkudata(L, 1, STREAM_MT);
+  lua_Number wait = luaL_optnumber(L, 2, 1.0);
+  int waited = 0;
+  for (;;) {
+    int running = 0, left = 0;
+    CURLMsg *msg;
+    if (st->io.body.len > 0) {
+      lua_pushlstring(L, buf_cstr(&st->io.body), st->io.body.len);
+      buf_reset(&st->io.body);
+      return 1;
+    }
+    if (st->done || st->multi == NULL) {
+      if (st->result == CURLE_OK || st->multi == NULL) { lua_pushnil(L); return 1; }
+      lua_pushnil(L);
+      lua_pushstring(L, error_kind(st->result, st->io.too_large));
+      lua_pushstring(L, st->io.errbuf[0] ? st->io.errbuf : curl_easy_strerror(st->result));
+      return 3;
+    }
+    if (waited) { lua_pushliteral(L, ""); return 1; }
+    curl_multi_perform(st->multi, &running);
+    while ((msg = curl_multi_info_read(st->multi, &left)) != NULL) {
+      if (msg->msg == CURLMSG_DONE) { st->done = 1; st->result = msg->data.result; }
+    }
+    if (!st->done && st->io.body.len == 0) {
+      curl_multi_poll(st->multi, NULL, 0, (int)(wait * 1000), NULL);
+      curl_multi_perform(st->multi, &running);
+      while ((msg = curl_multi_info_read(st->multi, &left)) != NULL) {
+        if (msg->msg == CURLMSG_DONE) { st->done = 1; st->result = msg->data.result; }
+      }
+      waited = 1;
+    }
+  }
+}
+
+/* stream:response() -> status, headers (status 0 before the headers arrive) */
+static int stream_response(lua_State *L) {
+  http_stream *st = luaL_checkudata(L, 1, STREAM_MT);
+  long status = 0;
+  if (st->easy) curl_easy_getinfo(st->easy, CURLINFO_RESPONSE_CODE, &status);
+  lua_pushinteger(L, status);
+  push_headers(L, &st->io);
+  return 2;
+}
+
+static int stream_close(lua_State *L) {
+  stream_release(luaL_checkudata(L, 1, STREAM_MT));
+  return 0;
+}
+
+/* stream_open{ url=, headers={"Name: value",...}, ca_file=, proxy=,
+ *              connect_timeout=, stall_timeout= } -> stream
+ * Starts a GET whose body is read with stream:read().  Raises only for
+ * programmer mistakes or when libcurl cannot allocate. */
+static int http_stream_open(lua_State *L) {
+  http_stream *st;
+  const char *url, *ca_file, *proxy;
+  long connect_timeout, stall;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  lua_insert(L, 1);   /* keep the options table at index 2 for the helpers */
+  lua_pushnil(L);
+  lua_insert(L, 1);
+  lua_getfield(L, 2, "url");
+  url = luaL_checkstring(L, -1);
+  lua_getfield(L, 2, "ca_file");
+  ca_file = luaL_optstring(L, -1, NULL);
+  lua_getfield(L, 2, "proxy");
+  proxy = luaL_optstring(L, -1, NULL);
+  connect_timeout = opt_millis(L, "connect_timeout", 10000L);
+  stall = opt_millis(L, "stall_timeout", 60000L);
+  st = lua_newuserdatauv(L, sizeof *st, 0);
+  memset(st, 0, sizeof *st);
+  buf_init(&st->io.body, STREAM_MAX_PENDING);
+  buf_init(&st->io.head, HTTP_MAX_HEADERS);
+  luaL_setmetatable(L, STREAM_MT);
+  st->multi = curl_multi_init();
+  st->easy = curl_easy_init();
+  st->io.easy = st->easy;
+  if (!st->multi || !st->easy) return luaL_error(L, "libcurl could not create a handle");
+  if (!set_headers(L, &st->io)) return luaL_error(L, "out of memory");
+  st->headers = st->io.req_headers;
+  st->io.req_headers = NULL;
+  curl_easy_setopt(st->easy, CURLOPT_HTTPHEADER, st->headers);
+  curl_easy_setopt(st->easy, CURLOPT_URL, url);
+  curl_easy_setopt(st->easy, CURLOPT_HTTPGET, 1L);
+  curl_easy_setopt(st->easy, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(st->easy, CURLOPT_ERRORBUFFER, st->io.errbuf);
+  curl_easy_setopt(st->easy, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(st->easy, CURLOPT_WRITEDATA, &st->io);
+  curl_easy_setopt(st->easy, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(st->easy, CURLOPT_HEADERDATA, &st->io);
+  curl_easy_setopt(st->easy, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(st->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(st->easy, CURLOPT_SSL_VERIFYPEER, 1L);
+  curl_easy_setopt(st->easy, CURLOPT_SSL_VERIFYHOST, 2L);
+  curl_easy_setopt(st->easy, CURLOPT_CONNECTTIMEOUT_MS, connect_timeout);
+  curl_easy_setopt(st->easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
+  curl_easy_setopt(st->easy, CURLOPT_LOW_SPEED_TIME, (stall + 999) / 1000);
+  if (ca_file) curl_easy_setopt(st->easy, CURLOPT_CAINFO, ca_file);
+  if (proxy) curl_easy_setopt(st->easy, CURLOPT_PROXY, proxy);
+  curl_multi_add_handle(st->multi, st->easy);
+  return 1;
+}
+
 void http_register(lua_State *L) {
   static const luaL_Reg methods[] = {
     {"request", session_request},
@@ -385,6 +525,23 @@ void http_register(lua_State *L) {
     lua_setfield(L, -2, "__tostring");
   }
   lua_pop(L, 1);
+  if (luaL_newmetatable(L, STREAM_MT)) {
+    static const luaL_Reg smethods[] = {
+      {"read", stream_read},
+      {"response", stream_response},
+      {"close", stream_close},
+      {NULL, NULL}
+    };
+    luaL_newlib(L, smethods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, stream_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, stream_gc);
+    lua_setfield(L, -2, "__close");
+  }
+  lua_pop(L, 1);
   lua_pushcfunction(L, http_new);
   lua_setfield(L, -2, "http_new");
+  lua_pushcfunction(L, http_stream_open);
+  lua_setfield(L, -2, "stream_open");
 }

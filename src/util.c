@@ -1,17 +1,26 @@
 /*
  * util.c - small system helpers the Lua layer cannot write portably:
- * RFC 3986 percent-encoding, the OS/arch for the User-Agent, a CSPRNG,
- * wall and monotonic clocks, and a sleep.
+ * RFC 3986 percent-encoding, base64, SHA-256, the OS/arch for the
+ * User-Agent, a CSPRNG, clocks, a sleep, an atomic file write and an
+ * advisory file lock (for token files shared between processes).
  */
 #define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 
 #include "lauxlib.h"
 
@@ -102,6 +111,174 @@ static int util_sleep(lua_State *L) {
   return 0;
 }
 
+/* base64(s [, url]) -> standard base64 with padding, or base64url without
+ * padding when `url` is true (RFC 4648). */
+static int util_base64(lua_State *L) {
+  static const char std[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  static const char url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  size_t n, i;
+  const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &n);
+  int is_url = lua_toboolean(L, 2);
+  const char *abc = is_url ? url : std;
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (i = 0; i + 2 < n; i += 3) {
+    unsigned v = ((unsigned)s[i] << 16) | ((unsigned)s[i + 1] << 8) | s[i + 2];
+    luaL_addchar(&b, abc[v >> 18]);
+    luaL_addchar(&b, abc[(v >> 12) & 63]);
+    luaL_addchar(&b, abc[(v >> 6) & 63]);
+    luaL_addchar(&b, abc[v & 63]);
+  }
+  if (i < n) {
+    unsigned v = (unsigned)s[i] << 16;
+    if (i + 1 < n) v |= (unsigned)s[i + 1] << 8;
+    luaL_addchar(&b, abc[v >> 18]);
+    luaL_addchar(&b, abc[(v >> 12) & 63]);
+    if (i + 1 < n) luaL_addchar(&b, abc[(v >> 6) & 63]);
+    else if (!is_url) luaL_addchar(&b, '=');
+    if (!is_url) luaL_addchar(&b, '=');
+  }
+  luaL_pushresult(&b);
+  return 1;
+}
+
+static int b64_value(unsigned char c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '+' || c == '-') return 62;
+  if (c == '/' || c == '_') return 63;
+  return -1;
+}
+
+/* unbase64(s) -> bytes | nil, message.  Accepts both alphabets, optional
+ * padding, and ignores ASCII whitespace. */
+static int util_unbase64(lua_State *L) {
+  size_t n, i;
+  const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &n);
+  unsigned acc = 0;
+  int bits = 0, pad = 0;
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (i = 0; i < n; i++) {
+    int v;
+    unsigned char c = s[i];
+    if (c == ' ' || c == '\n' || c == '\r' || c == '\t') continue;
+    if (c == '=') { pad++; continue; }
+    v = b64_value(c);
+    if (v < 0 || pad) {
+      lua_pushnil(L);
+      lua_pushfstring(L, "invalid base64 at byte %d", (int)i + 1);
+      return 2;
+    }
+    acc = (acc << 6) | (unsigned)v;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      luaL_addchar(&b, (char)((acc >> bits) & 0xFF));
+    }
+  }
+  if (bits >= 6 || pad > 2) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "truncated base64");
+    return 2;
+  }
+  luaL_pushresult(&b);
+  return 1;
+}
+
+/* sha256(s) -> the 32-byte digest. */
+static int util_sha256(lua_State *L) {
+  size_t n;
+  const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &n);
+  unsigned char md[SHA256_DIGEST_LENGTH];
+  SHA256(s, n, md);
+  lua_pushlstring(L, (const char *)md, sizeof md);
+  return 1;
+}
+
+static int push_errno(lua_State *L, const char *what, const char *path) {
+  int e = errno;
+  lua_pushnil(L);
+  lua_pushfstring(L, "%s %s: %s", what, path, strerror(e));
+  return 2;
+}
+
+/* write_file_atomic(path, data [, mode]) -> true | nil, message
+ * Writes to a temporary file in the same directory, fsyncs it, renames it
+ * over `path` and fsyncs the directory: a crash leaves the old file or the
+ * new one, never a partial one.  `mode` defaults to 0600. */
+static int util_write_file_atomic(lua_State *L) {
+  size_t n, plen, off = 0;
+  const char *path = luaL_checklstring(L, 1, &plen);
+  const char *data = luaL_checklstring(L, 2, &n);
+  mode_t mode = (mode_t)luaL_optinteger(L, 3, 0600);
+  char tmp[4096], dir[4096];
+  const char *slash;
+  int fd;
+  if (plen + 16 >= sizeof tmp) return luaL_error(L, "path too long");
+  snprintf(tmp, sizeof tmp, "%s.tmpXXXXXX", path);
+  fd = mkstemp(tmp);
+  if (fd < 0) return push_errno(L, "cannot create a temporary file for", path);
+  if (fchmod(fd, mode) != 0) goto fail;
+  while (off < n) {
+    ssize_t w = write(fd, data + off, n - off);
+    if (w < 0) { if (errno == EINTR) continue; goto fail; }
+    off += (size_t)w;
+  }
+  if (fsync(fd) != 0) goto fail;
+  if (close(fd) != 0) { fd = -1; goto fail; }
+  fd = -1;
+  if (rename(tmp, path) != 0) goto fail;
+  slash = strrchr(path, '/');
+  if (slash) snprintf(dir, sizeof dir, "%.*s", (int)(slash - path) + (slash == path), path);
+  else snprintf(dir, sizeof dir, ".");
+  fd = open(dir, O_RDONLY);
+  if (fd >= 0) { fsync(fd); close(fd); }
+  lua_pushboolean(L, 1);
+  return 1;
+fail:
+  {
+    int e = errno;
+    if (fd >= 0) close(fd);
+    unlink(tmp);
+    errno = e;
+  }
+  return push_errno(L, "cannot write", path);
+}
+
+#define LOCK_MT "scalekit.lock"
+
+static int lock_release(lua_State *L) {
+  int *fd = luaL_checkudata(L, 1, LOCK_MT);
+  if (*fd >= 0) {
+    flock(*fd, LOCK_UN);
+    close(*fd);
+    *fd = -1;
+  }
+  return 0;
+}
+
+/* lock_file(path) -> lock | nil, message
+ * Takes an exclusive advisory lock (flock) on `path`, creating it (0600) if
+ * needed; blocks until it is free.  lock:unlock() (or __close/__gc)
+ * releases it. */
+static int util_lock_file(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  int *fd = lua_newuserdatauv(L, sizeof *fd, 0);
+  *fd = -1;
+  luaL_setmetatable(L, LOCK_MT);
+  *fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (*fd < 0) return push_errno(L, "cannot open lock file", path);
+  while (flock(*fd, LOCK_EX) != 0) {
+    if (errno != EINTR) {
+      lock_release(L);
+      return push_errno(L, "cannot lock", path);
+    }
+  }
+  return 1;
+}
+
 void util_register(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"urlencode", util_urlencode},
@@ -110,7 +287,23 @@ void util_register(lua_State *L) {
     {"now", util_now},
     {"monotonic", util_monotonic},
     {"sleep", util_sleep},
+    {"base64", util_base64},
+    {"unbase64", util_unbase64},
+    {"sha256", util_sha256},
+    {"write_file_atomic", util_write_file_atomic},
+    {"lock_file", util_lock_file},
     {NULL, NULL}
   };
+  if (luaL_newmetatable(L, LOCK_MT)) {
+    lua_pushcfunction(L, lock_release);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, lock_release);
+    lua_setfield(L, -2, "__close");
+    lua_newtable(L);
+    lua_pushcfunction(L, lock_release);
+    lua_setfield(L, -2, "unlock");
+    lua_setfield(L, -2, "__index");
+  }
+  lua_pop(L, 1);
   luaL_setfuncs(L, fns, 0);
 }

@@ -15,6 +15,8 @@ local core = require "scalekit.core"
 local errors = require "scalekit.twitter.errors"
 local tools = require "scalekit.twitter.tools"
 local scalekit = require "scalekit.twitter.scalekit"
+local direct = require "scalekit.twitter.direct"
+local oauth2 = require "scalekit.twitter.oauth2"
 
 local M = {}
 
@@ -30,6 +32,10 @@ M.errors = errors
 -- `encode(value [, root])` returns a string or nil, message;
 -- `decode(text)` returns a value or nil, message.
 M.json = { encode = core.json_encode, decode = core.json_decode }
+
+--- OAuth 2.0 helpers for direct mode: `authorize_url`, `exchange_code`,
+-- `refresh`, `revoke`, `parse_redirect` (see `scalekit.twitter.oauth2`).
+M.oauth2 = oauth2
 
 --- Mark `t` (default: a new table) as a JSON array, so `{}` encodes as `[]`.
 function M.array(t) return setmetatable(t or {}, core.array_mt) end
@@ -49,6 +55,9 @@ local OPTIONS = {
   "mode", "env_url", "client_id", "client_secret", "identifier", "connection_name",
   "connected_account_id", "organization_id", "user_id", "timeout", "connect_timeout",
   "stall_timeout", "ca_file", "proxy", "allow_insecure_http", "max_response", "debug",
+  -- direct mode
+  "bearer_token", "access_token", "refresh_token", "expires_at", "token_file", "on_token",
+  "api_base_url", "token_url",
 }
 local KNOWN_OPTION = {}
 for _, k in ipairs(OPTIONS) do KNOWN_OPTION[k] = true end
@@ -84,17 +93,17 @@ local function check_options(opts)
   end
 end
 
-local function check_env_url(url, allow_http)
+local function check_url(name, url, allow_http)
   local scheme, host = url:match("^(%a+)://([^/?#]+)")
-  if not scheme then config_error(("env_url %q is not an http(s) URL"):format(url), 3) end
+  if not scheme then config_error(("%s %q is not an http(s) URL"):format(name, url), 4) end
   scheme = scheme:lower()
   host = host:gsub("^.*@", ""):gsub(":%d+$", ""):lower()
   if scheme ~= "https" and scheme ~= "http" then
-    config_error(("env_url must use https, got %s://"):format(scheme), 3)
+    config_error(("%s must use https, got %s://"):format(name, scheme), 4)
   end
   if scheme == "http" and not LOOPBACK[host] and not allow_http then
-    config_error("env_url uses http:// for a non-loopback host; use https:// "
-                 .. "(or set allow_insecure_http = true)", 3)
+    config_error(name .. " uses http:// for a non-loopback host; use https:// "
+                 .. "(or set allow_insecure_http = true)", 4)
   end
 end
 
@@ -106,10 +115,83 @@ local function debug_writer(opt)
   return nil
 end
 
+local DIRECT_ONLY = { "bearer_token", "access_token", "refresh_token", "token_file" }
+
+-- "scalekit" or "direct": as asked, else Scalekit when its credentials are
+-- there, else direct when X credentials are.
+local function pick_mode(opts)
+  if opts.mode ~= nil then
+    if opts.mode ~= "scalekit" and opts.mode ~= "direct" then
+      config_error(("mode must be \"scalekit\" or \"direct\", got %q"):format(tostring(opts.mode)), 3)
+    end
+    return opts.mode
+  end
+  if opts.env_url or getenv("SCALEKIT_CLIENT_SECRET", "SCALEKIT_ENVIRONMENT_URL", "SCALEKIT_ENV_URL") then
+    return "scalekit"
+  end
+  for _, k in ipairs(DIRECT_ONLY) do if opts[k] then return "direct" end end
+  if getenv("X_BEARER_TOKEN", "X_ACCESS_TOKEN", "X_REFRESH_TOKEN") then return "direct" end
+  return "scalekit"
+end
+
+local function new_scalekit(self, opts, common)
+  local env_url = opts.env_url or getenv("SCALEKIT_ENVIRONMENT_URL", "SCALEKIT_ENV_URL")
+  local client_id = opts.client_id or getenv("SCALEKIT_CLIENT_ID")
+  local secret = { client_secret = opts.client_secret or getenv("SCALEKIT_CLIENT_SECRET") }
+  local missing = {}
+  if not env_url then missing[#missing + 1] = "env_url (SCALEKIT_ENVIRONMENT_URL)" end
+  if not client_id then missing[#missing + 1] = "client_id (SCALEKIT_CLIENT_ID)" end
+  if not secret.client_secret then missing[#missing + 1] = "client_secret (SCALEKIT_CLIENT_SECRET)" end
+  if #missing > 0 then
+    config_error("missing " .. table.concat(missing, ", ")
+                 .. " (or, for direct mode, X_BEARER_TOKEN / X_ACCESS_TOKEN)", 3)
+  end
+  check_url("env_url", env_url, opts.allow_insecure_http)
+  self.env_url = env_url:gsub("/+$", "")
+  self.client_id = client_id
+  self.identifier = opts.identifier or getenv("SCALEKIT_IDENTIFIER")
+  self.connection_name = opts.connection_name or "twitter"
+  self.connected_account_id = opts.connected_account_id
+  self.organization_id = opts.organization_id
+  self.user_id = opts.user_id
+  common.env_url, common.client_id, common.secret = self.env_url, client_id, secret
+  common.redact = errors.redactor(secret)
+  return scalekit.new(common), common.redact
+end
+
+local function new_direct(self, opts, common)
+  local secret = {
+    bearer_token = opts.bearer_token or getenv("X_BEARER_TOKEN"),
+    access_token = opts.access_token or getenv("X_ACCESS_TOKEN"),
+    refresh_token = opts.refresh_token or getenv("X_REFRESH_TOKEN"),
+    client_secret = opts.client_secret or getenv("X_CLIENT_SECRET"),
+  }
+  if opts.on_token ~= nil and type(opts.on_token) ~= "function" then
+    config_error("on_token must be a function", 3)
+  end
+  if not (secret.bearer_token or secret.access_token or secret.refresh_token or opts.token_file) then
+    config_error("direct mode needs bearer_token, access_token, refresh_token or token_file "
+                 .. "(X_BEARER_TOKEN, X_ACCESS_TOKEN, X_REFRESH_TOKEN)", 3)
+  end
+  local base = opts.api_base_url or getenv("X_API_BASE_URL") or oauth2.API_BASE_URL
+  check_url("api_base_url", base, opts.allow_insecure_http)
+  self.api_base_url = base:gsub("/+$", "")
+  self.client_id = opts.client_id or getenv("X_CLIENT_ID")
+  self.token_file = opts.token_file
+  common.secret, common.client_id, common.api_base_url = secret, self.client_id, self.api_base_url
+  common.expires_at, common.token_file, common.on_token = opts.expires_at, opts.token_file, opts.on_token
+  common.token_url = opts.token_url
+  common.redact = errors.redactor(secret)
+  return direct.new(common), common.redact
+end
+
 --- Make a client.
--- Options not given come from the environment: `SCALEKIT_ENVIRONMENT_URL`
--- (or `SCALEKIT_ENV_URL`), `SCALEKIT_CLIENT_ID`, `SCALEKIT_CLIENT_SECRET`,
--- `SCALEKIT_IDENTIFIER`; `ca_file` from `SSL_CERT_FILE` or `CURL_CA_BUNDLE`.
+-- Scalekit mode (default): options not given come from the environment:
+-- `SCALEKIT_ENVIRONMENT_URL` (or `SCALEKIT_ENV_URL`), `SCALEKIT_CLIENT_ID`,
+-- `SCALEKIT_CLIENT_SECRET`, `SCALEKIT_IDENTIFIER`.  Direct mode (`mode =
+-- "direct"`, or picked when only X credentials are given): `X_BEARER_TOKEN`,
+-- `X_ACCESS_TOKEN`, `X_REFRESH_TOKEN`, `X_CLIENT_ID`, `X_CLIENT_SECRET`,
+-- `X_API_BASE_URL`.  `ca_file` defaults to `SSL_CERT_FILE` or `CURL_CA_BUNDLE`.
 -- Raises on a configuration mistake (missing credentials, unknown option,
 -- plain-http URL to a remote host).
 -- @tparam[opt] table opts see README "Configuration"
@@ -120,42 +202,20 @@ function M.new(opts)
   end
   opts = opts or {}
   check_options(opts)
-  if opts.mode ~= nil and opts.mode ~= "scalekit" then
-    config_error(("mode %q is not supported by this version (only \"scalekit\")"):format(
-      tostring(opts.mode)), 2)
-  end
-  local env_url = opts.env_url or getenv("SCALEKIT_ENVIRONMENT_URL", "SCALEKIT_ENV_URL")
-  local client_id = opts.client_id or getenv("SCALEKIT_CLIENT_ID")
-  local secret = { client_secret = opts.client_secret or getenv("SCALEKIT_CLIENT_SECRET") }
-  local missing = {}
-  if not env_url then missing[#missing + 1] = "env_url (SCALEKIT_ENVIRONMENT_URL)" end
-  if not client_id then missing[#missing + 1] = "client_id (SCALEKIT_CLIENT_ID)" end
-  if not secret.client_secret then missing[#missing + 1] = "client_secret (SCALEKIT_CLIENT_SECRET)" end
-  if #missing > 0 then config_error("missing " .. table.concat(missing, ", "), 2) end
-  check_env_url(env_url, opts.allow_insecure_http)
-
-  local self = setmetatable({
-    mode = "scalekit",
-    env_url = env_url:gsub("/+$", ""),
-    client_id = client_id,
-    identifier = opts.identifier or getenv("SCALEKIT_IDENTIFIER"),
-    connection_name = opts.connection_name or "twitter",
-    connected_account_id = opts.connected_account_id,
-    organization_id = opts.organization_id,
-    user_id = opts.user_id,
-    timeout = opts.timeout or 60,
-  }, client_mt)
-  local redact = errors.redactor(secret)
-  state[self] = {
-    redact = redact,
-    sk = scalekit.new{
-      env_url = self.env_url, client_id = client_id, secret = secret,
-      ca_file = opts.ca_file or getenv("SSL_CERT_FILE", "CURL_CA_BUNDLE"),
-      proxy = opts.proxy, max_response = opts.max_response, timeout = self.timeout,
-      connect_timeout = opts.connect_timeout, stall_timeout = opts.stall_timeout,
-      debug = debug_writer(opts.debug), redact = redact,
-    },
+  local self = setmetatable({ mode = pick_mode(opts), timeout = opts.timeout or 60 }, client_mt)
+  local common = {
+    ca_file = opts.ca_file or getenv("SSL_CERT_FILE", "CURL_CA_BUNDLE"),
+    proxy = opts.proxy, max_response = opts.max_response, timeout = self.timeout,
+    connect_timeout = opts.connect_timeout, stall_timeout = opts.stall_timeout,
+    debug = debug_writer(opts.debug),
   }
+  local backend, redact
+  if self.mode == "direct" then
+    backend, redact = new_direct(self, opts, common)
+  else
+    backend, redact = new_scalekit(self, opts, common)
+  end
+  state[self] = { backend = backend, redact = redact }
   return self
 end
 
@@ -172,6 +232,10 @@ client_mt.__index = function(_, key)
 end
 
 client_mt.__tostring = function(self)
+  if self.mode == "direct" then
+    return ("scalekit.twitter client (mode=direct, api_base_url=%s, client_id=%s)"):format(
+      self.api_base_url, tostring(self.client_id))
+  end
   return ("scalekit.twitter client (mode=%s, env_url=%s, client_id=%s, identifier=%s, connection=%s)"):format(
     self.mode, self.env_url, self.client_id, tostring(self.identifier), self.connection_name)
 end
@@ -227,7 +291,7 @@ function Client:execute(name, input)
   local params
   params, err = tools.validate(tool, input or {})
   if not params then return nil, err end
-  if not self.identifier and not self.connected_account_id then
+  if self.mode == "scalekit" and not self.identifier and not self.connected_account_id then
     return nil, errors.new("invalid_input", tool.name .. ": no connected account: set identifier "
       .. "(or SCALEKIT_IDENTIFIER) or connected_account_id", { tool = tool.name })
   end
@@ -235,7 +299,8 @@ function Client:execute(name, input)
     params.id, err = my_id(self)
     if not params.id then return nil, err end
   end
-  return state[self].sk:execute(tool.name, params, context(self))
+  if self.mode == "direct" then return state[self].backend:execute(tool, params) end
+  return state[self].backend:execute(tool.name, params, context(self))
 end
 
 --- Call the provider API through Scalekit's proxy.
@@ -257,9 +322,10 @@ function Client:request(req)
     for k, v in pairs(req.query_params or {}) do query[k] = v end
     for k, v in pairs(req.params or {}) do query[k] = v end
   end
-  return state[self].sk:proxy({ path = req.path, method = req.method, query = query,
-                                body = req.body, headers = req.headers,
-                                timeout = req.timeout }, context(self))
+  local r = { path = req.path, method = req.method, query = query, body = req.body,
+              headers = req.headers, timeout = req.timeout }
+  if self.mode == "direct" then return state[self].backend:request(r) end
+  return state[self].backend:proxy(r, context(self))
 end
 
 -- Query/body fields that name the connected account.
@@ -274,7 +340,10 @@ local function account_ref(self, extra)
 end
 
 local function account_call(self, what, method, path, opts)
-  return state[self].sk:account_call(method, path, { what = what }, opts)
+  if self.mode ~= "scalekit" then
+    error(("scalekit.twitter: %s is a Scalekit call; this client is in %s mode"):format(what, self.mode), 3)
+  end
+  return state[self].backend:account_call(method, path, { what = what }, opts)
 end
 
 --- A magic link the user opens to connect their X account.
@@ -370,7 +439,26 @@ end
 -- client is garbage collected).
 function Client:close()
   check_client(self, "close")
-  state[self].sk.http:close()
+  state[self].backend.http:close()
+end
+
+--- Read a streaming tool (direct mode): `on_event(event)` is called for each
+-- event while it returns true; the stream reconnects with X's backoff.
+-- @tparam string name e.g. "twitter_tweet_label_stream"
+-- @tparam table input the tool's parameters
+-- @tparam function on_event
+-- @return the number of events delivered, or nil, err
+function Client:stream(name, input, on_event, opts)
+  check_client(self, "stream")
+  check_table(input, "stream input", 2)
+  if type(on_event) ~= "function" then error("scalekit.twitter: stream needs an on_event function", 2) end
+  if self.mode ~= "direct" then error("scalekit.twitter: stream is available in direct mode", 2) end
+  local tool, err = tools.lookup(name)
+  if not tool then return nil, err end
+  local params
+  params, err = tools.validate(tool, input or {})
+  if not params then return nil, err end
+  return state[self].backend:stream(tool, params, on_event, opts)
 end
 
 -- The default client for module-level calls ------------------------------

@@ -16,6 +16,14 @@
 --            (optional, shared description); a table is
 --            { name, type, required =, doc =, <constraints> } or, when the
 --            type is omitted, a `shared` parameter with constraints added.
+-- Direct mode (X API v2) routing, also data: path parameters are the {name}s
+-- in `http`; other parameters go in the query (GET, DELETE) or the JSON body
+-- under `wire` (a dotted path; "a[].b" makes an array of objects; `split`
+-- turns a comma-separated string into an array; `wire = false` means not
+-- sent to X).  `query_const` / `body_const` are fixed values; `direct` names
+-- the few tools that are sequences rather than one request ("fan_out": one
+-- POST per item of the `fan_out` parameter, "media_upload_large",
+-- "media_upload", "stream").
 -- Constraints: min/max (integer), max_len (string length, or each array
 -- item), enum, format ("id": 1-19 digits, "username", "space_id"),
 -- items/items_format/min_items/max_items (arrays; max_items on a string
@@ -49,8 +57,9 @@ local tools = {
     summary = "Subscribe to activity events (profile changes, follows, Spaces...) of one user.",
     http = "POST /2/activity/subscriptions",
     auth = "any",
+    direct = "fan_out", fan_out = "event_types",
     params = {
-      { "event_types", "array", required = true, items = "string", doc = "Event types to subscribe to, one subscription each (e.g. follow.follow, profile.update.bio)" },
+      { "event_types", "array", required = true, wire = "event_type", items = "string", doc = "Event types to subscribe to, one subscription each (e.g. follow.follow, profile.update.bio)" },
       { "user_id", "string", required = true, format = "id", wire = "filter.user_id", doc = "ID of the user whose activity to watch" },
     },
   },
@@ -174,7 +183,7 @@ local tools = {
     scopes = { "dm.write", "tweet.read", "users.read" },
     params = {
       { "dm_conversation_id", "string", required = true, format = "id", doc = "ID of the conversation to post into" },
-      { "media_id", "string", format = "id", wire = "attachments[0].media_id", doc = "ID of uploaded media to attach" },
+      { "media_id", "string", format = "id", wire = "attachments[].media_id", doc = "ID of uploaded media to attach" },
       { "text", "string", doc = "Message text" },
     },
   },
@@ -186,7 +195,7 @@ local tools = {
     scopes = { "dm.read", "dm.write" },
     params = {
       { "event_id", "string", required = true, format = "id", doc = "ID of the message event to delete" },
-      { "participant_id", "string", required = true, format = "id", doc = "ID of the other user in the conversation" },
+      { "participant_id", "string", required = true, format = "id", wire = false, doc = "ID of the other user in the conversation" },
     },
   },
   {
@@ -221,10 +230,11 @@ local tools = {
     http = "POST /2/dm_conversations",
     auth = "user",
     scopes = { "dm.write", "tweet.read", "users.read" },
+    body_const = { conversation_type = "Group" },
     params = {
       { "message_text", "string", required = true, wire = "message.text", doc = "Text of the first message" },
       { "participant_ids", "array", required = true, items = "string", items_format = "id", min_items = 2, max_items = 49, doc = "IDs of the users to include (not the sender)" },
-      { "message_media_ids", "array", items = "string", items_format = "id", wire = "message.attachments[i].media_id", doc = "IDs of uploaded media to attach to the first message" },
+      { "message_media_ids", "array", items = "string", items_format = "id", wire = "message.attachments[].media_id", doc = "IDs of uploaded media to attach to the first message" },
     },
   },
   {
@@ -235,7 +245,7 @@ local tools = {
     scopes = { "dm.write", "tweet.read", "users.read" },
     params = {
       { "participant_id", "string", required = true, format = "id", doc = "ID of the recipient" },
-      { "media_id", "string", format = "id", wire = "attachments[0].media_id", doc = "ID of uploaded media to attach" },
+      { "media_id", "string", format = "id", wire = "attachments[].media_id", doc = "ID of uploaded media to attach" },
       { "text", "string", doc = "Message text" },
     },
   },
@@ -467,9 +477,10 @@ local tools = {
     http = "POST /2/media/upload",
     auth = "user",
     scopes = { "media.write" },
+    direct = "media_upload",
     params = {
       { "media", "string", required = true, doc = "The file's bytes, base64-encoded" },
-      { "media_type", "string", required = true, doc = "MIME type of the file, e.g. image/png" },
+      { "media_type", "string", required = true, wire = false, doc = "MIME type of the file, e.g. image/png" },
       "media_category",
     },
   },
@@ -480,7 +491,7 @@ local tools = {
     auth = "user",
     scopes = { "media.write" },
     params = {
-      { "media_data", "string", required = true, doc = "This chunk's bytes, base64-encoded" },
+      { "media_data", "string", required = true, wire = "media", doc = "This chunk's bytes, base64-encoded" },
       { "media_id", "string", required = true, format = "id", doc = "Media ID returned when the upload was initialized" },
       { "segment_index", "integer", required = true, doc = "Position of this chunk, starting at 0" },
     },
@@ -491,9 +502,10 @@ local tools = {
     http = "POST /2/media/upload",
     auth = "user",
     scopes = { "media.write" },
+    direct = "media_upload",
     params = {
-      { "media_data", "string", required = true, doc = "The file's bytes, base64-encoded" },
-      { "media_type", "string", required = true, doc = "MIME type of the file, e.g. image/jpeg" },
+      { "media_data", "string", required = true, wire = "media", doc = "The file's bytes, base64-encoded" },
+      { "media_type", "string", required = true, wire = false, doc = "MIME type of the file, e.g. image/jpeg" },
       "media_category",
     },
   },
@@ -506,7 +518,7 @@ local tools = {
     params = {
       { "media_type", "string", required = true, doc = "MIME type of the file, e.g. video/mp4" },
       { "total_bytes", "integer", required = true, doc = "Size of the whole file in bytes" },
-      { "additional_owners", "string", doc = "Comma-separated IDs of other users allowed to use this media" },
+      { "additional_owners", "string", split = true, doc = "Comma-separated IDs of other users allowed to use this media" },
       "media_category",
     },
   },
@@ -516,9 +528,10 @@ local tools = {
     http = "POST /2/media/upload/initialize",
     auth = "user",
     scopes = { "media.write" },
+    direct = "media_upload_large",
     params = {
       { "media_data", "string", required = true, doc = "The whole file, base64-encoded" },
-      { "media_type", "string", required = true, wire = "initialize.media_type", doc = "MIME type of the file, e.g. video/mp4" },
+      { "media_type", "string", required = true, doc = "MIME type of the file, e.g. video/mp4" },
       { "total_bytes", "integer", required = true, doc = "Size of the decoded file in bytes" },
       { "additional_owners", "string", doc = "Comma-separated IDs of other users allowed to use this media" },
       "media_category",
@@ -530,6 +543,7 @@ local tools = {
     http = "GET /2/media/upload",
     auth = "user",
     scopes = { "media.write" },
+    query_const = { command = "STATUS" },
     params = {
       { "media_id", "string", required = true, format = "id", doc = "Media ID to check" },
     },
@@ -855,10 +869,11 @@ local tools = {
     summary = "Stream label events (e.g. public-interest notices) applied to posts.",
     http = "GET /2/tweets/label/stream",
     auth = "app",
+    direct = "stream",
     params = {
       { "backfill_minutes", "integer", min = 0, max = 5, doc = "Minutes of missed events to replay after a reconnect" },
-      "expansions",
-      "tweet_fields",
+      { "expansions", wire = false },
+      { "tweet_fields", wire = false },
     },
   },
   {

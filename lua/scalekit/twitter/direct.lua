@@ -1,0 +1,510 @@
+--- Direct mode: the catalog's tools sent straight to X API v2 with the
+-- user's own tokens.
+--
+-- Routing comes from the catalog (`http`, each parameter's `wire`,
+-- `query_const`, `body_const`, `direct`); this file turns one validated tool
+-- call into X requests and X's answers into results or errors.
+--
+-- Tokens: an app-only bearer token, a user-context access token, or both.  A
+-- user token is refreshed shortly before it expires and once after a 401.  X
+-- rotates refresh tokens, so a refresh holds an exclusive lock on the token
+-- file (when there is one), first re-reads the file (another process may have
+-- refreshed already), then writes the new pair atomically and hands it to
+-- `on_token`.
+-- @module scalekit.twitter.direct
+
+local core = require "scalekit.core"
+local errors = require "scalekit.twitter.errors"
+local oauth2 = require "scalekit.twitter.oauth2"
+local transport = require "scalekit.twitter.transport"
+
+local M = {}
+
+M.REFRESH_SKEW = 60          -- refresh this many seconds before expiry
+M.CHUNK_SIZE = 1024 * 1024   -- media append chunk (X allows up to 5 MB)
+M.MAX_STATUS_POLLS = 120     -- media processing status checks at most
+M.MAX_STATUS_WAIT = 30       -- seconds between two status checks at most
+M.STREAM_MAX_EVENTS = 100    -- a stream tool called as a tool stops after this many
+M.STREAM_MAX_SECONDS = 10    -- ... or this long
+
+local object_mt, array_mt, null = core.object_mt, core.array_mt, core.null
+local ACCEPTS = { user = "an OAuth 2.0 user-context token", app = "an app-only bearer token",
+                  any = "a user-context or app-only token", none = "no token" }
+
+local Direct = {}
+Direct.__index = Direct
+
+-- Token file --------------------------------------------------------------
+
+local function read_token_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local text = f:read("a")
+  f:close()
+  local t = core.json_decode(text)
+  if type(t) == "table" and type(t.access_token) == "string" then return t end
+  return nil
+end
+
+local function write_token_file(path, tok)
+  local body = core.json_encode(setmetatable({
+    access_token = tok.access_token, refresh_token = tok.refresh_token,
+    expires_at = tok.expires_at, scope = tok.scope, token_type = tok.token_type,
+  }, object_mt))
+  return core.write_file_atomic(path, body .. "\n", 384)    -- 0600
+end
+
+--- Make a direct-mode backend.
+-- @tparam table cfg `secret` (table holding bearer_token, access_token,
+--   refresh_token, client_secret), `expires_at`, `client_id`, `token_file`,
+--   `on_token`, `api_base_url`, `token_url`, plus transport options.
+function M.new(cfg)
+  local self = setmetatable({
+    base = cfg.api_base_url:gsub("/+$", ""), client_id = cfg.client_id, secret = cfg.secret,
+    expires_at = cfg.expires_at, token_file = cfg.token_file, on_token = cfg.on_token,
+    token_url = cfg.token_url, ca_file = cfg.ca_file, proxy = cfg.proxy,
+    redact = cfg.redact, rate = {},
+  }, Direct)
+  self.http = transport.new{
+    ca_file = cfg.ca_file, proxy = cfg.proxy, max_response = cfg.max_response,
+    timeout = cfg.timeout, connect_timeout = cfg.connect_timeout,
+    stall_timeout = cfg.stall_timeout, debug = cfg.debug, redact = cfg.redact,
+  }
+  if self.token_file then
+    local t = read_token_file(self.token_file)
+    if t then self:adopt(t) end
+  end
+  return self
+end
+
+function Direct:adopt(tok)
+  self.secret.access_token = tok.access_token
+  if tok.refresh_token then self.secret.refresh_token = tok.refresh_token end
+  self.expires_at = math.tointeger(tok.expires_at) or tok.expires_at
+end
+
+function Direct:has_user_token()
+  return self.secret.access_token ~= nil or self.secret.refresh_token ~= nil
+end
+
+--- Refresh the user token (single-flight across processes sharing the token
+-- file).  `stale` is the access token that was found wanting: if the token
+-- file already holds a different one, that one is used instead.
+function Direct:refresh(stale)
+  if not (self.secret.refresh_token and self.client_id) then
+    return nil, errors.new("reauth_required",
+      "the access token expired or was rejected and there is no refresh_token/client_id to renew it")
+  end
+  local lock
+  if self.token_file then
+    local err
+    lock, err = core.lock_file(self.token_file .. ".lock")
+    if not lock then return nil, errors.new("auth", err) end
+    local t = read_token_file(self.token_file)
+    if t and t.access_token ~= stale then
+      self:adopt(t)
+      lock:unlock()
+      return true
+    end
+  end
+  local tok, err = oauth2.refresh{
+    client_id = self.client_id, client_secret = self.secret.client_secret,
+    refresh_token = self.secret.refresh_token, api_base_url = self.base,
+    token_url = self.token_url, transport = self.http,
+  }
+  if not tok then
+    if lock then lock:unlock() end
+    return nil, err
+  end
+  self:adopt(tok)
+  if self.token_file then
+    local ok, werr = write_token_file(self.token_file, tok)
+    lock:unlock()
+    if not ok then return nil, errors.new("auth", "token refreshed but not saved: " .. werr) end
+  end
+  if self.on_token then self.on_token(tok) end
+  return true
+end
+
+-- The Authorization header value for a tool with auth kind `kind`.
+function Direct:authorization(kind, tool_name)
+  local user, app = self:has_user_token(), self.secret.bearer_token
+  local use
+  if kind == "app" then use = app and "app"
+  elseif kind == "user" then use = user and "user"
+  else use = (user and "user") or (app and "app") or (kind == "none" and "none") end
+  if not use then
+    local have = user and "a user-context token" or (app and "an app-only bearer token") or "no token"
+    return nil, errors.new("auth", ("%s: X serves this only with %s; this client has %s"):format(
+      tool_name, ACCEPTS[kind], have), { tool = tool_name })
+  end
+  if use == "app" then return "Bearer " .. app, "app" end
+  if use == "none" then return nil, "none" end
+  if not self.secret.access_token or (self.expires_at and core.now() >= self.expires_at - M.REFRESH_SKEW) then
+    local ok, err = self:refresh(self.secret.access_token)
+    if not ok then err.tool = tool_name; return nil, err end
+  end
+  return "Bearer " .. self.secret.access_token, "user"
+end
+
+-- Requests -----------------------------------------------------------------
+
+-- Set `value` at a wire path in `body`: "a.b" nests objects, "a[].b" makes
+-- an array of objects (one per value).
+local function set_wire(body, path, value)
+  local head, rest = path:match("^([^.]+)%.(.+)$")
+  if not head then body[path] = value; return end
+  local arr = head:match("^(.-)%[%]$")
+  if arr then
+    local list = setmetatable({}, array_mt)
+    for i, v in ipairs(type(value) == "table" and value or { value }) do
+      list[i] = setmetatable({}, object_mt)
+      set_wire(list[i], rest, v)
+    end
+    body[arr] = list
+    return
+  end
+  body[head] = body[head] or setmetatable({}, object_mt)
+  set_wire(body[head], rest, value)
+end
+
+local function split_list(s)
+  local out = setmetatable({}, array_mt)
+  for item in s:gmatch("[^,%s]+") do out[#out + 1] = item end
+  return out
+end
+
+--- The X request for validated `params`: `{ method, path, query, body }`.
+function M.build(tool, params)
+  local used = {}
+  local path = tool.path:gsub("{([%w_]+)}", function(name)
+    used[name] = true
+    return core.urlencode(tostring(params[name]))
+  end)
+  local query, body = {}, nil
+  local in_query = tool.method == "GET" or tool.method == "DELETE"
+  for _, p in ipairs(tool.params) do
+    local v = params[p.name]
+    if v ~= nil and not used[p.name] and p.wire ~= false then
+      if p.split and type(v) == "string" then v = split_list(v) end
+      if in_query then
+        query[p.wire or p.name] = v
+      else
+        body = body or setmetatable({}, object_mt)
+        set_wire(body, p.wire or p.name, v)
+      end
+    end
+  end
+  for k, v in pairs(tool.query_const or {}) do query[k] = v end
+  if tool.body_const then
+    body = body or setmetatable({}, object_mt)
+    for k, v in pairs(tool.body_const) do body[k] = v end
+  end
+  if not in_query and body == nil then body = setmetatable({}, object_mt) end
+  return { method = tool.method, path = path, query = query, body = body }
+end
+
+local function rate_of(headers)
+  local n = function(k) return math.tointeger(tonumber(headers[k] or "")) end
+  if not headers["x-rate-limit-limit"] then return nil end
+  return { limit = n("x-rate-limit-limit"), remaining = n("x-rate-limit-remaining"),
+           reset = n("x-rate-limit-reset") }
+end
+
+--- Turn a non-2xx X answer into an error: problem details, v1.1-style
+-- `errors`, OAuth bodies and bare statuses.
+function M.error_from(resp, tool_name, redact)
+  local j = type(resp.json) == "table" and resp.json or {}
+  local first = type(j.errors) == "table" and j.errors[1] or {}
+  local msg = j.detail or first.message or first.detail or j.title or j.error_description
+  if type(msg) ~= "string" then msg = ("HTTP %d"):format(resp.status) end
+  local ptype = type(j.type) == "string" and j.type:match("/2/problems/([%w%-]+)$") or nil
+  local kind = errors.kind_for_status(resp.status)
+  local f = { status = resp.status, tool = tool_name, details = j, error_code = ptype,
+              rate_limit = rate_of(resp.headers) }
+  if resp.status == 429 then
+    local reset = f.rate_limit and f.rate_limit.reset
+    f.retry_after = tonumber(resp.headers["retry-after"] or "")
+                    or (reset and math.max(0, reset - math.floor(core.now())))
+    f.usage_cap = ptype == "usage-capped" or nil
+  end
+  if tool_name then msg = tool_name .. ": " .. msg end
+  return errors.new(kind, redact(msg), f)
+end
+
+-- One authenticated request; on a 401 with a user token, refresh and repeat once.
+function Direct:send(kind, tool_name, req)
+  for attempt = 1, 2 do
+    local auth, used = self:authorization(kind, tool_name)
+    if not auth and used ~= "none" then return nil, used end
+    local resp, err = self.http:send{
+      method = req.method, url = self.base .. req.path, query = req.query,
+      json = req.body, body = req.raw, headers = req.headers, timeout = req.timeout,
+      override = { authorization = auth or false }, tool = tool_name,
+    }
+    if not resp then return nil, err end
+    if resp.status ~= 401 or used ~= "user" or attempt == 2 or not self.secret.refresh_token then
+      return resp
+    end
+    local ok, rerr = self:refresh(self.secret.access_token)
+    if not ok then rerr.tool = tool_name; return nil, rerr end
+  end
+end
+
+-- A tool request: decoded JSON of a 2xx answer, or nil, err.
+function Direct:call(tool, req)
+  local resp, err = self:send(tool.auth, tool.name, req)
+  if not resp then return nil, err end
+  self.rate[tool.name] = rate_of(resp.headers) or self.rate[tool.name]
+  if resp.status < 200 or resp.status > 299 then
+    return nil, M.error_from(resp, tool.name, self.redact)
+  end
+  if resp.body:match("^%s*$") then return setmetatable({}, object_mt), resp end
+  if type(resp.json) ~= "table" then
+    return nil, errors.new("protocol", ("%s: X answered with something that is not JSON (%s)"):format(
+      tool.name, resp.json_error or "unexpected value"), { status = resp.status, tool = tool.name })
+  end
+  return resp.json, resp
+end
+
+-- Sequences -----------------------------------------------------------------
+
+local function default_category(media_type)
+  if media_type:match("^text/") then return "subtitles" end
+  if media_type == "image/gif" then return "tweet_gif" end
+  if media_type:match("^video/") then return "tweet_video" end
+  return "tweet_image"
+end
+
+local sequences = {}
+
+-- One POST per item of the fan-out parameter; results in order.  Fails as a
+-- whole only if every POST failed.
+function sequences.fan_out(self, tool, params)
+  local results, failures = setmetatable({}, array_mt), setmetatable({}, array_mt)
+  local items = params[tool.fan_out]
+  local last_err
+  for _, item in ipairs(items) do
+    local one = {}
+    for k, v in pairs(params) do one[k] = v end
+    one[tool.fan_out] = item
+    local j, err = self:call(tool, M.build(tool, one))
+    if j then results[#results + 1] = j.data or j
+    else
+      last_err = err
+      failures[#failures + 1] = setmetatable({ item = item, error = err.message, status = err.status }, object_mt)
+    end
+  end
+  if #results == 0 and last_err then return nil, last_err end
+  local out = setmetatable({ data = results }, object_mt)
+  if #failures > 0 then out.errors = failures end
+  return out
+end
+
+function sequences.media_upload(self, tool, params)
+  local req = M.build(tool, params)
+  req.body.media_category = req.body.media_category or default_category(params.media_type)
+  return self:call(tool, req)
+end
+
+-- Wait while X processes uploaded media; returns the last media object.
+function Direct:await_media(tool, media, on_wait)
+  local polls = 0
+  while type(media.processing_info) == "table" do
+    local info = media.processing_info
+    if info.state == "succeeded" then break end
+    if info.state == "failed" then
+      local e = type(info.error) == "table" and info.error or {}
+      return nil, errors.new("tool_error", ("%s: media processing failed: %s"):format(
+        tool.name, tostring(e.message or e.name or "unknown error")), { tool = tool.name, details = info })
+    end
+    polls = polls + 1
+    if polls > M.MAX_STATUS_POLLS then
+      return nil, errors.new("timeout", tool.name .. ": media still processing after "
+        .. M.MAX_STATUS_POLLS .. " status checks", { tool = tool.name })
+    end
+    local wait = math.min(math.max(tonumber(info.check_after_secs) or 1, 0), M.MAX_STATUS_WAIT)
+    if on_wait then on_wait(wait, info) end
+    core.sleep(wait)
+    local j, err = self:call(tool, { method = "GET", path = "/2/media/upload",
+                                     query = { command = "STATUS", media_id = media.id } })
+    if not j then return nil, err end
+    media = j.data or j
+  end
+  return media
+end
+
+-- initialize -> append chunks (base64 JSON) -> finalize -> wait for processing.
+function sequences.media_upload_large(self, tool, params)
+  local bytes, derr = core.unbase64(params.media_data)
+  if not bytes then
+    return nil, errors.new("invalid_input", tool.name .. ": parameter 'media_data': " .. derr,
+                           { tool = tool.name, param = "media_data" })
+  end
+  if #bytes ~= params.total_bytes then
+    return nil, errors.new("invalid_input", ("%s: parameter 'total_bytes': is %d but media_data decodes to %d bytes")
+      :format(tool.name, params.total_bytes, #bytes), { tool = tool.name, param = "total_bytes" })
+  end
+  local init = setmetatable({ media_type = params.media_type, total_bytes = params.total_bytes,
+    media_category = params.media_category or default_category(params.media_type) }, object_mt)
+  if params.additional_owners then init.additional_owners = split_list(params.additional_owners) end
+  local j, err = self:call(tool, { method = "POST", path = "/2/media/upload/initialize", body = init })
+  if not j then return nil, err end
+  local id = j.data and j.data.id
+  if type(id) ~= "string" then
+    return nil, errors.new("protocol", tool.name .. ": initialize returned no media id", { tool = tool.name })
+  end
+  local seg = 0
+  for off = 1, #bytes, M.CHUNK_SIZE do
+    local chunk = bytes:sub(off, off + M.CHUNK_SIZE - 1)
+    j, err = self:call(tool, { method = "POST", path = "/2/media/upload/" .. id .. "/append",
+      body = setmetatable({ media = core.base64(chunk), segment_index = seg }, object_mt) })
+    if not j then return nil, err end
+    seg = seg + 1
+  end
+  j, err = self:call(tool, { method = "POST", path = "/2/media/upload/" .. id .. "/finalize" })
+  if not j then return nil, err end
+  local media
+  media, err = self:await_media(tool, j.data or j)
+  if not media then return nil, err end
+  return setmetatable({ data = media }, object_mt)
+end
+
+function sequences.stream(self, tool, params)
+  local events = setmetatable({}, array_mt)
+  local deadline = core.monotonic() + M.STREAM_MAX_SECONDS
+  local _, err = self:stream(tool, params, function(ev)
+    events[#events + 1] = ev
+    return #events < M.STREAM_MAX_EVENTS and core.monotonic() < deadline
+  end, { reconnect = false, deadline = deadline })
+  if err and #events == 0 then return nil, err end
+  return setmetatable({ data = events }, object_mt)
+end
+
+--- Run one validated tool call.
+-- @return data, info `{ tool =, status =, rate_limit = }` or nil, err
+function Direct:execute(tool, params)
+  local data, resp_or_err
+  if tool.direct and sequences[tool.direct] then
+    data, resp_or_err = sequences[tool.direct](self, tool, params)
+  else
+    data, resp_or_err = self:call(tool, M.build(tool, params))
+  end
+  if data == nil then return nil, resp_or_err end
+  return data, { tool = tool.name, status = type(resp_or_err) == "table" and resp_or_err.status or nil,
+                 rate_limit = self.rate[tool.name] }
+end
+
+--- A raw call to any X API v2 path, in the proxy's result shape.
+function Direct:request(req)
+  local path = req.path:sub(1, 1) == "/" and req.path or "/" .. req.path
+  local resp, err = self:send("any", "request", {
+    method = (req.method or "GET"):upper(), path = path, query = req.query,
+    body = type(req.body) == "table" and req.body or nil,
+    raw = type(req.body) == "string" and req.body or nil,
+    headers = req.headers, timeout = req.timeout })
+  if not resp then return nil, err end
+  local out = { status = resp.status, headers = resp.headers, body = resp.body, json = resp.json }
+  if resp.status < 200 or resp.status > 299 then
+    local e = M.error_from(resp, nil, self.redact)
+    e.response = out
+    return nil, e
+  end
+  return out
+end
+
+-- Streaming -------------------------------------------------------------------
+
+-- X's documented reconnect backoff: network errors +250 ms linearly up to
+-- 16 s; HTTP errors doubling from 5 s up to 320 s; 429 doubling from 60 s.
+function M.backoff(kind, attempt)
+  if kind == "network" then return math.min(0.25 * attempt, 16) end
+  if kind == "rate_limited" then return 60 * 2 ^ (attempt - 1) end
+  return math.min(5 * 2 ^ (attempt - 1), 320)
+end
+M.MAX_RECONNECTS = 6
+M.HEARTBEAT_TIMEOUT = 20     -- seconds without data or keep-alive: reconnect
+
+--- Read a newline-delimited JSON stream, calling `on_event(event)` for each
+-- event while it returns true.  Reconnects with X's backoff (at most
+-- MAX_RECONNECTS times in a row).  Returns the number of events delivered, or
+-- nil, err.
+function Direct:stream(tool, params, on_event, opts)
+  opts = opts or {}
+  local req = M.build(tool, params)
+  local delivered, failures = 0, 0
+  local sleep = opts.sleep or core.sleep
+  while true do
+    local auth, used = self:authorization(tool.auth, tool.name)
+    if not auth and used ~= "none" then return nil, used end
+    local url = self.base .. req.path
+    local q = transport.encode_query(req.query)
+    if q ~= "" then url = url .. "?" .. q end
+    local lines = transport.header_lines({ ["User-Agent"] = transport.USER_AGENT, Accept = "application/json",
+                                           Authorization = auth })
+    local st = core.stream_open{ url = url, headers = lines, ca_file = self.ca_file, proxy = self.proxy,
+                                 stall_timeout = M.HEARTBEAT_TIMEOUT }
+    local pending, last_data, err_kind, err = "", core.monotonic(), nil, nil
+    local stop = false
+    while not stop do
+      local chunk, kind, msg = st:read(1)
+      if chunk == nil then
+        if kind then err_kind, err = "network", msg end
+        break
+      end
+      local status, headers = st:response()
+      if status ~= 0 and status ~= 200 then
+        local body = pending .. chunk
+        while true do
+          local more = st:read(1)
+          if not more then break end
+          body = body .. more
+        end
+        local resp = { status = status, headers = headers, body = body, json = core.json_decode(body) }
+        local e = M.error_from(resp, tool.name, self.redact)
+        err_kind, err = e.kind, e
+        if status == 401 or status == 403 then st:close(); return nil, e end
+        break
+      end
+      if #chunk > 0 then last_data = core.monotonic() end
+      pending = pending .. chunk
+      while true do
+        local line, rest = pending:match("^(.-)\r?\n(.*)$")
+        if not line then break end
+        pending = rest
+        if line:match("%S") then
+          local ev = core.json_decode(line)
+          if ev ~= nil then
+            failures = 0
+            delivered = delivered + 1
+            if not on_event(ev) then stop = true; break end
+          end
+        end
+      end
+      if opts.deadline and core.monotonic() > opts.deadline then stop = true end
+      if core.monotonic() - last_data > M.HEARTBEAT_TIMEOUT then err_kind = "network"; break end
+    end
+    st:close()
+    if stop then return delivered end
+    if opts.reconnect == false then
+      if type(err) == "table" then return delivered > 0 and delivered or nil, err end
+      return delivered
+    end
+    failures = failures + 1
+    if failures > M.MAX_RECONNECTS then
+      if type(err) ~= "table" then
+        err = errors.new("network", ("%s: stream kept failing (%s)"):format(tool.name, tostring(err or "ended")),
+                         { tool = tool.name })
+      end
+      return nil, err
+    end
+    sleep(M.backoff(err_kind or "network", failures))
+  end
+end
+
+function Direct:close()
+  self.http:close()
+end
+
+M.null = null
+return M
