@@ -4,8 +4,8 @@ local fake = require "support.fake"
 
 describe("examples/quickstart.lua", function()
   it("runs against the sandbox: who am I, post, search", function()
-    local p = assert(io.popen(("cd %s && env -u SCALEKIT_CLIENT_SECRET sh scripts/run-quickstart.sh 'sandbox hello' 2>&1")
-      :format(fake.ROOT)))
+    local p = assert(io.popen(("cd %s && env -u SCALEKIT_CLIENT_SECRET sh scripts/run-quickstart.sh "
+      .. "'sandbox hello' 2>&1"):format(fake.ROOT)))
     local out = p:read("a")
     assert.is_true(p:close(), out)
     assert.matches("Signed in as @sandbox_user %(Sandbox User%), id 1720000000000000001", out)
