@@ -3,13 +3,14 @@
 local twitter = require "scalekit.twitter"
 local fake = require "support.fake"
 
--- Run Lua `code` in a child lua5.4 with exactly these SCALEKIT_* variables
+-- Run Lua `code` in a child lua5.4 with exactly these SCALEKIT_* / X_* variables
 -- (Lua cannot set its own environment); returns its stdout and stderr.
 local function with_env(env, code)
   local parts = { ("LUA_PATH='%s' LUA_CPATH='%s'"):format(package.path, package.cpath) }
   for k, v in pairs(env) do parts[#parts + 1] = ("%s='%s'"):format(k, v) end
   local cmd = ("env -u SCALEKIT_ENVIRONMENT_URL -u SCALEKIT_ENV_URL -u SCALEKIT_CLIENT_ID "
-    .. "-u SCALEKIT_CLIENT_SECRET -u SCALEKIT_IDENTIFIER %s lua5.4 -e %q 2>&1"):format(
+    .. "-u SCALEKIT_CLIENT_SECRET -u SCALEKIT_IDENTIFIER -u X_BEARER_TOKEN -u X_ACCESS_TOKEN "
+    .. "-u X_REFRESH_TOKEN %s lua5.4 -e %q 2>&1"):format(
       table.concat(parts, " "), code)
   local p = assert(io.popen(cmd))
   local out = p:read("a")
@@ -31,6 +32,15 @@ describe("configuration", function()
                            SCALEKIT_CLIENT_SECRET = "s" },
       [[print(require("scalekit.twitter").new{}.env_url)]])
     assert.equals("https://b.scalekit.dev\n", out)
+  end)
+
+  it("picks direct mode when only X credentials are in the environment", function()
+    local out = with_env({ X_BEARER_TOKEN = "app-token-value", X_CLIENT_ID = "xc",
+                           X_API_BASE_URL = "http://127.0.0.1:9" },
+      [[local tw = require("scalekit.twitter").new{}; print(tw.mode, tw.api_base_url, tw.client_id, tostring(tw))]])
+    assert.equals("direct\thttp://127.0.0.1:9\txc\tscalekit.twitter client (mode=direct, "
+                  .. "api_base_url=http://127.0.0.1:9, client_id=xc)\n", out)
+    assert.is_nil(out:find("app-token-value", 1, true))
   end)
 
   it("says which credentials are missing", function()

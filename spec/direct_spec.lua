@@ -401,6 +401,24 @@ describe("the token lifecycle", function()
     b:close()
   end)
 
+  it("lets two processes refreshing at the same moment use one refresh between them", function()
+    local path = dir .. "/race.json"
+    f:control("tokens", { refresh_token = "r-race" })
+    assert(core.write_file_atomic(path, '{"access_token":"old","refresh_token":"r-race"}'))
+    local code = ([[
+      local tw = require("scalekit.twitter").new{ mode = "direct", api_base_url = %q, client_id = %q,
+        client_secret = %q, token_file = %q }
+      local d, err = tw:user_me{}
+      print(d and d.data.username or tostring(err))
+    ]]):format(f.url, CLIENT_ID, CLIENT_SECRET, path)
+    local cmd = ("LUA_PATH='%s' LUA_CPATH='%s' lua5.4 -e %q"):format(package.path, package.cpath, code)
+    local a = io.popen(cmd .. " & " .. cmd .. "; wait")
+    local out = a:read("a")
+    a:close()
+    assert.equals("sandbox_user\nsandbox_user\n", out)
+    assert.equals(1, #f:requests("/2/oauth2/token"))
+  end)
+
   it("replaces the token file by rename, never rewriting it in place", function()
     local path = dir .. "/atomic.json"
     assert(core.write_file_atomic(path, "old"))
