@@ -111,7 +111,7 @@ class Handler(BaseHTTPRequestHandler):
         raw = self.read_body()
         if url.path.startswith("/__sandbox/"):
             return self.control(url.path, raw)
-        rec = {"method": self.command, "path": url.path, "query": url.query,
+        rec = {"t": time.time(), "method": self.command, "path": url.path, "query": url.query,
                "headers": [[k, v] for k, v in self.headers.items()],
                "body": raw.decode("utf-8", "replace")}
         with STATE.lock:
@@ -311,6 +311,7 @@ class Handler(BaseHTTPRequestHandler):
 
 class Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128   # the default 5 drops SYNs when many clients connect at once
 
     def handle_error(self, request, client_address):
         if not isinstance(sys.exc_info()[1], ConnectionError):  # a client hanging up is normal

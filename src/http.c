@@ -16,10 +16,12 @@
  * "timeout", "network", "tls", "too_large" or "interrupted" and `sent` tells
  * whether any request bytes left the machine (for retry decisions).
  */
+#define _POSIX_C_SOURCE 200809L  /* strdup */
 #include "http.h"
 #include "buf.h"
 
 #include <ctype.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <curl/curl.h>
@@ -39,6 +41,8 @@ typedef struct http_body {
 
 typedef struct http_session {
   CURL *easy;
+  CURLSH *share;                   /* the connection pool (sessions only) */
+  char *ca_file, *proxy;           /* copies, for batch handles (sessions only) */
   http_body upload;
   struct curl_slist *req_headers;  /* kept until the next request or __gc */
   buf_t body;
@@ -56,6 +60,10 @@ static http_session *session_check(lua_State *L) {
 static void session_release(http_session *s) {
   if (s->easy) curl_easy_cleanup(s->easy);
   s->easy = NULL;
+  if (s->share && curl_share_cleanup(s->share) == CURLSHE_OK) s->share = NULL;
+  free(s->ca_file);
+  free(s->proxy);
+  s->ca_file = s->proxy = NULL;
   curl_slist_free_all(s->req_headers);
   s->req_headers = NULL;
   buf_free(&s->body);
@@ -119,11 +127,12 @@ static int is_idempotent(const char *method) {
          strcmp(method, "OPTIONS") == 0;
 }
 
-/* Sets one option of a request from field `name` of the table at index 2. */
-static long opt_millis(lua_State *L, const char *name, long dflt) {
+/* Field `name` (seconds) of the options table at `idx`, in milliseconds;
+ * `dflt` when absent.  Raises unless it is a positive number. */
+static long opt_millis(lua_State *L, int idx, const char *name, long dflt) {
   lua_Number v;
   long ms;
-  lua_getfield(L, 2, name);
+  lua_getfield(L, idx, name);
   if (lua_isnil(L, -1)) { lua_pop(L, 1); return dflt; }
   v = luaL_checknumber(L, -1);
   lua_pop(L, 1);
@@ -157,13 +166,14 @@ static void set_method(http_session *s, const char *method, const char *body,
 }
 
 /* Builds the request header list from the array of "Name: value" strings in
- * field `headers`.  Returns 0 if libcurl ran out of memory. */
-static int set_headers(lua_State *L, http_session *s) {
+ * field `headers` of the options table at `idx`.  Returns 0 if libcurl ran
+ * out of memory; raises for a malformed header line. */
+static int set_headers(lua_State *L, int idx, http_session *s) {
   lua_Integer i, n;
   struct curl_slist *list = NULL, *next;
   curl_slist_free_all(s->req_headers);
   s->req_headers = NULL;
-  lua_getfield(L, 2, "headers");
+  lua_getfield(L, idx, "headers");
   if (!lua_isnil(L, -1)) {
     luaL_checktype(L, -1, LUA_TTABLE);
     n = (lua_Integer)lua_rawlen(L, -1);
@@ -247,48 +257,49 @@ static const char *error_kind(CURLcode rc, int too_large) {
   }
 }
 
-/* session:request{ method=, url=, headers={"Name: value",...}, body=,
- *                  timeout=, connect_timeout=, stall_timeout= }
- * -> status, headers, body, seconds  |  nil, kind, message, sent
- * Raises only for programmer mistakes (missing url, bad header lines). */
-static int session_request(lua_State *L) {
-  http_session *s = session_check(L);
+/* Configures s->easy for the request described by the table at `idx` (url,
+ * method, headers, body, timeouts).  The strings stay anchored in that table
+ * during the transfer.  Returns 0 when libcurl runs out of memory; raises for
+ * programmer mistakes (missing url, bad header lines, bad timeouts). */
+static int request_prepare(lua_State *L, int idx, http_session *s) {
   const char *url, *method, *body = NULL;
   size_t blen = 0;
-  long status = 0, sent = 0, timeout, connect_timeout, stall;
-  double seconds = 0;
-  CURLcode rc;
-
-  luaL_checktype(L, 2, LUA_TTABLE);
-  lua_getfield(L, 2, "url");
+  long timeout, connect_timeout, stall;
+  int top = lua_gettop(L);
+  luaL_checktype(L, idx, LUA_TTABLE);
+  lua_getfield(L, idx, "url");
   url = luaL_checkstring(L, -1);
-  lua_getfield(L, 2, "method");
+  lua_getfield(L, idx, "method");
   method = luaL_optstring(L, -1, "GET");
-  lua_getfield(L, 2, "body");
+  lua_getfield(L, idx, "body");
   if (!lua_isnil(L, -1)) body = luaL_checklstring(L, -1, &blen);
-  /* url, method and body stay on the stack (anchored) during the transfer. */
-  timeout = opt_millis(L, "timeout", 60000L);
-  connect_timeout = opt_millis(L, "connect_timeout", 10000L);
-  stall = opt_millis(L, "stall_timeout", 30000L);
-
+  timeout = opt_millis(L, idx, "timeout", 60000L);
+  connect_timeout = opt_millis(L, idx, "connect_timeout", 10000L);
+  stall = opt_millis(L, idx, "stall_timeout", 30000L);
   buf_reset(&s->body);
   buf_reset(&s->head);
   s->too_large = 0;
   s->errbuf[0] = '\0';
-  if (!set_headers(L, s)) return luaL_error(L, "out of memory");
+  if (!set_headers(L, idx, s)) return 0;
   curl_easy_setopt(s->easy, CURLOPT_URL, url);
   set_method(s, method, body, blen, body != NULL);
   curl_easy_setopt(s->easy, CURLOPT_TIMEOUT_MS, timeout);
   curl_easy_setopt(s->easy, CURLOPT_CONNECTTIMEOUT_MS, connect_timeout);
   curl_easy_setopt(s->easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
   curl_easy_setopt(s->easy, CURLOPT_LOW_SPEED_TIME, (stall + 999) / 1000);
+  lua_settop(L, top);
+  return 1;
+}
 
-  rc = curl_easy_perform(s->easy);
+/* Pushes the outcome of a finished transfer: status, headers, body, seconds
+ * or nil, kind, message, sent.  Returns the number of values (always 4). */
+static int request_result(lua_State *L, http_session *s, CURLcode rc) {
+  long status = 0, sent = 0;
+  double seconds = 0;
   curl_easy_getinfo(s->easy, CURLINFO_REQUEST_SIZE, &sent);
   if (rc != CURLE_OK) {
-    const char *kind = error_kind(rc, s->too_large);
     lua_pushnil(L);
-    lua_pushstring(L, kind);
+    lua_pushstring(L, error_kind(rc, s->too_large));
     if (s->too_large)
       lua_pushfstring(L, "response %s exceed the limit of %I bytes",
                       s->too_large == 1 ? "body would" : "headers would",
@@ -311,6 +322,131 @@ static int session_request(lua_State *L) {
     buf_init(&s->body, max);
   }
   return 4;
+}
+
+/* session:request{ method=, url=, headers={"Name: value",...}, body=,
+ *                  timeout=, connect_timeout=, stall_timeout= }
+ * -> status, headers, body, seconds  |  nil, kind, message, sent
+ * Raises only for programmer mistakes (missing url, bad header lines). */
+static int session_request(lua_State *L) {
+  http_session *s = session_check(L);
+  lua_settop(L, 2);
+  if (!request_prepare(L, 2, s)) return luaL_error(L, "out of memory");
+  return request_result(L, s, curl_easy_perform(s->easy));
+}
+
+/* Batches: up to `concurrency` transfers at once on the multi interface,
+ * sharing the session's connection pool. */
+#define BATCH_MT "scalekit.http.batch"
+#define BATCH_MAX_CONCURRENCY 64
+
+typedef struct http_batch {
+  CURLM *multi;
+  int nslots;
+  http_session slot[BATCH_MAX_CONCURRENCY];
+  lua_Integer index[BATCH_MAX_CONCURRENCY];   /* request number, 0 = free */
+} http_batch;
+
+static int batch_gc(lua_State *L) {
+  http_batch *b = luaL_checkudata(L, 1, BATCH_MT);
+  int i;
+  for (i = 0; i < b->nslots; i++) {
+    if (b->multi && b->slot[i].easy && b->index[i]) curl_multi_remove_handle(b->multi, b->slot[i].easy);
+    b->index[i] = 0;
+    session_release(&b->slot[i]);
+  }
+  if (b->multi) curl_multi_cleanup(b->multi);
+  b->multi = NULL;
+  b->nslots = 0;
+  return 0;
+}
+
+static void easy_setup(CURL *e, http_session *s, const char *ca_file, const char *proxy, CURLSH *share);
+
+/* Stores the result of the transfer in slot k as results[index]. */
+static void batch_store(lua_State *L, int results, http_batch *b, int k, CURLcode rc) {
+  lua_createtable(L, 0, 4);
+  request_result(L, &b->slot[k], rc);
+  if (lua_isnil(L, -4)) {
+    lua_setfield(L, -5, "sent");
+    lua_setfield(L, -4, "message");
+    lua_setfield(L, -3, "error");
+    lua_pop(L, 1);
+  } else {
+    lua_setfield(L, -5, "seconds");
+    lua_setfield(L, -4, "body");
+    lua_setfield(L, -3, "headers");
+    lua_setfield(L, -2, "status");
+  }
+  lua_rawseti(L, results, b->index[k]);
+  curl_multi_remove_handle(b->multi, b->slot[k].easy);
+  b->index[k] = 0;
+}
+
+/* session:request_many(requests [, concurrency]) -> results
+ * Runs every request table of the array `requests` (same fields as
+ * session:request), at most `concurrency` (default 8, at most 64) at a time.
+ * results[i] is { status=, headers=, body=, seconds= } or
+ * { error = kind, message =, sent = }. */
+static int session_request_many(lua_State *L) {
+  http_session *s = session_check(L);
+  lua_Integer n, next = 1;
+  int conc, active = 0, k, results;
+  http_batch *b;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  conc = (int)luaL_optinteger(L, 3, 8);
+  luaL_argcheck(L, conc >= 1, 3, "concurrency must be at least 1");
+  if (conc > BATCH_MAX_CONCURRENCY) conc = BATCH_MAX_CONCURRENCY;
+  lua_settop(L, 3);
+  n = (lua_Integer)lua_rawlen(L, 2);
+  if (n < conc) conc = n > 0 ? (int)n : 1;
+  b = lua_newuserdatauv(L, sizeof *b, 0);              /* 4 */
+  memset(b, 0, sizeof *b);
+  luaL_setmetatable(L, BATCH_MT);
+  lua_createtable(L, (int)n, 0);                       /* 5: results */
+  results = lua_gettop(L);
+  b->multi = curl_multi_init();
+  if (!b->multi) return luaL_error(L, "libcurl could not create a multi handle");
+  for (k = 0; k < conc; k++) {
+    buf_init(&b->slot[k].body, s->body.max);
+    buf_init(&b->slot[k].head, HTTP_MAX_HEADERS);
+    b->slot[k].easy = curl_easy_init();
+    b->nslots = k + 1;
+    if (!b->slot[k].easy) return luaL_error(L, "libcurl could not create a handle");
+    easy_setup(b->slot[k].easy, &b->slot[k], s->ca_file, s->proxy, s->share);
+    curl_easy_setopt(b->slot[k].easy, CURLOPT_PRIVATE, (char *)NULL + k);
+  }
+  for (;;) {
+    int running = 0, left = 0;
+    CURLMsg *msg;
+    for (k = 0; k < conc && next <= n; k++) {
+      if (b->index[k]) continue;
+      lua_rawgeti(L, 2, next);
+      if (!request_prepare(L, lua_gettop(L), &b->slot[k])) return luaL_error(L, "out of memory");
+      lua_pop(L, 1);
+      b->index[k] = next++;
+      curl_multi_add_handle(b->multi, b->slot[k].easy);
+      active++;
+    }
+    if (active == 0) break;
+    curl_multi_perform(b->multi, &running);
+    while ((msg = curl_multi_info_read(b->multi, &left)) != NULL) {
+      char *priv = NULL;
+      if (msg->msg != CURLMSG_DONE) continue;
+      curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
+      k = (int)(priv - (char *)NULL);
+      batch_store(L, results, b, k, msg->data.result);
+      active--;
+    }
+    /* Refill freed slots before waiting, or they idle for a whole poll. */
+    if (next <= n && active < conc) continue;
+    if (active > 0 && running > 0) curl_multi_poll(b->multi, NULL, 0, 1000, NULL);
+  }
+  lua_pushvalue(L, results);
+  lua_pushcfunction(L, batch_gc);
+  lua_pushvalue(L, 4);
+  lua_call(L, 1, 0);                                   /* free the handles now */
+  return 1;
 }
 
 static int session_tostring(lua_State *L) {
@@ -340,31 +476,43 @@ static int http_new(lua_State *L) {
   buf_init(&s->body, (size_t)max_body);
   buf_init(&s->head, HTTP_MAX_HEADERS);
   luaL_setmetatable(L, HTTP_MT);
+  s->share = curl_share_init();
   s->easy = curl_easy_init();
-  if (!s->easy) return luaL_error(L, "libcurl could not create a handle");
-  curl_easy_setopt(s->easy, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(s->easy, CURLOPT_ERRORBUFFER, s->errbuf);
-  curl_easy_setopt(s->easy, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(s->easy, CURLOPT_WRITEDATA, s);
-  curl_easy_setopt(s->easy, CURLOPT_HEADERFUNCTION, on_header);
-  curl_easy_setopt(s->easy, CURLOPT_HEADERDATA, s);
-  curl_easy_setopt(s->easy, CURLOPT_READFUNCTION, on_read);
-  curl_easy_setopt(s->easy, CURLOPT_READDATA, &s->upload);
-  curl_easy_setopt(s->easy, CURLOPT_SEEKFUNCTION, on_seek);
-  curl_easy_setopt(s->easy, CURLOPT_SEEKDATA, &s->upload);
-  /* Reuse a connection only while it is unlikely to have been closed idle. */
-  curl_easy_setopt(s->easy, CURLOPT_MAXAGE_CONN, 30L);
-  curl_easy_setopt(s->easy, CURLOPT_FOLLOWLOCATION, 0L);
-  curl_easy_setopt(s->easy, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(s->easy, CURLOPT_SSL_VERIFYPEER, 1L);
-  curl_easy_setopt(s->easy, CURLOPT_SSL_VERIFYHOST, 2L);
-  curl_easy_setopt(s->easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-  curl_easy_setopt(s->easy, CURLOPT_ACCEPT_ENCODING, "");
-  curl_easy_setopt(s->easy, CURLOPT_TCP_KEEPALIVE, 1L);
-  curl_easy_setopt(s->easy, CURLOPT_USERAGENT, NULL);
-  if (ca_file) curl_easy_setopt(s->easy, CURLOPT_CAINFO, ca_file);
-  if (proxy) curl_easy_setopt(s->easy, CURLOPT_PROXY, proxy);
+  if (!s->easy || !s->share) return luaL_error(L, "libcurl could not create a handle");
+  curl_share_setopt(s->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+  curl_share_setopt(s->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+  curl_share_setopt(s->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+  if (ca_file && !(s->ca_file = strdup(ca_file))) return luaL_error(L, "out of memory");
+  if (proxy && !(s->proxy = strdup(proxy))) return luaL_error(L, "out of memory");
+  easy_setup(s->easy, s, s->ca_file, s->proxy, s->share);
   return 1;
+}
+
+/* The fixed policies every transfer handle gets (see the file comment). */
+static void easy_setup(CURL *e, http_session *s, const char *ca_file, const char *proxy, CURLSH *share) {
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, s->errbuf);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, s);
+  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(e, CURLOPT_HEADERDATA, s);
+  curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
+  curl_easy_setopt(e, CURLOPT_READDATA, &s->upload);
+  curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, on_seek);
+  curl_easy_setopt(e, CURLOPT_SEEKDATA, &s->upload);
+  /* Reuse a connection only while it is unlikely to have been closed idle. */
+  curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, 30L);
+  curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+  curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+  curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+  curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(e, CURLOPT_USERAGENT, NULL);
+  if (share) curl_easy_setopt(e, CURLOPT_SHARE, share);
+  if (ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, ca_file);
+  if (proxy) curl_easy_setopt(e, CURLOPT_PROXY, proxy);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -462,8 +610,7 @@ static int http_stream_open(lua_State *L) {
   long connect_timeout, stall;
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
-  lua_insert(L, 1);   /* keep the options table at index 2 for the helpers */
-  lua_pushnil(L);
+  lua_pushnil(L);     /* keep the options table at index 2 for the helpers */
   lua_insert(L, 1);
   lua_getfield(L, 2, "url");
   url = luaL_checkstring(L, -1);
@@ -471,8 +618,8 @@ static int http_stream_open(lua_State *L) {
   ca_file = luaL_optstring(L, -1, NULL);
   lua_getfield(L, 2, "proxy");
   proxy = luaL_optstring(L, -1, NULL);
-  connect_timeout = opt_millis(L, "connect_timeout", 10000L);
-  stall = opt_millis(L, "stall_timeout", 60000L);
+  connect_timeout = opt_millis(L, 2, "connect_timeout", 10000L);
+  stall = opt_millis(L, 2, "stall_timeout", 60000L);
   st = lua_newuserdatauv(L, sizeof *st, 0);
   memset(st, 0, sizeof *st);
   buf_init(&st->io.body, STREAM_MAX_PENDING);
@@ -482,7 +629,7 @@ static int http_stream_open(lua_State *L) {
   st->easy = curl_easy_init();
   st->io.easy = st->easy;
   if (!st->multi || !st->easy) return luaL_error(L, "libcurl could not create a handle");
-  if (!set_headers(L, &st->io)) return luaL_error(L, "out of memory");
+  if (!set_headers(L, 2, &st->io)) return luaL_error(L, "out of memory");
   st->headers = st->io.req_headers;
   st->io.req_headers = NULL;
   curl_easy_setopt(st->easy, CURLOPT_HTTPHEADER, st->headers);
@@ -510,6 +657,7 @@ static int http_stream_open(lua_State *L) {
 void http_register(lua_State *L) {
   static const luaL_Reg methods[] = {
     {"request", session_request},
+    {"request_many", session_request_many},
     {"close", session_close},
     {NULL, NULL}
   };
@@ -523,6 +671,11 @@ void http_register(lua_State *L) {
     lua_setfield(L, -2, "__close");
     lua_pushcfunction(L, session_tostring);
     lua_setfield(L, -2, "__tostring");
+  }
+  lua_pop(L, 1);
+  if (luaL_newmetatable(L, BATCH_MT)) {
+    lua_pushcfunction(L, batch_gc);
+    lua_setfield(L, -2, "__gc");
   }
   lua_pop(L, 1);
   if (luaL_newmetatable(L, STREAM_MT)) {
