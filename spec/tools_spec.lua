@@ -282,8 +282,8 @@ describe("tool input", function()
   end)
 
   it("reports a failed id lookup as the error of the call", function()
-    local tw2 = fake.client(f)
-    f:script{ path = "/api/v1/execute_tool", status = 503, json = { code = 14, message = "unavailable" } }
+    local tw2 = fake.client(f, { retry_base = 0.01 })
+    f:script{ path = "/api/v1/execute_tool", status = 503, times = 3, json = { code = 14, message = "unavailable" } }
     local data, err = tw2:bookmarks_get{}
     assert.is_nil(data)
     assert.equals("server", err.kind)

@@ -55,6 +55,7 @@ local OPTIONS = {
   "mode", "env_url", "client_id", "client_secret", "identifier", "connection_name",
   "connected_account_id", "organization_id", "user_id", "timeout", "connect_timeout",
   "stall_timeout", "ca_file", "proxy", "allow_insecure_http", "max_response", "debug",
+  "max_retries", "retry_base", "wait_on_rate_limit", "max_wait", "on_wait",
   -- direct mode
   "bearer_token", "access_token", "refresh_token", "expires_at", "token_file", "on_token",
   "api_base_url", "token_url",
@@ -85,7 +86,11 @@ local function check_options(opts)
         guess and ("; did you mean '%s'?"):format(guess) or ""), 3)
     end
   end
-  for _, k in ipairs{ "timeout", "connect_timeout", "stall_timeout" } do
+  if opts.max_retries ~= nil and (math.type(opts.max_retries) ~= "integer" or opts.max_retries < 0
+                                  or opts.max_retries > 10) then
+    config_error("'max_retries' must be an integer from 0 to 10", 3)
+  end
+  for _, k in ipairs{ "timeout", "connect_timeout", "stall_timeout", "retry_base", "max_wait" } do
     local v = opts[k]
     if v ~= nil and (type(v) ~= "number" or v ~= v or v <= 0) then
       config_error(("'%s' must be a positive number of seconds"):format(k), 3)
@@ -208,6 +213,9 @@ function M.new(opts)
     proxy = opts.proxy, max_response = opts.max_response, timeout = self.timeout,
     connect_timeout = opts.connect_timeout, stall_timeout = opts.stall_timeout,
     debug = debug_writer(opts.debug),
+    policy = { max_retries = opts.max_retries or 2, retry_base = opts.retry_base or 0.5,
+               wait_on_rate_limit = opts.wait_on_rate_limit == true, max_wait = opts.max_wait or 900,
+               on_wait = opts.on_wait },
   }
   local backend, redact
   if self.mode == "direct" then
@@ -282,10 +290,13 @@ end
 --- Run a tool by name (full or short).
 -- @tparam string name e.g. "twitter_post_create"
 -- @tparam[opt] table input the tool's parameters
--- @return data (the tool output), info `{ execution_id =, tool = }`; or nil, err
-function Client:execute(name, input)
+-- @tparam[opt] table opts this call's `timeout`, `max_retries`,
+--   `wait_on_rate_limit`, `max_wait` (over the client's)
+-- @return data (the tool output), info `{ execution_id =, tool =, rate_limit = }`; or nil, err
+function Client:execute(name, input, opts)
   check_client(self, "execute")
   check_table(input, "tool input", 2)
+  check_table(opts, "call options", 2)
   local tool, err = tools.lookup(name)
   if not tool then return nil, err end
   local params
@@ -299,8 +310,17 @@ function Client:execute(name, input)
     params.id, err = my_id(self)
     if not params.id then return nil, err end
   end
-  if self.mode == "direct" then return state[self].backend:execute(tool, params) end
-  return state[self].backend:execute(tool.name, params, context(self))
+  if self.mode == "direct" then return state[self].backend:execute(tool, params, opts) end
+  return state[self].backend:execute(tool.name, params, context(self), opts)
+end
+
+--- The last rate-limit headers seen for a tool (full or short name) or a raw
+-- request ("GET /2/users/me"): `{ limit =, remaining =, reset =, day = {...} }`,
+-- or nil when none were seen.
+function Client:rate_limit(name)
+  check_client(self, "rate_limit")
+  local tool = type(name) == "string" and tools.get(name)
+  return state[self].backend.rate[tool and tool.name or name]
 end
 
 --- Call the provider API through Scalekit's proxy.
@@ -323,7 +343,7 @@ function Client:request(req)
     for k, v in pairs(req.params or {}) do query[k] = v end
   end
   local r = { path = req.path, method = req.method, query = query, body = req.body,
-              headers = req.headers, timeout = req.timeout }
+              headers = req.headers, timeout = req.timeout, opts = req }
   if self.mode == "direct" then return state[self].backend:request(r) end
   return state[self].backend:proxy(r, context(self))
 end
@@ -500,14 +520,16 @@ end
 
 -- One function per tool, on the client methods and on the module.
 -- Level 3 blames the user's call: dispatcher <- C trampoline <- user.
-core.bind_tools(Client, tools.list, function(self, name, input)
+core.bind_tools(Client, tools.list, function(self, name, input, opts)
   check_client(self, tools.get(name).short, 3)
   check_table(input, name, 3)
-  return self:execute(name, input)
+  check_table(opts, name .. " options", 3)
+  return self:execute(name, input, opts)
 end, true)
-core.bind_tools(M, tools.list, function(name, input)
+core.bind_tools(M, tools.list, function(name, input, opts)
   check_table(input, name, 3)
-  return default():execute(name, input)
+  check_table(opts, name .. " options", 3)
+  return default():execute(name, input, opts)
 end, false)
 
 M.Client = Client

@@ -17,6 +17,7 @@ local core = require "scalekit.core"
 local errors = require "scalekit.twitter.errors"
 local oauth2 = require "scalekit.twitter.oauth2"
 local transport = require "scalekit.twitter.transport"
+local policy = require "scalekit.twitter.policy"
 
 local M = {}
 
@@ -63,7 +64,7 @@ function M.new(cfg)
     base = cfg.api_base_url:gsub("/+$", ""), client_id = cfg.client_id, secret = cfg.secret,
     expires_at = cfg.expires_at, token_file = cfg.token_file, on_token = cfg.on_token,
     token_url = cfg.token_url, ca_file = cfg.ca_file, proxy = cfg.proxy,
-    redact = cfg.redact, rate = {},
+    redact = cfg.redact, rate = {}, policy = cfg.policy or {},
   }, Direct)
   self.http = transport.new{
     ca_file = cfg.ca_file, proxy = cfg.proxy, max_response = cfg.max_response,
@@ -204,13 +205,6 @@ function M.build(tool, params)
   return { method = tool.method, path = path, query = query, body = body }
 end
 
-local function rate_of(headers)
-  local n = function(k) return math.tointeger(tonumber(headers[k] or "")) end
-  if not headers["x-rate-limit-limit"] then return nil end
-  return { limit = n("x-rate-limit-limit"), remaining = n("x-rate-limit-remaining"),
-           reset = n("x-rate-limit-reset") }
-end
-
 --- Turn a non-2xx X answer into an error: problem details, v1.1-style
 -- `errors`, OAuth bodies and bare statuses.
 function M.error_from(resp, tool_name, redact)
@@ -221,28 +215,37 @@ function M.error_from(resp, tool_name, redact)
   local ptype = type(j.type) == "string" and j.type:match("/2/problems/([%w%-]+)$") or nil
   local kind = errors.kind_for_status(resp.status)
   local f = { status = resp.status, tool = tool_name, details = j, error_code = ptype,
-              rate_limit = rate_of(resp.headers) }
+              rate_limit = policy.rate_of(resp.headers) }
   if resp.status == 429 then
-    local reset = f.rate_limit and f.rate_limit.reset
-    f.retry_after = tonumber(resp.headers["retry-after"] or "")
-                    or (reset and math.max(0, reset - math.floor(core.now())))
-    f.usage_cap = ptype == "usage-capped" or nil
+    local ra = policy.retry_after(resp.headers)
+    f.retry_after = ra and math.ceil(ra)
+    f.usage_cap = policy.is_usage_cap(resp) or nil
   end
   if tool_name then msg = tool_name .. ": " .. msg end
   return errors.new(kind, redact(msg), f)
 end
 
--- One authenticated request; on a 401 with a user token, refresh and repeat once.
-function Direct:send(kind, tool_name, req)
+-- One authenticated request with retries and rate-limit waits (see
+-- scalekit.twitter.policy); on a 401 with a user token, refresh and repeat
+-- once.  `opts` are per-call settings over the client's.
+function Direct:send(kind, tool_name, req, opts)
+  local ctx = setmetatable({ method = req.method }, { __index = function(_, k)
+    if opts and opts[k] ~= nil then return opts[k] end
+    return self.policy[k]
+  end })
+  local rate_key = req.rate_key or tool_name
   for attempt = 1, 2 do
     local auth, used = self:authorization(kind, tool_name)
     if not auth and used ~= "none" then return nil, used end
-    local resp, err = self.http:send{
-      method = req.method, url = self.base .. req.path, query = req.query,
-      json = req.body, body = req.raw, headers = req.headers, timeout = req.timeout,
-      override = { authorization = auth or false }, tool = tool_name,
-    }
+    local resp, err = policy.send(ctx, function()
+      return self.http:send{
+        method = req.method, url = self.base .. req.path, query = req.query,
+        json = req.body, body = req.raw, headers = req.headers, timeout = req.timeout or (opts and opts.timeout),
+        override = { authorization = auth or false }, tool = tool_name,
+      }
+    end)
     if not resp then return nil, err end
+    self.rate[rate_key] = policy.rate_of(resp.headers) or self.rate[rate_key]
     if resp.status ~= 401 or used ~= "user" or attempt == 2 or not self.secret.refresh_token then
       return resp
     end
@@ -252,10 +255,9 @@ function Direct:send(kind, tool_name, req)
 end
 
 -- A tool request: decoded JSON of a 2xx answer, or nil, err.
-function Direct:call(tool, req)
-  local resp, err = self:send(tool.auth, tool.name, req)
+function Direct:call(tool, req, opts)
+  local resp, err = self:send(tool.auth, tool.name, req, opts or self.call_opts)
   if not resp then return nil, err end
-  self.rate[tool.name] = rate_of(resp.headers) or self.rate[tool.name]
   if resp.status < 200 or resp.status > 299 then
     return nil, M.error_from(resp, tool.name, self.redact)
   end
@@ -383,13 +385,15 @@ end
 
 --- Run one validated tool call.
 -- @return data, info `{ tool =, status =, rate_limit = }` or nil, err
-function Direct:execute(tool, params)
+function Direct:execute(tool, params, opts)
   local data, resp_or_err
+  self.call_opts = opts            -- seen by every request of a sequence
   if tool.direct and sequences[tool.direct] then
     data, resp_or_err = sequences[tool.direct](self, tool, params)
   else
     data, resp_or_err = self:call(tool, M.build(tool, params))
   end
+  self.call_opts = nil
   if data == nil then return nil, resp_or_err end
   return data, { tool = tool.name, status = type(resp_or_err) == "table" and resp_or_err.status or nil,
                  rate_limit = self.rate[tool.name] }
@@ -398,11 +402,12 @@ end
 --- A raw call to any X API v2 path, in the proxy's result shape.
 function Direct:request(req)
   local path = req.path:sub(1, 1) == "/" and req.path or "/" .. req.path
+  local method = (req.method or "GET"):upper()
   local resp, err = self:send("any", "request", {
-    method = (req.method or "GET"):upper(), path = path, query = req.query,
+    method = method, path = path, query = req.query,
     body = type(req.body) == "table" and req.body or nil,
     raw = type(req.body) == "string" and req.body or nil,
-    headers = req.headers, timeout = req.timeout })
+    headers = req.headers, timeout = req.timeout, rate_key = method .. " " .. path:gsub("%?.*$", "") }, req.opts)
   if not resp then return nil, err end
   local out = { status = resp.status, headers = resp.headers, body = resp.body, json = resp.json }
   if resp.status < 200 or resp.status > 299 then

@@ -10,6 +10,7 @@
 local core = require "scalekit.core"
 local errors = require "scalekit.twitter.errors"
 local transport = require "scalekit.twitter.transport"
+local policy = require "scalekit.twitter.policy"
 
 local M = {}
 
@@ -26,8 +27,8 @@ Scalekit.__index = Scalekit
 --   `client_secret`, and where the access token is kept so the redactor sees
 --   it), plus transport options.
 function M.new(cfg)
-  local self = setmetatable({ env_url = cfg.env_url:gsub("/+$", ""),
-                              client_id = cfg.client_id, secret = cfg.secret }, Scalekit)
+  local self = setmetatable({ env_url = cfg.env_url:gsub("/+$", ""), client_id = cfg.client_id,
+                              secret = cfg.secret, policy = cfg.policy or {}, rate = {} }, Scalekit)
   self.http = transport.new{
     ca_file = cfg.ca_file, proxy = cfg.proxy, max_response = cfg.max_response,
     timeout = cfg.timeout, connect_timeout = cfg.connect_timeout,
@@ -60,14 +61,6 @@ local function snake_keys(t)
   return out
 end
 
-local function retry_after(headers)
-  local ra = tonumber(headers["retry-after"] or "")
-  if ra then return ra end
-  local reset = tonumber(headers["x-rate-limit-reset"] or "")
-  if reset then return math.max(0, reset - math.floor(core.now())) end
-  return nil
-end
-
 local TOOL_ERROR_KIND = { ["401"] = "auth", ["403"] = "auth", ["404"] = "not_found",
                           ["429"] = "rate_limited" }
 
@@ -78,8 +71,12 @@ local TOOL_ERROR_KIND = { ["401"] = "auth", ["403"] = "auth", ["404"] = "not_fou
 -- @tparam table ctx `tool` and `redact`
 function M.error_from(resp, ctx)
   local j = type(resp.json) == "table" and resp.json or nil
-  local f = { status = resp.status, tool = ctx.tool, details = j,
-              retry_after = resp.status == 429 and retry_after(resp.headers) or nil }
+  local f = { status = resp.status, tool = ctx.tool, details = j, rate_limit = policy.rate_of(resp.headers) }
+  if resp.status == 429 then
+    local ra = policy.retry_after(resp.headers)
+    f.retry_after = ra and math.ceil(ra)
+    f.usage_cap = policy.is_usage_cap(resp) or nil
+  end
   local message
   if j then
     f.code = math.tointeger(field(j, "code"))
@@ -144,19 +141,46 @@ function Scalekit:forget_token()
   self.secret.access_token, self.token_expires = nil, nil
 end
 
---- An authenticated request to `env_url .. path`.  On a 401 the token is
--- fetched again and the request repeated once.
+-- Scalekit answers 503 (UNAVAILABLE) only for calls it did not act on, so
+-- even a POST may be repeated then (as the official SDKs do).
+local SAFE_ANY_METHOD = { [503] = true }
+
+-- A tool error means the tool ran upstream: never repeat it.
+local function is_tool_error(resp)
+  for _, d in ipairs(type(resp.json) == "table" and field(resp.json, "details") or {}) do
+    if field(d, "error_code") == "TOOL_ERROR" then return true end
+  end
+  return false
+end
+
+-- The retry/wait settings of one call: its own options over the client's.
+local function call_policy(self, method, opts)
+  return setmetatable({ method = method, retry_any_method = SAFE_ANY_METHOD, final = is_tool_error },
+                      { __index = function(_, k)
+                          if opts and opts[k] ~= nil then return opts[k] end
+                          return self.policy[k]
+                        end })
+end
+
+--- An authenticated request to `env_url .. path`, with retries (see
+-- scalekit.twitter.policy).  On a 401 the token is fetched again and the
+-- request repeated once.  `opts` are per-call settings (timeout, max_retries,
+-- wait_on_rate_limit, max_wait).
 -- @return resp (any status) or nil, err
-function Scalekit:send(req)
+function Scalekit:send(req, opts)
   req.url = self.env_url .. req.path
+  req.timeout = req.timeout or (opts and opts.timeout)
+  local ctx = call_policy(self, (req.method or "GET"):upper(), opts)
   for attempt = 1, 2 do
     local tok, err = self:token()
     if not tok then err.tool = req.tool; return nil, err end
     req.override = req.override or {}
     req.override.authorization = "Bearer " .. tok
     local resp
-    resp, err = self.http:send(req)
+    resp, err = policy.send(ctx, function() return self.http:send(req) end)
     if not resp then return nil, err end
+    self.rate[req.rate_key or req.tool or req.path] = policy.rate_of(resp.headers)
+                                                     or self.rate[req.rate_key or req.tool or req.path]
     if resp.status ~= 401 or attempt == 2 then return resp end
     self:forget_token()
   end
@@ -165,8 +189,8 @@ end
 -- A JSON API call: the decoded body of a 2xx answer, or nil, err.
 function Scalekit:api(method, path, ctx, opts)
   opts = opts or {}
-  local resp, err = self:send{ method = method, path = path, query = opts.query,
-                               json = opts.json, tool = ctx.tool }
+  local resp, err = self:send({ method = method, path = path, query = opts.query,
+                                json = opts.json, tool = ctx.tool }, ctx.call)
   if not resp then return nil, err end
   if resp.status < 200 or resp.status > 299 then
     return nil, M.error_from(resp, { tool = ctx.tool, redact = self.http.redact })
@@ -193,17 +217,18 @@ M.compact = compact
 --- Run one tool.  `ctx` holds identifier, connector, connected_account_id,
 -- organization_id and user_id.
 -- @return data, info `{ execution_id =, tool = }` or nil, err
-function Scalekit:execute(tool_name, params, ctx)
+function Scalekit:execute(tool_name, params, ctx, call_opts)
   local body = compact{
     tool_name = tool_name, params = params, identifier = ctx.identifier,
     connector = ctx.connector, connected_account_id = ctx.connected_account_id,
     organization_id = ctx.organization_id, user_id = ctx.user_id,
   }
-  local j, resp_or_err = self:api("POST", "/api/v1/execute_tool", { tool = tool_name }, { json = body })
+  local j, resp_or_err = self:api("POST", "/api/v1/execute_tool", { tool = tool_name, call = call_opts },
+                                  { json = body })
   if not j then return nil, resp_or_err end
   local data = field(j, "data")
   if data == nil then data = setmetatable({}, object_mt) end
-  return data, { execution_id = field(j, "execution_id"), tool = tool_name }
+  return data, { execution_id = field(j, "execution_id"), tool = tool_name, rate_limit = self.rate[tool_name] }
 end
 
 --- The proxy: forward a request to the provider API through Scalekit.
@@ -213,13 +238,14 @@ function Scalekit:proxy(req, ctx)
   local path = req.path
   if path:sub(1, 1) ~= "/" then path = "/" .. path end
   local override = { connection_name = ctx.connector, identifier = ctx.identifier or false }
-  local resp, err = self:send{
-    method = req.method or "GET", path = "/proxy" .. path, query = req.query,
+  local method = (req.method or "GET"):upper()
+  local resp, err = self:send({
+    method = method, path = "/proxy" .. path, query = req.query,
     headers = req.headers, override = override, timeout = req.timeout,
     json = type(req.body) == "table" and req.body or nil,
     body = type(req.body) == "string" and req.body or nil,
-    json_root = "body", tool = "request",
-  }
+    json_root = "body", tool = "request", rate_key = method .. " " .. path:gsub("%?.*$", ""),
+  }, req.opts)
   if not resp then return nil, err end
   local out = { status = resp.status, headers = resp.headers, body = resp.body, json = resp.json }
   if resp.status < 200 or resp.status > 299 then

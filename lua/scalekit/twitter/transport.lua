@@ -168,8 +168,7 @@ function Transport:send(req)
     self:trace(("< %s: %s"):format(kind, msg))
     local e = errors.new(TRANSPORT_KIND[kind] or "network",
                          ("%s %s: %s"):format(method, self.redact(url), self.redact(msg)),
-                         { transport = kind, sent = sent, tool = req.tool,
-                           may_have_been_applied = sent and method ~= "GET" and method ~= "HEAD" or nil })
+                         { transport = kind, sent = sent, tool = req.tool })
     return nil, e
   end
   local resp = { status = status, headers = headers, body = rbody, seconds = seconds }

@@ -1,0 +1,121 @@
+--- When to retry, when to wait, and what the rate-limit headers say.
+--
+-- One loop (`send`) used by both backends:
+--   - transport failures are retried with exponential backoff and jitter
+--     when no byte was sent, or when the method is idempotent;
+--   - 502/503/504 are retried for idempotent methods (and 503 for any method
+--     where the backend says the server guarantees nothing was applied);
+--   - a 429 is waited out until its reset when `wait_on_rate_limit` is on and
+--     the wait is at most `max_wait`, never for a usage cap;
+--   - every loop is bounded (`max_retries`, at most MAX_WAITS waits).
+-- @module scalekit.twitter.policy
+
+local core = require "scalekit.core"
+
+local M = {}
+
+M.MAX_WAITS = 3
+M.IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true }
+local RETRY_STATUS = { [502] = true, [503] = true, [504] = true }
+
+local function int(h, k) return math.tointeger(tonumber(h[k] or "")) end
+
+--- The rate-limit headers of a response: `{ limit, remaining, reset,
+-- day = { app = {...}, user = {...} } }`, or nil when there are none.
+function M.rate_of(headers)
+  local out
+  if headers["x-rate-limit-limit"] or headers["x-rate-limit-remaining"] then
+    out = { limit = int(headers, "x-rate-limit-limit"), remaining = int(headers, "x-rate-limit-remaining"),
+            reset = int(headers, "x-rate-limit-reset") }
+  end
+  for _, who in ipairs{ "app", "user" } do
+    local p = "x-" .. who .. "-limit-24hour-"
+    if headers[p .. "limit"] or headers[p .. "remaining"] then
+      out = out or {}
+      out.day = out.day or {}
+      out.day[who] = { limit = int(headers, p .. "limit"), remaining = int(headers, p .. "remaining"),
+                       reset = int(headers, p .. "reset") }
+    end
+  end
+  return out
+end
+
+--- True when a 429 is a usage cap (daily/monthly), which no short wait fixes.
+function M.is_usage_cap(resp)
+  local j = type(resp.json) == "table" and resp.json or {}
+  if type(j.type) == "string" and j.type:match("usage%-capped$") then return true end
+  local rl = M.rate_of(resp.headers)
+  if rl and rl.day then
+    for _, d in pairs(rl.day) do
+      if d.remaining == 0 then return true end
+    end
+  end
+  return false
+end
+
+--- Seconds until a 429's limit resets (Retry-After, else x-rate-limit-reset).
+function M.retry_after(headers)
+  local ra = tonumber(headers["retry-after"] or "")
+  if ra then return math.max(0, ra) end
+  local reset = tonumber(headers["x-rate-limit-reset"] or "")
+  if reset then return math.max(0, reset - core.now()) end
+  return nil
+end
+
+--- Backoff before retry number `n` (1-based): base * 2^(n-1), capped at 30 s,
+-- with jitter between half and all of it.
+function M.backoff(n, base)
+  local d = math.min((base or 0.5) * 2 ^ (n - 1), 30)
+  local r = string.unpack("<I4", core.random_bytes(4)) / 0xFFFFFFFF
+  return d * (0.5 + 0.5 * r)
+end
+
+--- Send with retries and rate-limit waits.
+-- @tparam table ctx `method`, `max_retries`, `retry_base`, `wait_on_rate_limit`,
+--   `max_wait`, `retry_any_method` (set of statuses safe to repeat for any
+--   method), `final(resp)` (true: never repeat this answer), `sleep`,
+--   `on_wait(seconds, why)`
+-- @tparam function attempt sends once: returns resp or nil, err
+-- @return resp or nil, err (`err.may_have_been_applied` for a write whose
+--   request left the machine)
+function M.send(ctx, attempt)
+  local idempotent = M.IDEMPOTENT[ctx.method] or false
+  local retries, waits = 0, 0
+  local sleep = ctx.sleep or core.sleep
+  local max_retries = ctx.max_retries or 2
+  while true do
+    local resp, err = attempt()
+    if not resp then
+      local transient = (err.kind == "network" or err.kind == "timeout")
+                        and err.transport ~= "tls" and err.transport ~= "too_large"
+      if transient and (not err.sent or idempotent) and retries < max_retries then
+        retries = retries + 1
+        local d = M.backoff(retries, ctx.retry_base)
+        if ctx.on_wait then ctx.on_wait(d, "retry") end
+        sleep(d)
+      else
+        if err.sent and not idempotent then
+          err.may_have_been_applied = true
+          err.message = err.message .. " (the request was sent: it may have been applied)"
+        end
+        return nil, err
+      end
+    elseif resp.status == 429 and ctx.wait_on_rate_limit and waits < M.MAX_WAITS
+           and not M.is_usage_cap(resp) and (M.retry_after(resp.headers) or math.huge) <= (ctx.max_wait or 900) then
+      waits = waits + 1
+      local d = math.max(M.retry_after(resp.headers), 0) + 0.5
+      if ctx.on_wait then ctx.on_wait(d, "rate_limit") end
+      sleep(d)
+    elseif RETRY_STATUS[resp.status] and (idempotent or (ctx.retry_any_method or {})[resp.status])
+           and retries < max_retries and not (ctx.final and ctx.final(resp)) then
+      retries = retries + 1
+      local d = M.backoff(retries, ctx.retry_base)
+      if ctx.on_wait then ctx.on_wait(d, "retry") end
+      sleep(d)
+    else
+      return resp
+    end
+  end
+end
+
+return M
