@@ -19,12 +19,15 @@ Control routes (not recorded), all JSON:
                                    "method": "POST", "times": 1, "status": 200,
                                    "headers": {...}, "json": ... | "body": "...",
                                    "delay": 0.5, "drop": false}
-  POST /__sandbox/config           {"token_ttl": 3600, "auto_activate": true}
+  POST /__sandbox/config           {"token_ttl": 3600, "auto_activate": true,
+                                   "latency": 0.0 (seconds added to every tool call)}
   POST /__sandbox/revoke_tokens    make every issued token invalid (-> 401)
   POST /__sandbox/shutdown         stop the server
 """
 import argparse
+import base64
 import json
+import re
 import socket
 import ssl
 import sys
@@ -55,6 +58,8 @@ class State:
         self.posts = []
         self.post_seq = 1720000000000000100
         self.exec_seq = 0
+        self.latency = 0.0
+        self.media = {}
 
 
 STATE = State()
@@ -113,7 +118,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.control(url.path, raw)
         rec = {"t": time.time(), "method": self.command, "path": url.path, "query": url.query,
                "headers": [[k, v] for k, v in self.headers.items()],
-               "body": raw.decode("utf-8", "replace")}
+               "body": raw[:65536].decode("utf-8", "replace"), "body_length": len(raw)}
         with STATE.lock:
             STATE.requests.append(rec)
             script = self.take_script(url.path)
@@ -141,6 +146,15 @@ class Handler(BaseHTTPRequestHandler):
         if s.get("drop"):
             self.close_connection = True
             return
+        if s.get("truncate"):  # promise more bytes than sent, then hang up mid-body
+            body = json.dumps(s.get("json", {})).encode()
+            self.send_response(s.get("status", 200))
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body) + 100))
+            self.end_headers()
+            self.wfile.write(body)
+            self.close_connection = True
+            return
         if "json" in s:
             return self.send(s.get("status", 200), s["json"], headers=s.get("headers"))
         self.send(s.get("status", 200), body=s.get("body", ""), headers=s.get("headers"))
@@ -159,6 +173,7 @@ class Handler(BaseHTTPRequestHandler):
             elif path == "/__sandbox/config":
                 STATE.token_ttl = arg.get("token_ttl", STATE.token_ttl)
                 STATE.auto_activate = arg.get("auto_activate", STATE.auto_activate)
+                STATE.latency = arg.get("latency", STATE.latency)
             elif path == "/__sandbox/revoke_tokens":
                 STATE.tokens.clear()
             elif path == "/__sandbox/shutdown":
@@ -217,6 +232,8 @@ class Handler(BaseHTTPRequestHandler):
         if not body.get("connected_account_id") and (acct is None or acct["status"] != "ACTIVE"):
             return self.send(*envelope(5, "connected account not found or not active", 404,
                                        "CONNECTED_ACCOUNT_NOT_FOUND"))
+        if STATE.latency:
+            time.sleep(STATE.latency)
         status, data = self.simulate(name, params)
         if status != 200:
             return self.send(*envelope(2, "tool execution failed", 400 if status < 500 else 500,
@@ -252,6 +269,21 @@ class Handler(BaseHTTPRequestHandler):
                     if x["id"] == p.get("id"):
                         return 200, {"data": dict(x)}
                 return 404, "Could not find tweet with id: [%s]." % p.get("id")
+            if name in ("twitter_media_upload_base64", "twitter_media_upload_init"):
+                STATE.post_seq += 1
+                mid = str(STATE.post_seq)
+                size = p.get("total_bytes") or len(base64.b64decode(p.get("media_data", "")))
+                STATE.media[mid] = {"size": size, "got": 0, "video": p.get("media_type", "").startswith("video/")}
+                return 200, {"data": {"id": mid, "media_key": "3_" + mid}}
+            if name == "twitter_media_upload_append":
+                m = STATE.media.get(p.get("media_id"))
+                if m is None:
+                    return 400, "BadRequest: Not found"
+                m["got"] += len(base64.b64decode(p["media_data"]))
+                return 200, {}
+            if name == "twitter_media_upload_status_get":
+                return 200, {"data": {"id": p.get("media_id"), "processing_info": {"state": "succeeded",
+                                                                                   "progress_percent": 100}}}
             if name == "twitter_post_delete":
                 before = len(STATE.posts)
                 STATE.posts = [x for x in STATE.posts if x["id"] != p.get("id")]
@@ -305,6 +337,16 @@ class Handler(BaseHTTPRequestHandler):
         self.send(*envelope(5, "route not found", 404))
 
     def proxy(self, url, raw):
+        m = re.match(r"^/proxy/2/media/upload/(\d+)/finalize$", url.path)
+        if m and self.command == "POST":
+            with STATE.lock:
+                media = STATE.media.get(m.group(1))
+            if media is None or media["got"] != media["size"]:
+                return self.send(400, {"title": "Invalid Request", "detail": "BadRequest: size mismatch"})
+            out = {"id": m.group(1), "size": media["size"]}
+            if media["video"]:
+                out["processing_info"] = {"state": "pending", "check_after_secs": 0}
+            return self.send(200, {"data": out})
         self.send(200, {"proxied": {"method": self.command, "path": url.path[len("/proxy"):],
                                     "query": url.query, "body": raw.decode("utf-8", "replace")}})
 

@@ -221,7 +221,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.control(url.path, raw)
         rec = {"method": self.command, "path": url.path, "query": url.query,
                "headers": [[k, v] for k, v in self.headers.items()],
-               "body": raw.decode("utf-8", "replace"), "violations": []}
+               "body": raw[:65536].decode("utf-8", "replace"), "body_length": len(raw), "violations": []}
         with STATE.lock:
             STATE.requests.append(rec)
             script = None
@@ -236,6 +236,15 @@ class Handler(BaseHTTPRequestHandler):
             if script.get("delay"):
                 time.sleep(float(script["delay"]))
             if script.get("drop"):
+                self.close_connection = True
+                return
+            if script.get("truncate"):  # promise more bytes than sent, then hang up mid-body
+                body = json.dumps(script.get("json", {})).encode()
+                self.send_response(script.get("status", 200))
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body) + 100))
+                self.end_headers()
+                self.wfile.write(body)
                 self.close_connection = True
                 return
             if "json" in script:

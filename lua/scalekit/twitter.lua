@@ -17,6 +17,9 @@ local tools = require "scalekit.twitter.tools"
 local scalekit = require "scalekit.twitter.scalekit"
 local direct = require "scalekit.twitter.direct"
 local oauth2 = require "scalekit.twitter.oauth2"
+local paging = require "scalekit.twitter.paging"
+local batch = require "scalekit.twitter.batch"
+local media = require "scalekit.twitter.media"
 
 local M = {}
 
@@ -460,6 +463,91 @@ end
 function Client:close()
   check_client(self, "close")
   state[self].backend.http:close()
+end
+
+-- The tool for a paging call; raises for tools that do not paginate.
+local function paging_tool(name)
+  local tool = tools.get(name)
+  if not tool then
+    local _, err = tools.lookup(name)
+    error("scalekit.twitter: " .. err.message, 3)
+  end
+  if not tool.paginate then
+    error(("scalekit.twitter: %s does not paginate"):format(tool.name), 3)
+  end
+  return tool
+end
+
+--- Iterate over the pages of a paginating tool:
+-- `for page, err in tw:pages("twitter_followers_get", { id = "..." }, { limit = 10 }) do ... end`.
+-- A failure gives `false, err` once, then the loop ends.  `page.meta.next_token`
+-- can be saved and passed back in the input to resume.
+-- @tparam string name tool name
+-- @tparam table input the tool's parameters
+-- @tparam[opt] table opts `limit` (pages) and per-call options
+function Client:pages(name, input, opts)
+  check_client(self, "pages")
+  check_table(input, "pages input", 2)
+  return paging.pages(self, paging_tool(name), input, opts)
+end
+
+--- Iterate over the items of every page (`data` entries):
+-- `for item, err in tw:items("twitter_recent_search", { query = "lua" }, { limit = 500 }) do ... end`.
+-- @tparam[opt] table opts `limit` (items), `expand = true` joins `includes`
+--   onto each item (`author`, `media`, `referenced`, `pinned_tweet`)
+function Client:items(name, input, opts)
+  check_client(self, "items")
+  check_table(input, "items input", 2)
+  return paging.items(self, paging_tool(name), input, opts)
+end
+
+--- Run many tool calls concurrently over the client's connection pool.
+-- @tparam table calls array of `{ name, input }`
+-- @tparam[opt] table opts `concurrency` (default 8, at most 64) and per-call options
+-- @return array of `{ data =, info =, err = }` in input order
+function Client:batch(calls, opts)
+  check_client(self, "batch")
+  if type(calls) ~= "table" then error("scalekit.twitter: batch expects an array of { name, input }", 2) end
+  if #calls > batch.MAX_CALLS then
+    error(("scalekit.twitter: batch takes at most %d calls"):format(batch.MAX_CALLS), 2)
+  end
+  check_table(opts, "batch options", 2)
+  opts = opts or {}
+  local backend = state[self].backend
+  local hooks = {
+    prepare = function(name, input)
+      if type(input) ~= "table" and input ~= nil then
+        return nil, errors.new("invalid_input", tostring(name) .. ": input must be a table")
+      end
+      local tool, err = tools.lookup(name)
+      if not tool then return nil, err end
+      local params
+      params, err = tools.validate(tool, input or {})
+      if not params then return nil, err end
+      if tool.self_id and params.id == nil then
+        params.id, err = my_id(self)
+        if not params.id then return nil, err end
+      end
+      return tool, params
+    end,
+    request = function(tool, params)
+      if self.mode == "direct" then return backend:batch_request(tool, params, opts) end
+      return backend:batch_request(tool, params, context(self), opts)
+    end,
+  }
+  return batch.run(self, backend, hooks, calls, opts)
+end
+
+--- Upload a media file; picks one-shot or chunked upload from the file.
+-- @tparam table opts `file` (required), `media_type`, `media_category`,
+--   `on_progress(sent, total)`, `chunk_size`, `on_wait`
+-- @return media_id, media or nil, err
+function Client:upload_media(opts)
+  check_client(self, "upload_media")
+  if type(opts) ~= "table" or type(opts.file) ~= "string" then
+    error("scalekit.twitter: upload_media expects { file = path, ... }", 2)
+  end
+  return media.upload(self, opts)
 end
 
 --- Read a streaming tool (direct mode): `on_event(event)` is called for each

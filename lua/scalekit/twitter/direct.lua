@@ -254,10 +254,8 @@ function Direct:send(kind, tool_name, req, opts)
   end
 end
 
--- A tool request: decoded JSON of a 2xx answer, or nil, err.
-function Direct:call(tool, req, opts)
-  local resp, err = self:send(tool.auth, tool.name, req, opts or self.call_opts)
-  if not resp then return nil, err end
+-- The decoded JSON of a 2xx answer to `tool`, or nil, err.
+function Direct:decode(tool, resp)
   if resp.status < 200 or resp.status > 299 then
     return nil, M.error_from(resp, tool.name, self.redact)
   end
@@ -267,6 +265,32 @@ function Direct:call(tool, req, opts)
       tool.name, resp.json_error or "unexpected value"), { status = resp.status, tool = tool.name })
   end
   return resp.json, resp
+end
+
+-- A tool request: decoded JSON of a 2xx answer, or nil, err.
+function Direct:call(tool, req, opts)
+  local resp, err = self:send(tool.auth, tool.name, req, opts or self.call_opts)
+  if not resp then return nil, err end
+  return self:decode(tool, resp)
+end
+
+--- The transport request for one tool call in a batch, or nil when the tool
+-- is a sequence (run on its own), or nil, err.
+function Direct:batch_request(tool, params, opts)
+  if tool.direct then return nil end
+  local auth, used = self:authorization(tool.auth, tool.name)
+  if not auth and used ~= "none" then return nil, used end
+  local req = M.build(tool, params)
+  return { method = req.method, url = self.base .. req.path, query = req.query, json = req.body,
+           tool = tool.name, timeout = opts and opts.timeout, override = { authorization = auth or false } }
+end
+
+--- data, info or nil, err for a batch answer.
+function Direct:batch_result(tool, resp)
+  self.rate[tool.name] = policy.rate_of(resp.headers) or self.rate[tool.name]
+  local j, err = self:decode(tool, resp)
+  if not j then return nil, err end
+  return j, { tool = tool.name, status = resp.status, rate_limit = self.rate[tool.name] }
 end
 
 -- Sequences -----------------------------------------------------------------

@@ -186,22 +186,27 @@ function Scalekit:send(req, opts)
   end
 end
 
+-- The decoded body of a 2xx answer, or nil, err.
+function Scalekit:decode(resp, method, path, tool)
+  if resp.status < 200 or resp.status > 299 then
+    return nil, M.error_from(resp, { tool = tool, redact = self.http.redact })
+  end
+  if resp.body:match("^%s*$") then return setmetatable({}, object_mt), resp end
+  if type(resp.json) ~= "table" then
+    return nil, errors.new("protocol", ("%s%s %s: the response is not a JSON object (%s)"):format(
+      tool and tool .. ": " or "", method, path, resp.json_error or "unexpected value"),
+      { status = resp.status, tool = tool })
+  end
+  return resp.json, resp
+end
+
 -- A JSON API call: the decoded body of a 2xx answer, or nil, err.
 function Scalekit:api(method, path, ctx, opts)
   opts = opts or {}
   local resp, err = self:send({ method = method, path = path, query = opts.query,
                                 json = opts.json, tool = ctx.tool }, ctx.call)
   if not resp then return nil, err end
-  if resp.status < 200 or resp.status > 299 then
-    return nil, M.error_from(resp, { tool = ctx.tool, redact = self.http.redact })
-  end
-  if resp.body:match("^%s*$") then return setmetatable({}, object_mt), resp end
-  if type(resp.json) ~= "table" then
-    return nil, errors.new("protocol", ("%s%s %s: the response is not a JSON object (%s)"):format(
-      ctx.tool and ctx.tool .. ": " or "", method, path, resp.json_error or "unexpected value"),
-      { status = resp.status, tool = ctx.tool })
-  end
-  return resp.json, resp
+  return self:decode(resp, method, path, ctx.tool)
 end
 
 -- Drop nil/"" fields; `t` is marked as a JSON object.
@@ -214,21 +219,46 @@ local function compact(t)
 end
 M.compact = compact
 
---- Run one tool.  `ctx` holds identifier, connector, connected_account_id,
--- organization_id and user_id.
--- @return data, info `{ execution_id =, tool = }` or nil, err
-function Scalekit:execute(tool_name, params, ctx, call_opts)
-  local body = compact{
+local function execute_body(tool_name, params, ctx)
+  return compact{
     tool_name = tool_name, params = params, identifier = ctx.identifier,
     connector = ctx.connector, connected_account_id = ctx.connected_account_id,
     organization_id = ctx.organization_id, user_id = ctx.user_id,
   }
-  local j, resp_or_err = self:api("POST", "/api/v1/execute_tool", { tool = tool_name, call = call_opts },
-                                  { json = body })
-  if not j then return nil, resp_or_err end
+end
+
+-- data, info from a decoded execute_tool answer.
+function Scalekit:tool_result(tool_name, j)
   local data = field(j, "data")
   if data == nil then data = setmetatable({}, object_mt) end
   return data, { execution_id = field(j, "execution_id"), tool = tool_name, rate_limit = self.rate[tool_name] }
+end
+
+--- Run one tool.  `ctx` holds identifier, connector, connected_account_id,
+-- organization_id and user_id.
+-- @return data, info `{ execution_id =, tool = }` or nil, err
+function Scalekit:execute(tool_name, params, ctx, call_opts)
+  local j, resp_or_err = self:api("POST", "/api/v1/execute_tool", { tool = tool_name, call = call_opts },
+                                  { json = execute_body(tool_name, params, ctx) })
+  if not j then return nil, resp_or_err end
+  return self:tool_result(tool_name, j)
+end
+
+--- The transport request for one tool call in a batch (token included), or
+-- nil, err.
+function Scalekit:batch_request(tool, params, ctx, opts)
+  local tok, err = self:token()
+  if not tok then return nil, err end
+  return { method = "POST", url = self.env_url .. "/api/v1/execute_tool", tool = tool.name,
+           json = execute_body(tool.name, params, ctx), timeout = opts and opts.timeout,
+           override = { authorization = "Bearer " .. tok } }
+end
+
+--- data, info or nil, err for a batch answer.
+function Scalekit:batch_result(tool, resp)
+  local j, err = self:decode(resp, "POST", "/api/v1/execute_tool", tool.name)
+  if not j then return nil, err end
+  return self:tool_result(tool.name, j)
 end
 
 --- The proxy: forward a request to the provider API through Scalekit.

@@ -124,14 +124,10 @@ M.header_lines = header_lines
 local TRANSPORT_KIND = { timeout = "timeout", network = "network", tls = "network",
                          too_large = "protocol", interrupted = "network" }
 
---- Send one request.
--- @tparam table req `method`, `url`, `query` (table), `headers` (map),
---   `override` (map applied last, e.g. authorization), `json` (Lua value to
---   encode) or `form` (list of pairs) or `body` (string), `timeout`.
--- @return resp `{ status =, headers =, body =, json =, seconds = }` for any
---   HTTP status, or nil and an error for a transport failure or a body that
---   cannot be encoded.
-function Transport:send(req)
+--- Build the libcurl request for `req` (see `send`), and trace it.
+-- @return the request table for the C session, or nil and an error when the
+--   body cannot be encoded
+function Transport:build(req)
   local url = req.url
   local q = M.encode_query(req.query)
   if q ~= "" then url = url .. (url:find("?", 1, true) and "&" or "?") .. q end
@@ -148,7 +144,6 @@ function Transport:send(req)
                  ["Content-Type"] = ctype }
   local lines = header_lines(base, self.headers, req.headers, req.override)
   local method = (req.method or "GET"):upper()
-
   if self.debug then
     self:trace(("> %s %s"):format(method, url))
     for _, l in ipairs(lines) do
@@ -157,19 +152,19 @@ function Transport:send(req)
     end
     trace_body(self, "> ", body)
   end
+  return { method = method, url = url, headers = lines, body = body,
+           timeout = req.timeout or self.timeout,
+           connect_timeout = self.connect_timeout, stall_timeout = self.stall_timeout }
+end
 
-  local status, headers, rbody, seconds = self.session:request{
-    method = method, url = url, headers = lines, body = body,
-    timeout = req.timeout or self.timeout,
-    connect_timeout = self.connect_timeout, stall_timeout = self.stall_timeout,
-  }
+--- Turn what the C session returned for `creq` into a response or an error.
+function Transport:finish(req, creq, status, headers, rbody, seconds)
   if not status then
     local kind, msg, sent = headers, rbody, seconds
     self:trace(("< %s: %s"):format(kind, msg))
-    local e = errors.new(TRANSPORT_KIND[kind] or "network",
-                         ("%s %s: %s"):format(method, self.redact(url), self.redact(msg)),
-                         { transport = kind, sent = sent, tool = req.tool })
-    return nil, e
+    return nil, errors.new(TRANSPORT_KIND[kind] or "network",
+                           ("%s %s: %s"):format(creq.method, self.redact(creq.url), self.redact(msg)),
+                           { transport = kind, sent = sent, tool = req.tool })
   end
   local resp = { status = status, headers = headers, body = rbody, seconds = seconds }
   local ct = headers["content-type"] or ""
@@ -179,6 +174,47 @@ function Transport:send(req)
   self:trace(("< %d (%.3f s)"):format(status, seconds))
   trace_body(self, "< ", rbody)
   return resp
+end
+
+--- Send one request.
+-- @tparam table req `method`, `url`, `query` (table), `headers` (map),
+--   `override` (map applied last, e.g. authorization), `json` (Lua value to
+--   encode) or `form` (list of pairs) or `body` (string), `timeout`.
+-- @return resp `{ status =, headers =, body =, json =, seconds = }` for any
+--   HTTP status, or nil and an error for a transport failure or a body that
+--   cannot be encoded.
+function Transport:send(req)
+  local creq, err = self:build(req)
+  if not creq then return nil, err end
+  return self:finish(req, creq, self.session:request(creq))
+end
+
+--- Send many requests at once over the same connection pool.
+-- @tparam table reqs array of `send` requests
+-- @tparam integer concurrency at most this many in flight
+-- @return array of `{ resp = }` or `{ err = }`, in input order
+function Transport:send_many(reqs, concurrency)
+  local out, creqs, index = {}, {}, {}
+  for i, req in ipairs(reqs) do
+    local creq, err = self:build(req)
+    if creq then
+      creqs[#creqs + 1], index[#creqs + 1] = creq, i
+    else
+      out[i] = { err = err }
+    end
+  end
+  local raw = self.session:request_many(creqs, concurrency)
+  for k, r in ipairs(raw) do
+    local i = index[k]
+    local resp, err
+    if r.error then
+      resp, err = self:finish(reqs[i], creqs[k], nil, r.error, r.message, r.sent)
+    else
+      resp, err = self:finish(reqs[i], creqs[k], r.status, r.headers, r.body, r.seconds)
+    end
+    out[i] = { resp = resp, err = err }
+  end
+  return out
 end
 
 function Transport:close()

@@ -1,0 +1,153 @@
+--- Upload media from a file: `tw:upload_media{ file = "clip.mp4" }`.
+--
+-- The type comes from the file's first bytes.  Images up to 5 MB go up in one
+-- request; GIFs, videos and larger files use the chunked flow (initialize,
+-- append, finalize, then status checks while X processes).  The file is read
+-- one chunk at a time, so memory stays flat whatever its size.  Built only on
+-- the catalog's upload tools and a finalize request, so it works the same in
+-- Scalekit mode (tools + proxy) and in direct mode.
+-- @module scalekit.twitter.media
+
+local core = require "scalekit.core"
+local errors = require "scalekit.twitter.errors"
+
+local M = {}
+
+M.CHUNK_SIZE = 4 * 1024 * 1024      -- bytes per append (X allows up to 5 MB)
+M.ONE_SHOT_MAX = 5 * 1024 * 1024    -- images up to this size go up in one request
+M.MAX_SEGMENTS = 1000               -- X's segment_index runs 0..999
+M.MAX_STATUS_CHECKS = 120
+M.MAX_STATUS_WAIT = 30
+
+-- First bytes -> MIME type.  Order matters (QuickTime before generic ftyp).
+local MAGIC = {
+  { "^\137PNG\r\n\26\n", "image/png" },
+  { "^\255\216\255", "image/jpeg" },
+  { "^GIF8[79]a", "image/gif" },
+  { "^RIFF....WEBP", "image/webp" },
+  { "^BM", "image/bmp" },
+  { "^II%*%z", "image/tiff" },
+  { "^MM%z%*", "image/tiff" },
+  { "^....ftypqt  ", "video/quicktime" },
+  { "^....ftyp", "video/mp4" },
+  { "^\26\69\223\163", "video/webm" },
+  { "^\239\187\191WEBVTT", "text/vtt" },
+  { "^WEBVTT", "text/vtt" },
+  { "^%d+\r?\n%d%d:%d%d:%d%d,%d%d%d %-%->", "text/srt" },
+}
+
+--- The MIME type of a file from its first bytes, or nil.
+function M.detect(head)
+  for _, m in ipairs(MAGIC) do
+    if head:match(m[1]) then return m[2] end
+  end
+  if #head >= 189 and head:byte(1) == 0x47 and head:byte(189) == 0x47 then return "video/mp2t" end
+  return nil
+end
+
+local function category_for(media_type)
+  if media_type:match("^text/") then return "subtitles" end
+  if media_type == "image/gif" then return "tweet_gif" end
+  if media_type:match("^video/") then return "tweet_video" end
+  return "tweet_image"
+end
+
+local function fail(kind, msg, fields)
+  return nil, errors.new(kind, "upload_media: " .. msg, fields)
+end
+
+-- The media object inside a tool answer ({data = {...}} or the object itself).
+local function media_of(d)
+  if type(d) ~= "table" then return {} end
+  return type(d.data) == "table" and d.data or d
+end
+
+-- Wait while X processes the media; returns the final media object.
+local function await(client, media, opts)
+  for _ = 1, M.MAX_STATUS_CHECKS do
+    local info = type(media.processing_info) == "table" and media.processing_info or nil
+    if not info or info.state == "succeeded" then return media end
+    if info.state == "failed" then
+      local e = type(info.error) == "table" and info.error or {}
+      return fail("tool_error", "X could not process the media: " .. tostring(e.message or e.name or "failed"),
+                  { details = info, tool = "twitter_media_upload_status_get" })
+    end
+    local wait = math.min(math.max(tonumber(info.check_after_secs) or 1, 0), M.MAX_STATUS_WAIT)
+    if opts.on_wait then opts.on_wait(wait, "processing") end
+    core.sleep(wait)
+    local d, err = client:execute("twitter_media_upload_status_get", { media_id = media.id })
+    if not d then return nil, err end
+    local m = media_of(d)
+    m.id = m.id or media.id
+    media = m
+  end
+  return fail("timeout", "media still processing after " .. M.MAX_STATUS_CHECKS .. " checks")
+end
+
+--- Upload a file; returns the media id (string) and the final media object.
+-- @tparam table client
+-- @tparam table opts `file` (path, required), `media_type` (default: from
+--   the file's bytes), `media_category` (default: from the type),
+--   `on_progress(sent, total)`, `chunk_size`
+-- @return media_id, media  or nil, err
+function M.upload(client, opts)
+  local f, ferr = io.open(opts.file, "rb")
+  if not f then return fail("invalid_input", ferr, { param = "file" }) end
+  local size = f:seek("end")
+  f:seek("set", 0)
+  local head = f:read(512) or ""
+  f:seek("set", 0)
+  local media_type = opts.media_type or M.detect(head)
+  if not media_type then
+    f:close()
+    return fail("invalid_input", opts.file .. ": unknown media type (pass media_type)", { param = "media_type" })
+  end
+  local category = opts.media_category or category_for(media_type)
+  local progress = opts.on_progress or function() end
+  local chunk = opts.chunk_size or M.CHUNK_SIZE
+
+  if media_type:match("^image/") and media_type ~= "image/gif" and size <= M.ONE_SHOT_MAX then
+    local bytes = f:read("a")
+    f:close()
+    local d, err = client:execute("twitter_media_upload_base64", {
+      media_data = core.base64(bytes), media_type = media_type, media_category = category })
+    if not d then return nil, err end
+    progress(size, size)
+    local m = media_of(d)
+    return m.id, m
+  end
+
+  if size == 0 or math.ceil(size / chunk) > M.MAX_SEGMENTS then
+    f:close()
+    return fail("invalid_input", ("%s: %d bytes cannot be sent in 1..%d chunks of %d bytes"):format(
+      opts.file, size, M.MAX_SEGMENTS, chunk), { param = "file" })
+  end
+  local d, err = client:execute("twitter_media_upload_init", {
+    media_type = media_type, total_bytes = size, media_category = category })
+  if not d then f:close(); return nil, err end
+  local id = media_of(d).id
+  if type(id) ~= "string" then f:close(); return fail("protocol", "initialize returned no media id") end
+  local sent, segment = 0, 0
+  while true do
+    local bytes = f:read(chunk)
+    if not bytes then break end
+    d, err = client:execute("twitter_media_upload_append", {
+      media_id = id, media_data = core.base64(bytes), segment_index = segment })
+    bytes = nil                                   -- luacheck: ignore 311
+    if not d then f:close(); return nil, err end
+    sent, segment = sent + chunk, segment + 1
+    progress(math.min(sent, size), size)
+    collectgarbage()                              -- keep memory flat: drop the last chunk now
+  end
+  f:close()
+  local resp
+  resp, err = client:request{ method = "POST", path = "/2/media/upload/" .. id .. "/finalize" }
+  if not resp then return nil, err end
+  local media = media_of(resp.json)
+  media.id = media.id or id
+  media, err = await(client, media, opts)
+  if not media then return nil, err end
+  return id, media
+end
+
+return M

@@ -1,0 +1,461 @@
+-- Production behaviour: rate limits, retries, timeouts, pagination, batches
+-- and media uploads from files, against the fake servers with injected faults.
+
+local twitter = require "scalekit.twitter"
+local core = require "scalekit.core"
+local policy = require "scalekit.twitter.policy"
+local fake = require "support.fake"
+
+local ME = "1720000000000000001"
+
+local function direct(f, opts)
+  local o = { mode = "direct", api_base_url = f.url, client_id = "sandbox-x-client",
+              client_secret = "sandbox-x-secret", access_token = "user-token-1",
+              bearer_token = "sandbox-app-bearer", retry_base = 0.01 }
+  for k, v in pairs(opts or {}) do o[k] = v end
+  return twitter.new(o)
+end
+
+local function count(f, path, method)
+  local n = 0
+  for _, r in ipairs(f:requests(path)) do
+    if method == nil or r.method == method then n = n + 1 end
+  end
+  return n
+end
+
+describe("rate limits", function()
+  local f
+  setup(function() f = fake.start{ script = "fake_x.py" } end)
+  teardown(function() f:stop() end)
+  before_each(function()
+    f:reset()
+    f:control("tokens", { access_token = "user-token-1" })
+  end)
+
+  it("keeps the x-rate-limit headers per endpoint", function()
+    local tw = direct(f)
+    assert.is_nil(tw:rate_limit("user_me"))
+    local _, info = assert(tw:user_me{})
+    local rl = tw:rate_limit("twitter_user_me")
+    assert.equals(900, rl.limit)
+    assert.equals(899, rl.remaining)
+    assert.is_true(rl.reset > core.now())
+    assert.same(rl, info.rate_limit)
+    assert(tw:request{ path = "/2/users/me" })
+    assert.equals(898, tw:rate_limit("GET /2/users/me").remaining)
+    tw:close()
+  end)
+
+  it("reads the 24-hour app and user limits too", function()
+    local rl = policy.rate_of{ ["x-rate-limit-limit"] = "450", ["x-rate-limit-remaining"] = "3",
+      ["x-rate-limit-reset"] = "1700000000", ["x-app-limit-24hour-limit"] = "10000",
+      ["x-app-limit-24hour-remaining"] = "9000", ["x-app-limit-24hour-reset"] = "1700050000",
+      ["x-user-limit-24hour-limit"] = "100", ["x-user-limit-24hour-remaining"] = "0",
+      ["x-user-limit-24hour-reset"] = "1700060000" }
+    assert.same({ limit = 450, remaining = 3, reset = 1700000000,
+                  day = { app = { limit = 10000, remaining = 9000, reset = 1700050000 },
+                          user = { limit = 100, remaining = 0, reset = 1700060000 } } }, rl)
+  end)
+
+  local function limited(reset_in, extra)
+    local h = { ["x-rate-limit-limit"] = "75", ["x-rate-limit-remaining"] = "0",
+                ["x-rate-limit-reset"] = tostring(math.floor(core.now()) + reset_in) }
+    for k, v in pairs(extra or {}) do h[k] = v end
+    return h
+  end
+
+  it("returns rate_limited at once when not asked to wait", function()
+    local tw = direct(f)
+    f:script{ path = "/2/users/me", status = 429, headers = limited(30),
+              json = { title = "Too Many Requests", detail = "Too Many Requests", type = "about:blank" } }
+    local t = core.monotonic()
+    local _, err = tw:user_me{}
+    assert.equals("rate_limited", err.kind)
+    assert.is_true(err.retry_after >= 29)
+    assert.equals(0, err.rate_limit.remaining)
+    assert.is_true(core.monotonic() - t < 1)
+    assert.equals(1, count(f, "/2/users/me"))
+    tw:close()
+  end)
+
+  it("waits until the reset and retries when wait_on_rate_limit is on", function()
+    local waits = {}
+    local tw = direct(f, { wait_on_rate_limit = true, on_wait = function(_, why) waits[#waits + 1] = why end })
+    f:script{ path = "/2/users/me", status = 429, headers = limited(1), json = { title = "Too Many Requests" } }
+    local t = core.monotonic()
+    local d = assert(tw:user_me{})
+    assert.equals(ME, d.data.id)
+    assert.is_true(core.monotonic() - t >= 0.5)
+    assert.equals(2, count(f, "/2/users/me"))
+    assert.same({ "rate_limit" }, waits)
+    tw:close()
+  end)
+
+  it("never waits on a usage cap, nor longer than max_wait", function()
+    local tw = direct(f, { wait_on_rate_limit = true, max_wait = 5 })
+    f:script{ path = "/2/users/me", status = 429, headers = limited(1),
+              json = { title = "UsageCapExceeded", detail = "Usage cap exceeded: Monthly product cap",
+                       type = "https://api.x.com/2/problems/usage-capped" } }
+    local _, err = tw:user_me{}
+    assert.equals("rate_limited", err.kind)
+    assert.is_true(err.usage_cap)
+    f:script{ path = "/2/users/me", status = 429, headers = limited(60), json = { title = "Too Many Requests" } }
+    _, err = tw:user_me{}
+    assert.equals("rate_limited", err.kind)
+    assert.equals(2, count(f, "/2/users/me"))
+    tw:close()
+  end)
+
+  it("waits through Scalekit too when the 429 says when to come back", function()
+    local sk = fake.start()
+    finally(function() sk:stop() end)
+    fake.connect(sk)
+    local tw = fake.client(sk, { wait_on_rate_limit = true })
+    sk:clear()
+    sk:script{ path = "/api/v1/execute_tool", status = 429, headers = { ["Retry-After"] = "1" },
+               json = { code = 8, message = "slow down" } }
+    assert(tw:user_me{})
+    assert.equals(2, #sk:requests("/api/v1/execute_tool"))
+    tw:close()
+  end)
+end)
+
+describe("retries", function()
+  local f, tw
+  setup(function()
+    f = fake.start{ script = "fake_x.py" }
+    tw = direct(f)
+  end)
+  teardown(function()
+    tw:close()
+    f:stop()
+  end)
+  before_each(function()
+    f:reset()
+    f:control("tokens", { access_token = "user-token-1" })
+  end)
+
+  it("retries a GET through a 503 storm with backoff, up to max_retries", function()
+    f:script{ path = "/2/users/me", status = 503, times = 2, json = { title = "Service Unavailable" } }
+    assert(tw:user_me{})
+    assert.equals(3, count(f, "/2/users/me"))
+    f:clear()
+    f:script{ path = "/2/users/me", status = 503, times = 5, json = { title = "Service Unavailable" } }
+    local _, err = tw:user_me{}
+    assert.equals("server", err.kind)
+    assert.equals(503, err.status)
+    assert.equals(3, count(f, "/2/users/me"))
+  end)
+
+  it("never repeats a POST that reached the server", function()
+    f:script{ path = "/2/tweets", status = 503, json = { title = "Service Unavailable" } }
+    local _, err = tw:post_create{ text = "once" }
+    assert.equals(503, err.status)
+    assert.equals(1, count(f, "/2/tweets"))
+    f:clear()
+    f:script{ path = "/2/tweets", drop = true }
+    _, err = tw:post_create{ text = "once" }
+    assert.equals("network", err.kind)
+    assert.is_true(err.may_have_been_applied)
+    assert.matches("it may have been applied", err.message)
+    assert.equals(1, count(f, "/2/tweets"))
+  end)
+
+  it("retries a GET whose connection resets mid-body, but not a POST", function()
+    f:script{ path = "/2/users/me", truncate = true, json = { data = { id = "x" } } }
+    local d = assert(tw:user_me{})
+    assert.equals(ME, d.data.id)
+    assert.equals(2, count(f, "/2/users/me"))
+    f:clear()
+    f:script{ path = "/2/tweets", truncate = true, status = 201, json = { data = { id = "9" } } }
+    local _, err = tw:post_create{ text = "x" }
+    assert.equals("network", err.kind)
+    assert.is_true(err.may_have_been_applied)
+    assert.equals(1, count(f, "/2/tweets"))
+  end)
+
+  it("retries a call refused before anything was sent, even a POST", function()
+    local c = twitter.new{ mode = "direct", api_base_url = "http://127.0.0.1:1", access_token = "a",
+                           retry_base = 0.01, max_retries = 2 }
+    local waits = 0
+    local _, err = c:post_create({ text = "x" }, { on_wait = function() waits = waits + 1 end })
+    assert.equals("network", err.kind)
+    assert.is_false(err.sent)
+    assert.is_nil(err.may_have_been_applied)
+    c:close()
+  end)
+
+  it("gives up on a stalled server after stall_timeout, and honours a per-call timeout", function()
+    local c = direct(f, { stall_timeout = 1, max_retries = 0 })
+    f:script{ path = "/2/users/me", delay = 3, json = {} }
+    local t = core.monotonic()
+    local _, err = c:user_me{}
+    assert.equals("timeout", err.kind)
+    assert.is_true(core.monotonic() - t < 2.8)
+    f:script{ path = "/2/users/me", delay = 2, json = {} }
+    t = core.monotonic()
+    _, err = c:user_me({}, { timeout = 0.3 })
+    assert.equals("timeout", err.kind)
+    assert.is_true(core.monotonic() - t < 1.5)
+    c:close()
+  end)
+end)
+
+describe("pagination", function()
+  local f, tw
+  setup(function()
+    f = fake.start{ script = "fake_x.py" }
+    f:control("tokens", { access_token = "user-token-1" })
+    tw = direct(f)
+    for i = 1, 25 do assert(tw:post_create{ text = ("paging post %02d"):format(i) }) end
+  end)
+  teardown(function()
+    tw:close()
+    f:stop()
+  end)
+  before_each(function() f:clear() end)
+
+  it("walks every page with the tool's token parameter, keeping the other arguments", function()
+    local sizes = {}
+    for page, err in tw:pages("twitter_recent_search", { query = "paging", max_results = 10 }) do
+      assert.is_nil(err)
+      sizes[#sizes + 1] = #page.data
+    end
+    assert.same({ 10, 10, 5 }, sizes)
+    local queries = {}
+    for i, r in ipairs(f:requests("/2/tweets/search/recent")) do queries[i] = r.query end
+    assert.same({ "max_results=10&query=paging", "max_results=10&next_token=10&query=paging",
+                  "max_results=10&next_token=20&query=paging" }, queries)
+  end)
+
+  it("stops at a page limit and resumes from a saved token", function()
+    local last
+    for page in tw:pages("recent_search", { query = "paging", max_results = 10 }, { limit = 1 }) do last = page end
+    local token = last.meta.next_token
+    assert.equals("10", token)
+    local n = 0
+    for page in tw:pages("recent_search", { query = "paging", max_results = 10, next_token = token }) do
+      n = n + #page.data
+    end
+    assert.equals(15, n)
+  end)
+
+  it("stops when a page repeats its token", function()
+    f:script{ path = "/2/tweets/search/recent", times = 5,
+              json = { data = { { id = "1", text = "a" } }, meta = { result_count = 1, next_token = "same" } } }
+    local pages = 0
+    for _ in tw:pages("recent_search", { query = "x" }) do pages = pages + 1 end
+    assert.equals(2, pages)
+  end)
+
+  it("yields a rate limit as false, err and stops cleanly", function()
+    f:script{ path = "/2/tweets/search/recent", times = 1,
+              json = { data = { { id = "1", text = "a" } }, meta = { result_count = 1, next_token = "20" } } }
+    f:script{ path = "/2/tweets/search/recent", status = 429,
+              headers = { ["x-rate-limit-reset"] = tostring(math.floor(core.now()) + 60) },
+              json = { title = "Too Many Requests" } }
+    local seen = {}
+    for page, err in tw:pages("recent_search", { query = "paging", max_results = 10 }) do
+      seen[#seen + 1] = page and "page" or err.kind
+    end
+    assert.same({ "page", "rate_limited" }, seen)
+  end)
+
+  it("iterates items across pages, with includes joined on request", function()
+    local texts = {}
+    for item in tw:items("recent_search", { query = "paging", max_results = 10 }, { limit = 12, expand = true }) do
+      texts[#texts + 1] = item.text
+      assert.equals("sandbox_user", item.author.username)
+    end
+    assert.equals(12, #texts)
+    assert.equals("paging post 25", texts[1])
+    assert.equals("paging post 14", texts[12])
+  end)
+
+  it("raises for a tool that does not paginate", function()
+    assert.has_error(function() tw:pages("twitter_user_me", {}) end,
+      "scalekit.twitter: twitter_user_me does not paginate")
+  end)
+end)
+
+describe("batch", function()
+  local f, tw
+  setup(function()
+    f = fake.start()
+    fake.connect(f)
+    tw = fake.client(f, { retry_base = 0.01 })
+    assert(tw:user_me{})   -- token and connection ready
+  end)
+  teardown(function()
+    tw:close()
+    f:stop()
+  end)
+  before_each(function() f:clear() end)
+
+  it("runs 200 calls at concurrency 16 in about ceil(N/C)·L, results in input order", function()
+    local L, N, C = 0.05, 200, 16
+    f:control("config", { latency = L })
+    local calls = {}
+    for i = 1, N do calls[i] = { "twitter_user_lookup", { id = tostring(1000 + i) } } end
+    local t = core.monotonic()
+    local results = tw:batch(calls, { concurrency = C })
+    local elapsed = core.monotonic() - t
+    f:control("config", { latency = 0 })
+    local ideal = math.ceil(N / C) * L
+    assert.is_true(elapsed < ideal * 2 + 0.5, ("took %.2f s, ideal %.2f s"):format(elapsed, ideal))
+    assert.is_true(elapsed >= ideal * 0.9)
+    assert.equals(N, #results)
+    for i, r in ipairs(results) do
+      assert.is_nil(r.err)
+      assert.equals(tostring(1000 + i), r.data.data.params.id)
+    end
+    assert.equals(N, #f:requests("/api/v1/execute_tool"))
+  end)
+
+  it("reports invalid calls in place and still runs the others", function()
+    local results = tw:batch({ { "user_lookup", { id = "1" } }, { "user_lookup", { id = "x" } },
+                               { "nope", {} }, { "post_create", { text = "b" } } })
+    assert.is_table(results[1].data)
+    assert.equals("id", results[2].err.param)
+    assert.equals("invalid_input", results[3].err.kind)
+    assert.is_table(results[4].data)
+    assert.equals(2, #f:requests("/api/v1/execute_tool"))
+  end)
+
+  it("re-runs a call Scalekit answered 503 and a call that hit an expired token", function()
+    f:script{ path = "/api/v1/execute_tool", status = 503, json = { code = 14, message = "unavailable" } }
+    local results = tw:batch({ { "user_lookup", { id = "1" } } }, { concurrency = 1 })
+    assert.is_table(results[1].data)
+    assert.equals(2, #f:requests("/api/v1/execute_tool"))
+  end)
+end)
+
+describe("media uploads from files", function()
+  local dir
+  setup(function()
+    dir = os.tmpname()
+    os.remove(dir)
+    os.execute("mkdir -p " .. dir)
+  end)
+  teardown(function() os.execute("rm -rf " .. dir) end)
+
+  local function write(name, bytes)
+    local p = dir .. "/" .. name
+    local fh = assert(io.open(p, "wb"))
+    fh:write(bytes)
+    fh:close()
+    return p
+  end
+
+  it("detects the type from the first bytes", function()
+    local media = require "scalekit.twitter.media"
+    assert.equals("image/png", media.detect("\137PNG\r\n\26\n...."))
+    assert.equals("image/jpeg", media.detect("\255\216\255\224"))
+    assert.equals("image/gif", media.detect("GIF89a"))
+    assert.equals("video/mp4", media.detect("\0\0\0\24ftypisom"))
+    assert.equals("video/quicktime", media.detect("\0\0\0\20ftypqt  "))
+    assert.equals("video/webm", media.detect("\26\69\223\163"))
+    assert.equals("text/vtt", media.detect("WEBVTT\n"))
+    assert.is_nil(media.detect("hello"))
+  end)
+
+  it("uploads a small image in one request (direct mode)", function()
+    local f = fake.start{ script = "fake_x.py" }
+    finally(function() f:stop() end)
+    f:control("tokens", { access_token = "user-token-1" })
+    local tw = direct(f)
+    local png = "\137PNG\r\n\26\n" .. string.rep("x", 100)
+    local id = assert(tw:upload_media{ file = write("a.png", png) })
+    local r = f:requests("/2/media/upload")[1]
+    assert.equals('{"media":"' .. core.base64(png) .. '","media_category":"tweet_image"}', r.body)
+    assert.equals(1, #f:requests())
+    assert.matches("^%d+$", id)
+    tw:close()
+  end)
+
+  it("uploads a video in chunks, reports progress and waits for processing (direct mode)", function()
+    local f = fake.start{ script = "fake_x.py" }
+    finally(function() f:stop() end)
+    f:control("tokens", { access_token = "user-token-1" })
+    f:control("config", { processing_polls = 2 })
+    local tw = direct(f)
+    local mp4 = "\0\0\0\24ftypisom" .. string.rep("v", 1000)
+    local progress = {}
+    local id, m = assert(tw:upload_media{ file = write("v.mp4", mp4), chunk_size = 400,
+      on_progress = function(sent, total) progress[#progress + 1] = sent .. "/" .. total end })
+    assert.same({ "400/1012", "800/1012", "1012/1012" }, progress)
+    assert.equals("succeeded", m.processing_info.state)
+    local steps = {}
+    for i, r in ipairs(f:requests()) do steps[i] = r.method .. " " .. r.path:gsub(id, "ID") end
+    assert.same({ "POST /2/media/upload/initialize", "POST /2/media/upload/ID/append",
+                  "POST /2/media/upload/ID/append", "POST /2/media/upload/ID/append",
+                  "POST /2/media/upload/ID/finalize", "GET /2/media/upload", "GET /2/media/upload",
+                  "GET /2/media/upload" }, steps)
+    assert.equals('{"media_category":"tweet_video","media_type":"video/mp4","total_bytes":1012}',
+                  f:requests("/2/media/upload/initialize")[1].body)
+    tw:close()
+  end)
+
+  it("uploads through Scalekit with the upload tools and the proxy for finalize", function()
+    local f = fake.start()
+    finally(function() f:stop() end)
+    fake.connect(f)
+    local tw = fake.client(f)
+    assert(tw:user_me{})
+    f:clear()
+    local mp4 = "\0\0\0\24ftypisom" .. string.rep("v", 500)
+    local id = assert(tw:upload_media{ file = write("s.mp4", mp4), chunk_size = 300 })
+    local seq = {}
+    for i, r in ipairs(f:requests()) do
+      seq[i] = r.path == "/api/v1/execute_tool" and r.body:match('"tool_name":"([^"]+)"') or r.method .. " " .. r.path
+    end
+    assert.same({ "twitter_media_upload_init", "twitter_media_upload_append", "twitter_media_upload_append",
+                  "POST /proxy/2/media/upload/" .. id .. "/finalize", "twitter_media_upload_status_get" }, seq)
+    tw:close()
+  end)
+
+  it("reports X's processing error", function()
+    local f = fake.start{ script = "fake_x.py" }
+    finally(function() f:stop() end)
+    f:control("tokens", { access_token = "user-token-1" })
+    local tw = direct(f)
+    f:script{ path = "/2/media/upload", method = "GET", json = { data = { id = "1", processing_info = {
+      state = "failed", error = { code = 1, name = "InvalidMedia", message = "Unsupported video format" } } } } }
+    local _, err = tw:upload_media{ file = write("bad.mp4", "\0\0\0\24ftypisom" .. string.rep("z", 10)) }
+    assert.equals("tool_error", err.kind)
+    assert.equals("upload_media: X could not process the media: Unsupported video format", err.message)
+    tw:close()
+  end)
+
+  it("streams a 200 MB file with flat memory (peak RSS under 64 MB)", function()
+    local f = fake.start{ script = "fake_x.py" }
+    finally(function() f:stop() end)
+    f:control("tokens", { access_token = "user-token-1" })
+    local path = dir .. "/big.mp4"
+    local fh = assert(io.open(path, "wb"))
+    fh:write("\0\0\0\24ftypisom")
+    local block = string.rep("\0\1\2\3\4\5\6\7", 128 * 1024)     -- 1 MiB
+    for _ = 1, 200 do fh:write(block) end
+    fh:close()
+    block = nil                                                     -- luacheck: ignore 311
+    local code = ([[
+      local tw = require("scalekit.twitter").new{ mode = "direct", api_base_url = %q, access_token = "user-token-1" }
+      local id, err = tw:upload_media{ file = %q }
+      assert(id, tostring(err))
+      local st = io.open("/proc/self/status"):read("a")
+      print(st:match("VmHWM:%%s*(%%d+) kB"))
+    ]]):format(f.url, path)
+    local p = io.popen(("LUA_PATH='%s' LUA_CPATH='%s' lua5.4 -e %q 2>&1"):format(package.path, package.cpath, code))
+    local out = p:read("a")
+    p:close()
+    local kb = tonumber(out:match("^(%d+)"))
+    assert.is_number(kb, out)
+    assert.is_true(kb < 64 * 1024, ("peak RSS %d kB"):format(kb or -1))
+    local appends = 0
+    for _, r in ipairs(f:requests()) do
+      if r.path:match("/append$") then appends = appends + 1 end
+    end
+    assert.equals(51, appends)          -- 200 MiB + 16 bytes in 4 MiB chunks
+  end)
+end)
