@@ -241,6 +241,7 @@ function Direct:send(kind, tool_name, req, opts)
       return self.http:send{
         method = req.method, url = self.base .. req.path, query = req.query,
         json = req.body, body = req.raw, headers = req.headers, timeout = req.timeout or (opts and opts.timeout),
+        connect_timeout = opts and opts.connect_timeout, stall_timeout = opts and opts.stall_timeout,
         override = { authorization = auth or false }, tool = tool_name,
       }
     end)

@@ -169,7 +169,10 @@ end
 -- @return resp (any status) or nil, err
 function Scalekit:send(req, opts)
   req.url = self.env_url .. req.path
-  req.timeout = req.timeout or (opts and opts.timeout)
+  if opts then
+    req.timeout = req.timeout or opts.timeout
+    req.connect_timeout, req.stall_timeout = opts.connect_timeout, opts.stall_timeout
+  end
   local ctx = call_policy(self, (req.method or "GET"):upper(), opts)
   for attempt = 1, 2 do
     local tok, err = self:token()

@@ -154,7 +154,8 @@ function Transport:build(req)
   end
   return { method = method, url = url, headers = lines, body = body,
            timeout = req.timeout or self.timeout,
-           connect_timeout = self.connect_timeout, stall_timeout = self.stall_timeout }
+           connect_timeout = req.connect_timeout or self.connect_timeout,
+           stall_timeout = req.stall_timeout or self.stall_timeout }
 end
 
 --- Turn what the C session returned for `creq` into a response or an error.
@@ -179,7 +180,8 @@ end
 --- Send one request.
 -- @tparam table req `method`, `url`, `query` (table), `headers` (map),
 --   `override` (map applied last, e.g. authorization), `json` (Lua value to
---   encode) or `form` (list of pairs) or `body` (string), `timeout`.
+--   encode) or `form` (list of pairs) or `body` (string), `timeout`,
+--   `connect_timeout`, `stall_timeout` (seconds, over the transport's).
 -- @return resp `{ status =, headers =, body =, json =, seconds = }` for any
 --   HTTP status, or nil and an error for a transport failure or a body that
 --   cannot be encoded.
