@@ -1,7 +1,7 @@
 # Makefile - build, test and install scalekit-twitter (Lua 5.4 + C core).
 #
 #   make deps     install the Debian packages that are missing (needs root or sudo)
-#   make          build scalekit/core.so
+#   make          build scalekit/core.so and bin/scalekit-lua
 #   make run      the main job: examples/quickstart.lua (local sandbox without credentials)
 #   make test     build and run the busted suite under Lua 5.4
 #   make lint     luacheck
@@ -25,17 +25,22 @@ LUADIR     = $(PREFIX)/share/lua/$(LUA_VER)
 
 SRCS = src/core.c src/json.c src/http.c src/util.c src/buf.c
 OBJS = $(SRCS:src/%.c=build/%.o)
+HOST_OBJS = build/host.o build/dotenv.o build/embedded.o
+LUA_LIB   ?= $(shell pkg-config --libs lua$(LUA_VER) 2>/dev/null || echo -llua$(LUA_VER))
+EDIT_CFLAGS = $(shell test -f /usr/include/editline/readline.h && echo -DHAVE_EDITLINE)
+EDIT_LIBS   = $(shell test -f /usr/include/editline/readline.h && echo -ledit)
+BINDIR     = $(PREFIX)/bin
 LUA_SRCS = $(shell find lua -name '*.lua' | sort)
 
 # The packages `make deps` installs when missing (Debian 12 names).
-DEBS = lua5.4 liblua5.4-dev lua-cjson lua-busted lua-check libcurl4-openssl-dev \
-       libssl-dev luarocks pkg-config gcc make python3 ca-certificates
+DEBS = lua5.4 liblua5.4-dev lua-cjson lua-busted lua-check lua-ldoc libcurl4-openssl-dev \
+       libssl-dev libedit-dev luarocks pkg-config gcc make python3 ca-certificates openssl
 
 export LUA_PATH  := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/?.lua;;
 export LUA_CPATH := $(CURDIR)/build/?.so;;
 
-.PHONY: all deps run test lint asan clean install
-all: build/scalekit/core.so
+.PHONY: all deps run test lint asan clean install doc
+all: build/scalekit/core.so bin/scalekit-lua
 
 build/%.o: src/%.c $(wildcard src/*.h) | build
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
@@ -43,6 +48,19 @@ build/%.o: src/%.c $(wildcard src/*.h) | build
 build/scalekit/core.so: $(OBJS)
 	@mkdir -p build/scalekit
 	$(CC) -shared $(LDFLAGS) -o $@ $(OBJS) $(LIBS)
+
+build/embedded.c: $(LUA_SRCS) scripts/embed.lua | build
+	$(LUA) scripts/embed.lua lua $@
+
+build/embedded.o: build/embedded.c src/embedded.h
+	$(CC) $(ALL_CFLAGS) -Isrc -c $< -o $@
+
+build/host.o: src/host.c $(wildcard src/*.h) | build
+	$(CC) $(ALL_CFLAGS) $(EDIT_CFLAGS) -c $< -o $@
+
+bin/scalekit-lua: $(OBJS) $(HOST_OBJS)
+	@mkdir -p bin
+	$(CC) $(LDFLAGS) -o $@ $(OBJS) $(HOST_OBJS) $(LUA_LIB) $(LIBS) $(EDIT_LIBS) -lm -ldl
 
 build:
 	@mkdir -p build
@@ -67,10 +85,14 @@ asan: clean
 	$(MAKE) clean
 
 install: all
-	install -d $(DESTDIR)$(LIBDIR)/scalekit $(DESTDIR)$(LUADIR)/scalekit/twitter
+	install -d $(DESTDIR)$(LIBDIR)/scalekit $(DESTDIR)$(LUADIR)/scalekit/twitter $(DESTDIR)$(BINDIR)
 	install -m 0755 build/scalekit/core.so $(DESTDIR)$(LIBDIR)/scalekit/core.so
+	install -m 0755 bin/scalekit-lua $(DESTDIR)$(BINDIR)/scalekit-lua
 	install -m 0644 lua/scalekit/twitter.lua $(DESTDIR)$(LUADIR)/scalekit/twitter.lua
 	install -m 0644 lua/scalekit/twitter/*.lua $(DESTDIR)$(LUADIR)/scalekit/twitter/
 
+doc:
+	ldoc -q -d build/doc lua
+
 clean:
-	rm -rf build
+	rm -rf build bin

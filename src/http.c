@@ -19,6 +19,7 @@
 #define _POSIX_C_SOURCE 200809L  /* strdup */
 #include "http.h"
 #include "buf.h"
+#include "util.h"
 
 #include <ctype.h>
 #include <stdlib.h>
@@ -119,6 +120,12 @@ static size_t on_read(char *dst, size_t size, size_t n, void *ud) {
 static int on_seek(void *ud, curl_off_t off, int origin) {
   (void)ud; (void)off; (void)origin;
   return CURL_SEEKFUNC_CANTSEEK;
+}
+
+/* Aborts a transfer when the host was asked to stop (Ctrl-C). */
+static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un) {
+  (void)ud; (void)dt; (void)dn; (void)ut; (void)un;
+  return scalekit_interrupted ? 1 : 0;
 }
 
 static int is_idempotent(const char *method) {
@@ -500,6 +507,8 @@ static void easy_setup(CURL *e, http_session *s, const char *ca_file, const char
   curl_easy_setopt(e, CURLOPT_READDATA, &s->upload);
   curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, on_seek);
   curl_easy_setopt(e, CURLOPT_SEEKDATA, &s->upload);
+  curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
+  curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
   /* Reuse a connection only while it is unlikely to have been closed idle. */
   curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, 30L);
   curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
@@ -641,6 +650,8 @@ static int http_stream_open(lua_State *L) {
   curl_easy_setopt(st->easy, CURLOPT_WRITEDATA, &st->io);
   curl_easy_setopt(st->easy, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(st->easy, CURLOPT_HEADERDATA, &st->io);
+  curl_easy_setopt(st->easy, CURLOPT_XFERINFOFUNCTION, on_progress);
+  curl_easy_setopt(st->easy, CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt(st->easy, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(st->easy, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(st->easy, CURLOPT_SSL_VERIFYPEER, 1L);

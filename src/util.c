@@ -24,6 +24,8 @@
 
 #include "lauxlib.h"
 
+volatile sig_atomic_t scalekit_interrupted = 0;
+
 #define UTIL_MAX_RANDOM 1024
 #define UTIL_MAX_SLEEP 86400.0
 
@@ -99,16 +101,25 @@ static int util_monotonic(lua_State *L) {
   return 1;
 }
 
-/* sleep(seconds): at most one day; returns early only on a signal. */
+/* sleep(seconds): at most one day.  Raises "interrupted" if the host was
+ * asked to stop (Ctrl-C) before or during the wait. */
 static int util_sleep(lua_State *L) {
   lua_Number s = luaL_checknumber(L, 1);
-  struct timespec ts;
-  if (!(s > 0)) return 0;
+  struct timespec ts, left;
   if (s > UTIL_MAX_SLEEP) s = UTIL_MAX_SLEEP;
-  ts.tv_sec = (time_t)s;
-  ts.tv_nsec = (long)((s - (lua_Number)ts.tv_sec) * 1e9);
-  nanosleep(&ts, NULL);
+  if (s > 0) {
+    ts.tv_sec = (time_t)s;
+    ts.tv_nsec = (long)((s - (lua_Number)ts.tv_sec) * 1e9);
+    while (nanosleep(&ts, &left) != 0 && errno == EINTR && !scalekit_interrupted) ts = left;
+  }
+  if (scalekit_interrupted) return luaL_error(L, "interrupted");
   return 0;
+}
+
+/* isatty(fd) -> true when the file descriptor is a terminal. */
+static int util_isatty(lua_State *L) {
+  lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
+  return 1;
 }
 
 /* base64(s [, url]) -> standard base64 with padding, or base64url without
@@ -287,6 +298,7 @@ void util_register(lua_State *L) {
     {"now", util_now},
     {"monotonic", util_monotonic},
     {"sleep", util_sleep},
+    {"isatty", util_isatty},
     {"base64", util_base64},
     {"unbase64", util_unbase64},
     {"sha256", util_sha256},

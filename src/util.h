@@ -2,10 +2,17 @@
 #ifndef SCALEKIT_UTIL_H
 #define SCALEKIT_UTIL_H
 
+#include <signal.h>
+
 #include "lua.h"
 
-/* Sets urlencode, platform, random_bytes, now, monotonic and sleep on the table
- * at the top of the stack. */
+/* Set (by the scalekit-lua host's SIGINT handler) to ask long waits and
+ * transfers to stop; they then fail with "interrupted". */
+extern volatile sig_atomic_t scalekit_interrupted;
+
+/* Sets urlencode, base64, unbase64, sha256, platform, random_bytes, now,
+ * monotonic, sleep, isatty, write_file_atomic and lock_file on the table at
+ * the top of the stack. */
 void util_register(lua_State *L);
 
 #endif

@@ -40,6 +40,11 @@ M.json = { encode = core.json_encode, decode = core.json_decode }
 -- `refresh`, `revoke`, `parse_redirect` (see `scalekit.twitter.oauth2`).
 M.oauth2 = oauth2
 
+--- Default progress hooks for every client (the scalekit-lua host sets them
+-- when stderr is a terminal): `on_wait(seconds, why)` before a wait ("retry",
+-- "rate_limit", "processing") and `on_progress(sent, total)` during uploads.
+M.on_wait, M.on_progress = nil, nil
+
 --- Mark `t` (default: a new table) as a JSON array, so `{}` encodes as `[]`.
 function M.array(t) return setmetatable(t or {}, core.array_mt) end
 --- Mark `t` (default: a new table) as a JSON object.
@@ -218,7 +223,7 @@ function M.new(opts)
     debug = debug_writer(opts.debug),
     policy = { max_retries = opts.max_retries or 2, retry_base = opts.retry_base or 0.5,
                wait_on_rate_limit = opts.wait_on_rate_limit == true, max_wait = opts.max_wait or 900,
-               on_wait = opts.on_wait },
+               on_wait = opts.on_wait or function(...) if M.on_wait then return M.on_wait(...) end end },
   }
   local backend, redact
   if self.mode == "direct" then
@@ -547,6 +552,11 @@ function Client:upload_media(opts)
   if type(opts) ~= "table" or type(opts.file) ~= "string" then
     error("scalekit.twitter: upload_media expects { file = path, ... }", 2)
   end
+  if opts.on_progress == nil and M.on_progress then
+    local o = {}
+    for k, v in pairs(opts) do o[k] = v end
+    o.on_progress, opts = M.on_progress, o
+  end
   return media.upload(self, opts)
 end
 
@@ -621,4 +631,8 @@ core.bind_tools(M, tools.list, function(name, input, opts)
 end, false)
 
 M.Client = Client
+
+-- Inside the scalekit-lua host, show waits and uploads when stderr is a terminal.
+if package.loaded["scalekit.host"] and core.isatty(2) then require("scalekit.twitter.progress")(M) end
+
 return M

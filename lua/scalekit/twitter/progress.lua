@@ -1,0 +1,15 @@
+--- Progress on stderr for long work (waits, uploads), as the scalekit-lua
+-- host shows it when stderr is a terminal: `require(...)(twitter)` sets the
+-- module's default `on_wait` and `on_progress` hooks.
+-- @module scalekit.twitter.progress
+
+return function(twitter)
+  twitter.on_wait = function(seconds, why)
+    io.stderr:write(("\r[scalekit] %s: waiting %.1f s (Ctrl-C stops)\27[K\n"):format(why, seconds))
+  end
+  twitter.on_progress = function(sent, total)
+    io.stderr:write(("\r[scalekit] upload: %d / %d bytes (%d%%)\27[K"):format(
+      sent, total, total > 0 and sent * 100 // total or 100))
+    if sent >= total then io.stderr:write("\n") end
+  end
+end

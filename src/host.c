@@ -1,0 +1,374 @@
+/*
+ * host.c - scalekit-lua: a Lua 5.4 interpreter with scalekit.twitter built in.
+ *
+ * Behaves like lua5.4 for scripts (`scalekit-lua script.lua a b`, -e, -l, -i,
+ * -v, -W, -, --; exit status 1 on an uncaught error, whose message uses the
+ * error's __tostring and carries a traceback).  On top of that:
+ *   - the C core and every Lua module of the SDK are preloaded (the sources
+ *     are compiled in), so no LUA_PATH/LUA_CPATH is needed;
+ *   - .env in the working directory (or --env-file F) is loaded first,
+ *     without overriding variables already set and without printing values;
+ *   - --tools, --schema TOOL and --call TOOL [JSON|-] run one command
+ *     (implemented in scalekit.twitter.cli) for shell pipelines;
+ *   - Ctrl-C stops a running script, and a wait or transfer in progress.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lauxlib.h"
+#include "lua.h"
+#include "lualib.h"
+
+#include "dotenv.h"
+#include "embedded.h"
+#include "util.h"
+
+#ifdef HAVE_EDITLINE
+#include <editline/readline.h>
+#endif
+
+#define HOST_NAME "scalekit-lua"
+#define HOST_MAX_ENV_FILE ((size_t)1 << 20)
+#define HOST_MAX_LINE 65536
+
+LUAMOD_API int luaopen_scalekit_core(lua_State *L);
+
+static lua_State *global_L = NULL;
+
+/* ------------------------------------------------------------------------ */
+/* Errors and interrupts                                                     */
+
+static void host_stop_hook(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  lua_sethook(L, NULL, 0, 0);
+  luaL_error(L, "interrupted!");
+}
+
+/* SIGINT: ask waits and transfers to stop and make the running Lua code
+ * raise "interrupted!" at its next instruction. */
+static void host_on_sigint(int sig) {
+  signal(sig, SIG_DFL);               /* a second Ctrl-C kills the process */
+  scalekit_interrupted = 1;
+  if (global_L) lua_sethook(global_L, host_stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+}
+
+/* Message handler: the error's __tostring (or a description), plus a traceback. */
+static int host_msghandler(lua_State *L) {
+  const char *msg = lua_tostring(L, 1);
+  if (msg == NULL) {
+    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) {
+      msg = lua_tostring(L, -1);
+    } else {
+      msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    }
+  }
+  luaL_traceback(L, L, msg, 1);
+  return 1;
+}
+
+/* Calls the function below its nargs arguments, protected, with Ctrl-C
+ * armed.  Returns the lua_pcall status. */
+static int host_docall(lua_State *L, int nargs, int nres) {
+  int status, base = lua_gettop(L) - nargs;
+  lua_pushcfunction(L, host_msghandler);
+  lua_insert(L, base);
+  global_L = L;
+  scalekit_interrupted = 0;
+  signal(SIGINT, host_on_sigint);
+  status = lua_pcall(L, nargs, nres, base);
+  signal(SIGINT, SIG_DFL);
+  scalekit_interrupted = 0;
+  lua_remove(L, base);
+  return status;
+}
+
+static int host_report(lua_State *L, int status) {
+  if (status != LUA_OK) {
+    const char *msg = lua_tostring(L, -1);
+    fprintf(stderr, "%s: %s\n", HOST_NAME, msg ? msg : "(error)");
+    fflush(stderr);
+    lua_pop(L, 1);
+  }
+  return status;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Built-in modules and .env                                                 */
+
+static int host_load_embedded(lua_State *L) {
+  const embedded_module *m = &embedded_modules[lua_tointeger(L, lua_upvalueindex(1))];
+  char chunkname[256];
+  snprintf(chunkname, sizeof chunkname, "@[builtin]/%s.lua", m->name);
+  if (luaL_loadbuffer(L, m->source, m->size, chunkname) != LUA_OK) return lua_error(L);
+  lua_pushstring(L, m->name);
+  lua_call(L, 1, 1);
+  return 1;
+}
+
+/* package.preload gets scalekit.core and every embedded Lua module.  A
+ * module found on package.path still loses to the built-in one, so the
+ * host always runs the SDK it was built with. */
+static void host_preload(lua_State *L) {
+  lua_Integer i;
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  lua_pushcfunction(L, luaopen_scalekit_core);
+  lua_setfield(L, -2, "scalekit.core");
+  for (i = 0; embedded_modules[i].name; i++) {
+    lua_pushinteger(L, i);
+    lua_pushcclosure(L, host_load_embedded, 1);
+    lua_setfield(L, -2, embedded_modules[i].name);
+  }
+  lua_pop(L, 1);
+  /* tells scalekit.twitter it runs inside the host (progress on stderr) */
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  lua_newtable(L);
+  lua_pushliteral(L, HOST_NAME);
+  lua_setfield(L, -2, "name");
+  lua_setfield(L, -2, "scalekit.host");
+  lua_pop(L, 1);
+}
+
+static void host_env_entry(void *ud, const char *key, const char *value, int line) {
+  const char *file = ud;
+  if (key == NULL) {
+    fprintf(stderr, "%s: %s:%d: ignored a malformed line\n", HOST_NAME, file, line);
+    return;
+  }
+  if (getenv(key) == NULL) setenv(key, value, 0);
+}
+
+/* Loads `path` if it exists (quietly when `optional`).  Returns 0 on a
+ * missing required file or a read error. */
+static int host_load_env(const char *path, int optional) {
+  FILE *f = fopen(path, "rb");
+  char *text;
+  size_t n;
+  if (!f) {
+    if (optional && errno == ENOENT) return 1;
+    fprintf(stderr, "%s: cannot open %s: %s\n", HOST_NAME, path, strerror(errno));
+    return 0;
+  }
+  text = malloc(HOST_MAX_ENV_FILE);
+  if (!text) { fclose(f); return 0; }
+  n = fread(text, 1, HOST_MAX_ENV_FILE, f);
+  fclose(f);
+  if (n == HOST_MAX_ENV_FILE) {
+    fprintf(stderr, "%s: %s is larger than 1 MiB; not loaded\n", HOST_NAME, path);
+    free(text);
+    return 0;
+  }
+  dotenv_parse(text, n, host_env_entry, (void *)path);
+  free(text);
+  return 1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Running things                                                            */
+
+static int host_dochunk(lua_State *L, int status) {
+  if (status == LUA_OK) status = host_docall(L, 0, 0);
+  return host_report(L, status);
+}
+
+static int host_dostring(lua_State *L, const char *s, const char *name) {
+  return host_dochunk(L, luaL_loadbuffer(L, s, strlen(s), name));
+}
+
+/* -l mod or -l name=mod: require(mod) and set the global name. */
+static int host_dolibrary(lua_State *L, char *spec) {
+  char *eq = strchr(spec, '=');
+  const char *mod = eq ? eq + 1 : spec;
+  int status;
+  lua_getglobal(L, "require");
+  lua_pushstring(L, mod);
+  status = host_docall(L, 1, 1);
+  if (status == LUA_OK) {
+    if (eq) *eq = '\0';
+    lua_setglobal(L, spec);
+  }
+  return host_report(L, status);
+}
+
+/* Runs the script at argv[script] (NULL name or "-": stdin) with its args. */
+static int host_doscript(lua_State *L, char **argv, int script) {
+  const char *fname = argv[script];
+  int status, n = 0, i;
+  if (strcmp(fname, "-") == 0 && (script == 0 || strcmp(argv[script - 1], "--") != 0)) fname = NULL;
+  status = luaL_loadfile(L, fname);
+  if (status == LUA_OK) {
+    for (i = script + 1; argv[i]; i++, n++) lua_pushstring(L, argv[i]);
+    status = host_docall(L, n, LUA_MULTRET);
+  }
+  return host_report(L, status);
+}
+
+/* The `arg` table, as lua.c builds it: arg[0] is the script. */
+static void host_createargtable(lua_State *L, char **argv, int argc, int script) {
+  int i;
+  lua_createtable(L, argc - script - 1 > 0 ? argc - script - 1 : 0, script + 1);
+  for (i = 0; i < argc; i++) {
+    lua_pushstring(L, argv[i]);
+    lua_rawseti(L, -2, i - script);
+  }
+  lua_setglobal(L, "arg");
+}
+
+/* Runs scalekit.twitter.cli.main(command, args...) and returns its exit code. */
+static int host_command(lua_State *L, char **argv, int first, int argc) {
+  int i, status, code = 1;
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "scalekit.twitter.cli");
+  if (host_report(L, host_docall(L, 1, 1)) != LUA_OK) return 1;
+  lua_getfield(L, -1, "main");
+  for (i = first; i < argc; i++) lua_pushstring(L, argv[i]);
+  status = host_docall(L, argc - first, 1);
+  if (host_report(L, status) == LUA_OK) code = (int)luaL_optinteger(L, -1, 0);
+  return code;
+}
+
+static char *host_readline(const char *prompt) {
+#ifdef HAVE_EDITLINE
+  if (isatty(STDIN_FILENO)) {
+    char *line = readline(prompt);
+    if (line && *line) add_history(line);
+    return line;
+  }
+#endif
+  {
+    char *buf = malloc(HOST_MAX_LINE);
+    size_t n;
+    if (!buf) return NULL;
+    if (isatty(STDIN_FILENO)) { fputs(prompt, stdout); fflush(stdout); }
+    if (!fgets(buf, HOST_MAX_LINE, stdin)) { free(buf); return NULL; }
+    n = strlen(buf);
+    if (n > 0 && buf[n - 1] == '\n') buf[n - 1] = '\0';
+    return buf;
+  }
+}
+
+/* Interactive loop: each line is tried as `return <line>` first, so
+ * expressions print their values. */
+static void host_repl(lua_State *L) {
+  char *line;
+  while ((line = host_readline("> ")) != NULL) {
+    const char *ret = lua_pushfstring(L, "return %s", line);
+    int status = luaL_loadbuffer(L, ret, strlen(ret), "=stdin");
+    if (status != LUA_OK) {
+      lua_pop(L, 2);
+      status = luaL_loadbuffer(L, line, strlen(line), "=stdin");
+    } else {
+      lua_remove(L, -2);
+    }
+    free(line);
+    if (status == LUA_OK) {
+      int base = lua_gettop(L);
+      status = host_docall(L, 0, LUA_MULTRET);
+      if (status == LUA_OK && lua_gettop(L) >= base) {
+        int n = lua_gettop(L) - base + 1;
+        lua_getglobal(L, "print");
+        lua_insert(L, base);
+        if (lua_pcall(L, n, 0, 0) != LUA_OK) host_report(L, LUA_ERRRUN);
+      }
+    }
+    host_report(L, status);
+    lua_settop(L, 0);
+  }
+  fputc('\n', stdout);
+}
+
+static void host_usage(void) {
+  fprintf(stderr,
+    "usage: " HOST_NAME " [options] [script [args]]\n"
+    "  -e stat         run the string 'stat'\n"
+    "  -i              interactive mode after running the script\n"
+    "  -l mod          require 'mod' into global 'mod' (-l g=mod: into 'g')\n"
+    "  -v              show version information\n"
+    "  -W              turn warnings on\n"
+    "  --env-file F    load environment variables from F (default: ./.env if present)\n"
+    "  --no-env        do not load ./.env\n"
+    "  --tools         list every tool, one per line\n"
+    "  --schema TOOL   print the JSON Schema of a tool's input\n"
+    "  --call TOOL [JSON|-]  run one tool; result as JSON on stdout, error as JSON on stderr\n"
+    "                  exit codes: 0 ok, 2 invalid input, 3 auth, 4 rate limited, 1 other\n"
+    "  --              stop handling options\n"
+    "  -               run stdin as a script\n");
+}
+
+static int host_main(lua_State *L) {
+  int argc = (int)lua_tointeger(L, 1);
+  char **argv = (char **)lua_touserdata(L, 2);
+  int i, script = 0, interactive = 0, version = 0, load_env = 1, status = LUA_OK;
+  const char *env_file = NULL;
+  luaL_checkversion(L);
+  /* first pass: options that must act before anything runs */
+  for (i = 1; i < argc && argv[i][0] == '-' && argv[i][1] != '\0'; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "--") == 0) { i++; break; }
+    if (strcmp(a, "--env-file") == 0 && i + 1 < argc) env_file = argv[++i];
+    else if (strcmp(a, "--no-env") == 0) load_env = 0;
+    else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) { host_usage(); lua_pushinteger(L, 0); return 1; }
+    else if (strcmp(a, "--tools") == 0 || strcmp(a, "--schema") == 0 || strcmp(a, "--call") == 0) break;
+    else if ((strcmp(a, "-e") == 0 || strcmp(a, "-l") == 0) && i + 1 < argc) i++;
+    else if (strcmp(a, "-i") == 0) interactive = 1;
+    else if (strcmp(a, "-v") == 0) version = 1;
+    else if (strcmp(a, "-W") == 0 || strcmp(a, "-E") == 0) continue;
+    else if (a[0] == '-' && a[1] == 'e' && a[2]) continue;
+    else if (a[0] == '-' && a[1] == 'l' && a[2]) continue;
+    else { fprintf(stderr, "%s: unrecognized option '%s'\n", HOST_NAME, a); host_usage(); lua_pushinteger(L, 1); return 1; }
+  }
+  script = i < argc ? i : 0;
+  if (env_file ? !host_load_env(env_file, 0) : (load_env && !host_load_env(".env", 1))) {
+    lua_pushinteger(L, 1);
+    return 1;
+  }
+  luaL_openlibs(L);
+  host_preload(L);
+  if (version) printf("%s %s (scalekit.twitter)\n", HOST_NAME, LUA_RELEASE);
+  /* commands */
+  if (script && (strcmp(argv[script], "--tools") == 0 || strcmp(argv[script], "--schema") == 0 ||
+                 strcmp(argv[script], "--call") == 0)) {
+    lua_pushinteger(L, host_command(L, argv, script, argc));
+    return 1;
+  }
+  host_createargtable(L, argv, argc, script);
+  /* second pass: -e, -l and -W in order */
+  for (i = 1; i < (script ? script : argc) && status == LUA_OK; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "--") == 0) break;
+    if (strcmp(a, "--env-file") == 0) { i++; continue; }
+    if (strcmp(a, "-W") == 0) { lua_warning(L, "@on", 0); continue; }
+    if (a[0] == '-' && (a[1] == 'e' || a[1] == 'l')) {
+      char *extra = a[2] ? argv[i] + 2 : argv[++i];
+      status = a[1] == 'e' ? host_dostring(L, extra, "=(command line)") : host_dolibrary(L, extra);
+    }
+  }
+  if (status == LUA_OK && script) status = host_doscript(L, argv, script);
+  if (status == LUA_OK && (interactive || (!script && !version && argc <= 1 && isatty(STDIN_FILENO)))) {
+    host_repl(L);
+  } else if (status == LUA_OK && !script && argc <= 1) {
+    status = host_doscript(L, (char *[]){ "-", NULL }, 0);
+  }
+  lua_pushinteger(L, status == LUA_OK ? 0 : 1);
+  return 1;
+}
+
+int main(int argc, char **argv) {
+  int code = 1;
+  lua_State *L = luaL_newstate();
+  if (L == NULL) {
+    fprintf(stderr, "%s: cannot create state: not enough memory\n", HOST_NAME);
+    return 1;
+  }
+  lua_pushcfunction(L, host_main);
+  lua_pushinteger(L, argc);
+  lua_pushlightuserdata(L, argv);
+  if (lua_pcall(L, 2, 1, 0) == LUA_OK) code = (int)lua_tointeger(L, -1);
+  else fprintf(stderr, "%s: %s\n", HOST_NAME, lua_tostring(L, -1));
+  lua_close(L);
+  return code;
+}
