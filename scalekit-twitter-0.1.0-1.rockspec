@@ -24,28 +24,19 @@ external_dependencies = {
   CURL = { library = "curl" },
   OPENSSL = { header = "openssl/rand.h", library = "crypto" },
 }
+-- The Makefile builds the C core and the scalekit-lua host (which embeds the
+-- Lua modules), and installs both plus the Lua modules where LuaRocks says.
 build = {
-  type = "builtin",
-  modules = {
-    ["scalekit.core"] = {
-      sources = { "src/core.c", "src/json.c", "src/http.c", "src/util.c", "src/buf.c" },
-      libraries = { "curl", "crypto" },
-      incdirs = { "$(CURL_INCDIR)", "$(OPENSSL_INCDIR)" },
-      libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)" },
-    },
-    ["scalekit.twitter"] = "lua/scalekit/twitter.lua",
-    ["scalekit.twitter.batch"] = "lua/scalekit/twitter/batch.lua",
-    ["scalekit.twitter.catalog"] = "lua/scalekit/twitter/catalog.lua",
-    ["scalekit.twitter.cli"] = "lua/scalekit/twitter/cli.lua",
-    ["scalekit.twitter.direct"] = "lua/scalekit/twitter/direct.lua",
-    ["scalekit.twitter.errors"] = "lua/scalekit/twitter/errors.lua",
-    ["scalekit.twitter.media"] = "lua/scalekit/twitter/media.lua",
-    ["scalekit.twitter.oauth2"] = "lua/scalekit/twitter/oauth2.lua",
-    ["scalekit.twitter.paging"] = "lua/scalekit/twitter/paging.lua",
-    ["scalekit.twitter.policy"] = "lua/scalekit/twitter/policy.lua",
-    ["scalekit.twitter.progress"] = "lua/scalekit/twitter/progress.lua",
-    ["scalekit.twitter.scalekit"] = "lua/scalekit/twitter/scalekit.lua",
-    ["scalekit.twitter.tools"] = "lua/scalekit/twitter/tools.lua",
-    ["scalekit.twitter.transport"] = "lua/scalekit/twitter/transport.lua",
+  type = "make",
+  build_variables = {
+    CFLAGS = "$(CFLAGS)",
+    LUA = "$(LUA)",
+    LUA_INC = "-I$(LUA_INCDIR)",
+  },
+  install_variables = {
+    PREFIX = "$(PREFIX)",
+    LIBDIR = "$(LIBDIR)",
+    LUADIR = "$(LUADIR)",
+    BINDIR = "$(BINDIR)",
   },
 }

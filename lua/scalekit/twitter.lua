@@ -555,7 +555,8 @@ function Client:upload_media(opts)
   if opts.on_progress == nil and M.on_progress then
     local o = {}
     for k, v in pairs(opts) do o[k] = v end
-    o.on_progress, opts = M.on_progress, o
+    o.on_progress = M.on_progress
+    opts = o
   end
   return media.upload(self, opts)
 end
