@@ -69,7 +69,7 @@ deps:
 	@sh scripts/deps.sh $(DEBS)
 
 run: deps all
-	@sh scripts/run-quickstart.sh
+	@sh scripts/sandbox.sh examples/quickstart.lua
 
 test: deps all
 	@sh scripts/test.sh

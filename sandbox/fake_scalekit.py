@@ -9,6 +9,7 @@ with canned replies or faults (status, headers, body, delay, dropped
 connection).  Standard library only; listens on 127.0.0.1 only.
 
 Run:  python3 sandbox/fake_scalekit.py [--port 0] [--tls-cert C --tls-key K]
+                                      [--account CONNECTOR:IDENTIFIER]  (an ACTIVE account, as the sandbox has)
 It prints "PORT <n>" on stdout once it listens.
 
 Control routes (not recorded), all JSON:
@@ -252,6 +253,10 @@ class Handler(BaseHTTPRequestHandler):
                 post = {"id": str(STATE.post_seq), "text": p.get("text", ""),
                         "author_id": SANDBOX_USER["id"],
                         "edit_history_tweet_ids": [str(STATE.post_seq)]}
+                if p.get("reply_in_reply_to_tweet_id"):
+                    post["in_reply_to_tweet_id"] = p["reply_in_reply_to_tweet_id"]
+                if p.get("media_media_ids"):
+                    post["attachments"] = {"media_keys": ["3_" + m for m in p["media_media_ids"]]}
                 STATE.posts.append(post)
                 return 200, {"data": {"id": post["id"], "text": post["text"],
                                       "edit_history_tweet_ids": post["edit_history_tweet_ids"]}}
@@ -284,6 +289,16 @@ class Handler(BaseHTTPRequestHandler):
             if name == "twitter_media_upload_status_get":
                 return 200, {"data": {"id": p.get("media_id"), "processing_info": {"state": "succeeded",
                                                                                    "progress_percent": 100}}}
+            if name == "twitter_followers_get":
+                everyone = [{"id": str(1720000000000001000 + i), "name": "Follower %d" % i,
+                             "username": "follower_%d" % i} for i in range(1, 26)]
+                n = int(p.get("max_results", 100))
+                start = int(p.get("pagination_token") or 0)
+                chunk = everyone[start:start + n]
+                meta = {"result_count": len(chunk)}
+                if start + n < len(everyone):
+                    meta["next_token"] = str(start + n)
+                return 200, {"data": chunk, "meta": meta}
             if name == "twitter_post_delete":
                 before = len(STATE.posts)
                 STATE.posts = [x for x in STATE.posts if x["id"] != p.get("id")]
@@ -363,9 +378,17 @@ class Server(ThreadingHTTPServer):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--account", action="append", default=[],
+                    help="start with an ACTIVE connected account CONNECTOR:IDENTIFIER")
     ap.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
     ap.add_argument("--tls-key", help="private key of --tls-cert (PEM)")
     args = ap.parse_args()
+    for i, spec in enumerate(args.account):
+        connector, _, ident = spec.partition(":")
+        STATE.accounts[(connector, ident)] = {
+            "id": "ca_sandbox_%d" % (i + 1), "identifier": ident, "connector": connector,
+            "provider": "TWITTER", "status": "ACTIVE", "authorization_type": "OAUTH",
+            "authorization_details": {"oauth_token": {"scopes": ["tweet.read", "tweet.write", "users.read"]}}}
     server = Server(("127.0.0.1", args.port), Handler)
     if args.tls_cert:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

@@ -1,15 +1,112 @@
--- The examples run against the bundled sandbox, as `make run` does.
+-- Every example runs against the bundled sandbox with scalekit-lua, as
+-- `make run` does (scripts/sandbox.sh starts the fake servers).
 
 local fake = require "support.fake"
+local core = require "scalekit.core"
+local twitter = require "scalekit.twitter"
 
-describe("examples/quickstart.lua", function()
-  it("runs against the sandbox: who am I, post, search", function()
-    local p = assert(io.popen(("cd %s && env -u SCALEKIT_CLIENT_SECRET sh scripts/run-quickstart.sh "
-      .. "'sandbox hello' 2>&1"):format(fake.ROOT)))
-    local out = p:read("a")
-    assert.is_true(p:close(), out)
+-- Run an example through the sandbox; returns ok, combined output.
+local function run(args)
+  local p = assert(io.popen(("cd %s && env -u SCALEKIT_CLIENT_SECRET -u X_CLIENT_ID "
+    .. "sh scripts/sandbox.sh %s 2>&1"):format(fake.ROOT, args)))
+  local out = p:read("a")
+  return p:close(), out
+end
+
+local tmp
+setup(function()
+  tmp = os.tmpname()
+  os.remove(tmp)
+  os.execute("mkdir -p " .. tmp)
+end)
+teardown(function() os.execute("rm -rf " .. tmp) end)
+
+describe("examples", function()
+  it("quickstart.lua: who am I, post, search", function()
+    local ok, out = run("examples/quickstart.lua 'sandbox hello'")
+    assert.is_true(ok, out)
     assert.matches("Signed in as @sandbox_user %(Sandbox User%), id 1720000000000000001", out)
     assert.matches("Posted 1720000000000000101 %(execution exec_%d+%): sandbox hello", out)
     assert.matches('Recent search for "sandbox": 1 result%(s%)\n  1720000000000000101  sandbox hello', out)
+  end)
+
+  it("post_with_media.lua: uploads a file and posts it", function()
+    local ok, out = run("examples/post_with_media.lua")
+    assert.is_true(ok, out)
+    assert.matches("uploaded 72/72 bytes", out)
+    assert.matches("posted 1720000000000000102 with media 1720000000000000101: Posted with scalekit.twitter", out)
+  end)
+
+  it("export_followers.lua: pages through followers into JSON Lines", function()
+    local ok, out = run("examples/export_followers.lua 2244994945 " .. tmp .. "/f.jsonl")
+    assert.is_true(ok, out)
+    assert.matches("exported 25 followers of 2244994945", out)
+    local lines = {}
+    for line in io.lines(tmp .. "/f.jsonl") do lines[#lines + 1] = assert(twitter.json.decode(line)) end
+    assert.equals(25, #lines)
+    assert.equals("follower_1", lines[1].username)
+    assert.equals("1720000000000001025", lines[25].id)
+  end)
+
+  it("scheduled_thread.lua: posts a thread and resumes without posting twice", function()
+    local file = tmp .. "/thread.txt"
+    local f = assert(io.open(file, "w"))
+    f:write("First post\n\nSecond\npost\n\n\nThird\n")
+    f:close()
+    local ok, out = run("examples/scheduled_thread.lua " .. file)
+    assert.is_true(ok, out)
+    assert.matches("3/3 posted as 1720000000000000103", out)
+    local state = assert(twitter.json.decode(assert(io.open(file .. ".state.json")):read("a")))
+    assert.same({ "1720000000000000101", "1720000000000000102", "1720000000000000103" }, state.posted)
+    -- a second run with the saved state posts nothing new (a fresh sandbox would number from 101 again)
+    ok, out = run("examples/scheduled_thread.lua " .. file)
+    assert.is_true(ok, out)
+    assert.matches("1/3 already posted as 1720000000000000101", out)
+    assert.matches("3/3 already posted as 1720000000000000103", out)
+    assert.is_nil(out:find("%d/3 posted as"))
+  end)
+
+  it("agent_tools.lua: writes 80 function definitions and runs a model's tool call", function()
+    local defs = tmp .. "/tools.json"
+    local ok, out = run(("examples/agent_tools.lua %s '%s'"):format(defs,
+      '{"name":"twitter_post_create","arguments":"{\\"text\\":\\"from the model\\"}"}'))
+    assert.is_true(ok, out)
+    assert.matches("wrote 80 tool definitions", out)
+    local list = assert(twitter.json.decode(assert(io.open(defs)):read("a")))
+    assert.equals(80, #list)
+    assert.equals("twitter_activity_subscription_create", list[1]["function"].name)
+    assert.equals("object", list[1]["function"].parameters.type)
+    assert.matches('{"ok":true,"output":{"data":{"edit_history_tweet_ids":%["1720000000000000101"%],'
+                   .. '"id":"1720000000000000101","text":"from the model"}}}', out)
+  end)
+
+  it("direct_oauth.lua: PKCE login through the loopback listener, tokens saved 0600", function()
+    local tokens = tmp .. "/tokens.json"
+    local listener = assert(core.listen(0))
+    local port = listener:port()
+    listener:close()
+    local p = assert(io.popen(("cd %s && env -u X_CLIENT_ID sh scripts/sandbox.sh --x "
+      .. "examples/direct_oauth.lua %s %d 2>&1"):format(fake.ROOT, tokens, port)))
+    local url
+    for line in p:lines() do
+      url = line:match("^(http%S+/i/oauth2/authorize%?%S+)$")
+      if url then break end
+    end
+    assert.is_string(url)
+    -- act as the user's browser: approve, then follow the redirect to the listener
+    local http = core.http_new()
+    local status, headers = http:request{ url = url }
+    assert.equals(302, status)
+    assert.matches("^http://127%.0%.0%.1:" .. port .. "/callback%?", headers.location)
+    local s2, _, body = http:request{ url = headers.location }
+    assert.equals(200, s2)
+    assert.matches("Logged in", body)
+    local rest = p:read("a")
+    assert.is_true(p:close(), rest)
+    assert.matches("tokens saved to " .. tokens:gsub("%p", "%%%0"), rest)
+    assert.matches("logged in as @sandbox_user %(1720000000000000001%)", rest)
+    local mode = io.popen("stat -c %a " .. tokens)
+    assert.equals("600", mode:read("l"))
+    mode:close()
   end)
 end)

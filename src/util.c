@@ -19,6 +19,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
@@ -290,6 +295,105 @@ static int util_lock_file(lua_State *L) {
   return 1;
 }
 
+/* ------------------------------------------------------------------------ */
+/* A one-shot loopback listener, for OAuth redirects to http://127.0.0.1:PORT */
+
+#define LISTEN_MT "scalekit.listener"
+#define LISTEN_MAX_REQUEST 8192
+
+static int listener_close(lua_State *L) {
+  int *fd = luaL_checkudata(L, 1, LISTEN_MT);
+  if (*fd >= 0) close(*fd);
+  *fd = -1;
+  return 0;
+}
+
+/* listener:port() -> the port it listens on */
+static int listener_port(lua_State *L) {
+  int *fd = luaL_checkudata(L, 1, LISTEN_MT);
+  struct sockaddr_in a;
+  socklen_t n = sizeof a;
+  if (*fd < 0 || getsockname(*fd, (struct sockaddr *)&a, &n) != 0) return 0;
+  lua_pushinteger(L, ntohs(a.sin_port));
+  return 1;
+}
+
+/* listener:accept(timeout, body) -> request target (e.g. "/cb?code=..") |
+ * nil, message.  Answers the one request with 200 and `body` (text/html),
+ * reads at most 8 KiB of it, waits at most `timeout` seconds, and returns
+ * early with "interrupted" on Ctrl-C in the host. */
+static int listener_accept(lua_State *L) {
+  int *fd = luaL_checkudata(L, 1, LISTEN_MT);
+  lua_Number timeout = luaL_optnumber(L, 2, 300);
+  size_t blen;
+  const char *body = luaL_optlstring(L, 3, "You can close this window.", &blen);
+  char req[LISTEN_MAX_REQUEST + 1], head[256];
+  size_t got = 0;
+  int c, waited = 0;
+  struct pollfd p;
+  p.fd = *fd;
+  p.events = POLLIN;
+  while (poll(&p, 1, 200) == 0 || (p.revents & POLLIN) == 0) {
+    waited += 200;
+    if (scalekit_interrupted) { lua_pushnil(L); lua_pushliteral(L, "interrupted"); return 2; }
+    if (waited >= (int)(timeout * 1000)) { lua_pushnil(L); lua_pushliteral(L, "timed out waiting for the redirect"); return 2; }
+  }
+  c = accept(*fd, NULL, NULL);
+  if (c < 0) return push_errno(L, "accept on", "listener");
+  while (got < LISTEN_MAX_REQUEST) {
+    ssize_t r;
+    p.fd = c;
+    if (poll(&p, 1, 5000) <= 0) break;
+    r = read(c, req + got, LISTEN_MAX_REQUEST - got);
+    if (r <= 0) break;
+    got += (size_t)r;
+    req[got] = '\0';
+    if (strstr(req, "\r\n\r\n")) break;
+  }
+  req[got] = '\0';
+  snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
+           "Content-Length: %lu\r\nConnection: close\r\n\r\n", (unsigned long)blen);
+  if (write(c, head, strlen(head)) < 0 || write(c, body, blen) < 0) { /* the browser left */ }
+  close(c);
+  {
+    char *sp1 = strchr(req, ' '), *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
+    if (!sp1 || !sp2 || strncmp(req, "GET ", 4) != 0) {
+      lua_pushnil(L);
+      lua_pushliteral(L, "not an HTTP GET request");
+      return 2;
+    }
+    lua_pushlstring(L, sp1 + 1, (size_t)(sp2 - sp1 - 1));
+    return 1;
+  }
+}
+
+/* listen(port) -> listener | nil, message.  Binds 127.0.0.1 only; port 0
+ * picks a free one. */
+static int util_listen(lua_State *L) {
+  lua_Integer port = luaL_optinteger(L, 1, 0);
+  int *fd = lua_newuserdatauv(L, sizeof *fd, 0);
+  int one = 1;
+  struct sockaddr_in a;
+  luaL_argcheck(L, port >= 0 && port <= 65535, 1, "port out of range");
+  *fd = -1;
+  luaL_setmetatable(L, LISTEN_MT);
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_port = htons((unsigned short)port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  *fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (*fd < 0) return push_errno(L, "socket for", "listener");
+  setsockopt(*fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (bind(*fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(*fd, 4) != 0) {
+    int e = errno;
+    close(*fd);
+    *fd = -1;
+    errno = e;
+    return push_errno(L, "cannot listen on", "127.0.0.1");
+  }
+  return 1;
+}
+
 void util_register(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"urlencode", util_urlencode},
@@ -304,8 +408,24 @@ void util_register(lua_State *L) {
     {"sha256", util_sha256},
     {"write_file_atomic", util_write_file_atomic},
     {"lock_file", util_lock_file},
+    {"listen", util_listen},
     {NULL, NULL}
   };
+  if (luaL_newmetatable(L, LISTEN_MT)) {
+    static const luaL_Reg lmethods[] = {
+      {"accept", listener_accept},
+      {"port", listener_port},
+      {"close", listener_close},
+      {NULL, NULL}
+    };
+    luaL_newlib(L, lmethods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, listener_close);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, listener_close);
+    lua_setfield(L, -2, "__close");
+  }
+  lua_pop(L, 1);
   if (luaL_newmetatable(L, LOCK_MT)) {
     lua_pushcfunction(L, lock_release);
     lua_setfield(L, -2, "__gc");
