@@ -39,7 +39,7 @@ DEBS = lua5.4 liblua5.4-dev lua-cjson lua-busted lua-check lua-ldoc libcurl4-ope
 export LUA_PATH  := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/?.lua;;
 export LUA_CPATH := $(CURDIR)/build/?.so;;
 
-.PHONY: all deps run test lint asan clean install doc
+.PHONY: all deps run test lint asan clean install doc tools-doc
 all: build/scalekit/core.so bin/scalekit-lua
 
 build/%.o: src/%.c $(wildcard src/*.h) | build
@@ -75,7 +75,7 @@ test: deps all
 	@sh scripts/test.sh
 
 lint:
-	luacheck lua spec examples
+	luacheck --no-color lua spec examples scripts/*.lua
 
 # ASan/UBSan: the module is loaded into lua5.4, so the runtime is preloaded.
 asan: clean
@@ -92,7 +92,10 @@ install: all
 	install -m 0644 lua/scalekit/twitter/*.lua $(DESTDIR)$(LUADIR)/scalekit/twitter/
 
 doc:
-	ldoc -q -d build/doc lua
+	ldoc -q .
+
+tools-doc: bin/scalekit-lua
+	bin/scalekit-lua --no-env scripts/gen_tools_md.lua > docs/TOOLS.md
 
 clean:
 	rm -rf build bin

@@ -1,7 +1,8 @@
 -- agent_tools.lua - give an LLM every tool, then run the tool call it makes.
 --
 --   scalekit-lua examples/agent_tools.lua tools.json            -- writes the function definitions
---   scalekit-lua examples/agent_tools.lua tools.json '{"name":"twitter_recent_search","arguments":"{\"query\":\"lua\"}"}'
+--   scalekit-lua examples/agent_tools.lua tools.json \
+--     '{"name":"twitter_recent_search","arguments":"{\"query\":\"lua\"}"}'
 --
 -- The definitions use the common function-calling shape:
 --   { type = "function", ["function"] = { name, description, parameters = <JSON Schema> } }
