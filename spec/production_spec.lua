@@ -236,6 +236,18 @@ describe("pagination", function()
                   "max_results=10&next_token=20&query=paging" }, queries)
   end)
 
+  it("reports each page to on_page, and to the module hook by default", function()
+    local counts = {}
+    for _ in tw:pages("recent_search", { query = "paging", max_results = 10 },
+                      { on_page = function(n) counts[#counts + 1] = n end }) do end
+    assert.same({ 1, 2, 3 }, counts)
+    local seen = {}
+    twitter.on_page = function(n) seen[#seen + 1] = n end
+    for _ in tw:items("recent_search", { query = "paging", max_results = 10 }) do end
+    twitter.on_page = nil
+    assert.same({ 1, 2, 3 }, seen)
+  end)
+
   it("stops at a page limit and resumes from a saved token", function()
     local last
     for page in tw:pages("recent_search", { query = "paging", max_results = 10 }, { limit = 1 }) do last = page end

@@ -43,7 +43,16 @@ M.oauth2 = oauth2
 --- Default progress hooks for every client (the scalekit-lua host sets them
 -- when stderr is a terminal): `on_wait(seconds, why)` before a wait ("retry",
 -- "rate_limit", "processing") and `on_progress(sent, total)` during uploads.
-M.on_wait, M.on_progress = nil, nil
+-- `on_page(count)` after each page of `pages`/`items`.
+M.on_wait, M.on_progress, M.on_page = nil, nil, nil
+
+-- opts with the module's on_page hook filled in when the caller set none.
+local function with_page_hook(opts)
+  if M.on_page == nil or (opts and opts.on_page ~= nil) then return opts end
+  local o = { on_page = M.on_page }
+  for k, v in pairs(opts or {}) do o[k] = v end
+  return o
+end
 
 --- Mark `t` (default: a new table) as a JSON array, so `{}` encodes as `[]`.
 function M.array(t) return setmetatable(t or {}, core.array_mt) end
@@ -493,7 +502,7 @@ end
 function Client:pages(name, input, opts)
   check_client(self, "pages")
   check_table(input, "pages input", 2)
-  return paging.pages(self, paging_tool(name), input, opts)
+  return paging.pages(self, paging_tool(name), input, with_page_hook(opts))
 end
 
 --- Iterate over the items of every page (`data` entries):
@@ -503,7 +512,7 @@ end
 function Client:items(name, input, opts)
   check_client(self, "items")
   check_table(input, "items input", 2)
-  return paging.items(self, paging_tool(name), input, opts)
+  return paging.items(self, paging_tool(name), input, with_page_hook(opts))
 end
 
 --- Run many tool calls concurrently over the client's connection pool.

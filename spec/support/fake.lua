@@ -6,6 +6,7 @@ local core = require "scalekit.core"
 local M = {}
 
 local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
+if here:sub(1, 1) ~= "/" then here = assert(os.getenv("PWD")) .. "/" .. here end
 M.ROOT = here .. "/../.."
 M.CLIENT_ID, M.CLIENT_SECRET = "sandbox-client", "sandbox-secret"
 

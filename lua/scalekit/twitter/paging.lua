@@ -15,7 +15,8 @@ M.MAX_PAGES = 100000     -- no loop runs forever, whatever the server says
 -- @tparam table client
 -- @tparam table tool the tool record (must paginate)
 -- @tparam table input the tool's parameters (may hold a saved token)
--- @tparam[opt] table opts `limit` (pages), and per-call options passed to execute
+-- @tparam[opt] table opts `limit` (pages), `on_page(count)` after each page,
+--   and per-call options passed to execute
 function M.pages(client, tool, input, opts)
   opts = opts or {}
   local args = {}
@@ -30,6 +31,7 @@ function M.pages(client, tool, input, opts)
       return false, err
     end
     count = count + 1
+    if opts.on_page then opts.on_page(count) end
     local meta = type(page.meta) == "table" and page.meta or {}
     local token = meta.next_token
     if type(token) ~= "string" or token == "" or seen[token] then
@@ -76,7 +78,7 @@ end
 --   options of `pages`
 function M.items(client, tool, input, opts)
   opts = opts or {}
-  local next_page = M.pages(client, tool, input, { limit = opts.pages, timeout = opts.timeout,
+  local next_page = M.pages(client, tool, input, { limit = opts.pages, timeout = opts.timeout, on_page = opts.on_page,
     max_retries = opts.max_retries, wait_on_rate_limit = opts.wait_on_rate_limit, max_wait = opts.max_wait })
   local list, pos, by, count = {}, 1, nil, 0
   return function()

@@ -1,6 +1,6 @@
 --- Progress on stderr for long work (waits, uploads), as the scalekit-lua
 -- host shows it when stderr is a terminal: `require(...)(twitter)` sets the
--- module's default `on_wait` and `on_progress` hooks.
+-- module's default `on_wait`, `on_progress` and `on_page` hooks.
 -- @module scalekit.twitter.progress
 
 return function(twitter)
@@ -11,5 +11,8 @@ return function(twitter)
     io.stderr:write(("\r[scalekit] upload: %d / %d bytes (%d%%)\27[K"):format(
       sent, total, total > 0 and sent * 100 // total or 100))
     if sent >= total then io.stderr:write("\n") end
+  end
+  twitter.on_page = function(count)
+    io.stderr:write(("\r[scalekit] pages: %d\27[K"):format(count))
   end
 end

@@ -1,0 +1,152 @@
+-- The scalekit-lua host: a lua5.4 for scripts, with the SDK built in, .env
+-- loading, shell commands and Ctrl-C.
+
+local fake = require "support.fake"
+local twitter = require "scalekit.twitter"
+
+local HOST = fake.ROOT .. "/bin/scalekit-lua"
+
+-- Run a shell command line in `dir` with a clean SDK environment; returns
+-- exit code, stdout, stderr.
+local function sh(cmd, dir, env)
+  local errf = os.tmpname()
+  local quoted = "'" .. cmd:gsub("'", "'\\''") .. "'"
+  local full = ("cd %s && env -u LUA_PATH -u LUA_CPATH -u SCALEKIT_ENVIRONMENT_URL -u SCALEKIT_ENV_URL "
+    .. "-u SCALEKIT_CLIENT_ID -u SCALEKIT_CLIENT_SECRET -u SCALEKIT_IDENTIFIER -u X_BEARER_TOKEN "
+    .. "-u X_ACCESS_TOKEN %s sh -c %s 2>%s; echo \"rc=$?\""):format(dir or "/tmp", env or "", quoted, errf)
+  local p = assert(io.popen(full))
+  local out = p:read("a")
+  p:close()
+  local err = assert(io.open(errf)):read("a")
+  os.remove(errf)
+  local rc = tonumber(out:match("rc=(%d+)\n$"))
+  return rc, out:gsub("rc=%d+\n$", ""), err
+end
+
+local dir
+setup(function()
+  dir = os.tmpname()
+  os.remove(dir)
+  os.execute("mkdir -p " .. dir)
+end)
+teardown(function() os.execute("rm -rf " .. dir) end)
+
+local function write(name, text)
+  local f = assert(io.open(dir .. "/" .. name, "w"))
+  f:write(text)
+  f:close()
+  return dir .. "/" .. name
+end
+
+describe("scalekit-lua as an interpreter", function()
+  it("runs a script with its arguments from any directory, SDK built in", function()
+    write("s.lua", 'local t = require "scalekit.twitter"\nprint(arg[0], arg[1], t._VERSION, #t.tools(), ...)')
+    local rc, out = sh(HOST .. " s.lua one two", dir)
+    assert.equals(0, rc)
+    assert.equals("s.lua\tone\t0.1.0\t80\tone\ttwo\n", out)
+  end)
+
+  it("handles -e, -l, -v, - and --", function()
+    local rc, out = sh(HOST .. " -l cj=scalekit.core -e 'print(cj.urlencode(\"a b\"))' -v")
+    assert.equals(0, rc)
+    assert.matches("^scalekit%-lua Lua 5%.4", out)
+    assert.matches("a%%20b\n$", out)
+    rc, out = sh("echo 'print(\"from stdin\", ...)' | " .. HOST .. " - x")
+    assert.equals(0, rc)
+    assert.equals("from stdin\tx\n", out)
+    write("-dash.lua", "print('dash')")
+    rc, out = sh(HOST .. " -- -dash.lua", dir)
+    assert.equals(0, rc)
+    assert.equals("dash\n", out)
+  end)
+
+  it("exits 1 on an uncaught error, printing its __tostring and a traceback", function()
+    write("e.lua", 'local e = require("scalekit.twitter").errors.new("auth", "bad token")\nerror(e)')
+    local rc, _, err = sh(HOST .. " e.lua", dir)
+    assert.equals(1, rc)
+    assert.matches("^scalekit%-lua: scalekit.twitter: auth: bad token\nstack traceback:", err)
+    rc = sh(HOST .. " -e 'os.exit(7)'")
+    assert.equals(7, rc)
+  end)
+
+  it("loads .env without overriding the environment and never prints a value", function()
+    write(".env", 'A=from-file\nexport B="two\\nlines"  # note\nbroken line SECRETVALUE\nC=\'lit $x\'\n')
+    local rc, out, err = sh(HOST .. [[ -e 'print(os.getenv("A"), os.getenv("B"), os.getenv("C"))']], dir, "A=from-env")
+    assert.equals(0, rc)
+    assert.equals("from-env\ttwo\nlines\tlit $x\n", out)
+    assert.equals("scalekit-lua: .env:3: ignored a malformed line\n", err)
+    assert.is_nil(err:find("SECRETVALUE", 1, true))
+    write("other.env", "A=other\n")
+    rc, out = sh(HOST .. [[ --env-file other.env -e 'print(os.getenv("A"), os.getenv("B"))']], dir)
+    assert.equals(0, rc)
+    assert.equals("other\tnil\n", out)
+    rc, out = sh(HOST .. [[ --no-env -e 'print(os.getenv("A"))']], dir)
+    assert.equals(0, rc)
+    assert.equals("nil\n", out)
+  end)
+
+  it("stops a long wait on Ctrl-C", function()
+    write("wait.lua", 'require("scalekit.core").sleep(30)')
+    local t = os.time()
+    local rc, _, err = sh(HOST .. " wait.lua & pid=$!; sleep 0.5; kill -INT $pid; wait $pid", dir)
+    assert.is_true(os.time() - t <= 5)
+    assert.equals(1, rc)
+    assert.matches("interrupted", err)
+  end)
+end)
+
+describe("scalekit-lua commands", function()
+  local f
+  setup(function()
+    f = fake.start()
+    fake.connect(f)
+  end)
+  teardown(function() f:stop() end)
+  local function env()
+    return ("SCALEKIT_ENVIRONMENT_URL=%s SCALEKIT_CLIENT_ID=%s SCALEKIT_CLIENT_SECRET=%s SCALEKIT_IDENTIFIER=user_123")
+      :format(f.url, fake.CLIENT_ID, fake.CLIENT_SECRET)
+  end
+
+  it("--tools lists one tool per line", function()
+    local rc, out = sh(HOST .. " --tools")
+    assert.equals(0, rc)
+    local n = select(2, out:gsub("\n", ""))
+    assert.equals(80, n)
+    assert.matches("^twitter_activity_subscription_create\t", out)
+  end)
+
+  it("--schema prints the JSON Schema", function()
+    local rc, out = sh(HOST .. " --schema recent_search")
+    assert.equals(0, rc)
+    assert.same(twitter.json.encode(twitter.schema("recent_search")) .. "\n", out)
+  end)
+
+  it("--call prints the result as JSON, input from an argument or stdin", function()
+    local rc, out = sh(HOST .. [[ --call post_create '{"text":"from the shell"}']], nil, env())
+    assert.equals(0, rc)
+    local d = assert(twitter.json.decode(out))
+    assert.equals("from the shell", d.data.text)
+    rc, out = sh([[echo '{"query":"shell"}' | ]] .. HOST .. " --call recent_search -", nil, env())
+    assert.equals(0, rc)
+    assert.equals(1, assert(twitter.json.decode(out)).meta.result_count)
+  end)
+
+  it("--call fails with JSON on stderr and an exit code per kind", function()
+    local rc, out, err = sh(HOST .. [[ --call recent_search '{"max_results":5}']], nil, env())
+    assert.equals(2, rc)
+    assert.equals("", out)
+    assert.equals("invalid_input", assert(twitter.json.decode(err)).error.kind)
+    rc, out, err = sh(HOST .. " --call user_me '{}'")
+    assert.equals(3, rc)
+    assert.equals("", out)
+    assert.matches('"kind":"auth"', err)
+    f:script{ path = "/api/v1/execute_tool", status = 429, json = { code = 8, message = "slow down" } }
+    rc, out, err = sh(HOST .. " --call user_me '{}'", nil, env())
+    assert.equals(4, rc)
+    assert.equals("", out)
+    assert.matches('"kind":"rate_limited"', err)
+    f:script{ path = "/api/v1/execute_tool", status = 500, body = "boom" }
+    rc = sh(HOST .. " --call user_me '{}'", nil, env())
+    assert.equals(1, rc)
+  end)
+end)
