@@ -6,6 +6,8 @@
 #   make test     build and run the busted suite under Lua 5.4
 #   make lint     luacheck
 #   make asan     run the suite against an AddressSanitizer + UBSan build
+#   make valgrind run the suite under valgrind (leaks and invalid accesses are errors)
+#   make fuzz     build the libFuzzer targets and run each for FUZZ_SECONDS
 #   make install  install under PREFIX without LuaRocks
 
 LUA       ?= lua5.4
@@ -34,12 +36,13 @@ LUA_SRCS = $(shell find lua -name '*.lua' | sort)
 
 # The packages `make deps` installs when missing (Debian 12 names).
 DEBS = lua5.4 liblua5.4-dev lua-cjson lua-busted lua-check lua-ldoc libcurl4-openssl-dev \
-       libssl-dev libedit-dev luarocks pkg-config gcc make python3 ca-certificates openssl
+       libssl-dev libedit-dev luarocks pkg-config gcc make python3 ca-certificates openssl \
+       clang libclang-rt-14-dev valgrind
 
 export LUA_PATH  := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/?.lua;;
 export LUA_CPATH := $(CURDIR)/build/?.so;;
 
-.PHONY: all deps run test lint asan clean install doc tools-doc
+.PHONY: all deps run test lint asan valgrind fuzz clean install doc tools-doc
 all: build/scalekit/core.so bin/scalekit-lua
 
 build/%.o: src/%.c $(wildcard src/*.h) | build
@@ -79,10 +82,33 @@ lint:
 
 # ASan/UBSan: the module is loaded into lua5.4, so the runtime is preloaded.
 asan: clean
-	$(MAKE) all CC=clang CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" LDFLAGS="-fsanitize=address,undefined"
-	LD_PRELOAD="$$(clang -print-file-name=libclang_rt.asan-x86_64.so)" \
+	$(MAKE) all CC=clang CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" LDFLAGS="-fsanitize=address,undefined -shared-libasan"
+	LD_PRELOAD="$$(clang -print-file-name=libclang_rt.asan-x86_64.so)" SCALEKIT_SANITIZED=1 \
 	ASAN_OPTIONS=detect_leaks=0 sh scripts/test.sh
 	$(MAKE) clean
+
+# The suite under valgrind: every lua5.4 process is checked (not the Python fakes).
+valgrind: all
+	VALGRIND="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --trace-children=no" \
+	sh scripts/test.sh --lua="$(CURDIR)/scripts/lua-valgrind.sh"
+
+# libFuzzer targets (clang from Debian's libclang-rt-14-dev), each run for
+# FUZZ_SECONDS on a copy of its seed corpus; crashes land in build/fuzz/.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS = json_decode json_encode encoders dotenv
+FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined $(LUA_INC) $(CURL_INC) -Isrc -Ifuzz
+fuzz: $(FUZZ_TARGETS:%=fuzz-%)
+.PRECIOUS: build/fuzz/%
+
+build/fuzz/%: fuzz/fuzz_%.c $(SRCS) src/dotenv.c $(wildcard src/*.h) fuzz/fuzz_lua.h
+	@mkdir -p build/fuzz
+	clang $(FUZZ_CFLAGS) $< $(SRCS) src/dotenv.c -o $@ $(LUA_LIB) $(LIBS) -lm
+
+fuzz-%: build/fuzz/%
+	@rm -rf build/fuzz/corpus-$* && mkdir -p build/fuzz/corpus-$* && cp fuzz/corpus/$*/* build/fuzz/corpus-$*/
+	@build/fuzz/$* -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+	  -artifact_prefix=build/fuzz/crash-$*- build/fuzz/corpus-$* > build/fuzz/$*.log 2>&1; \
+	  rc=$$?; grep -E "^(Done|stat::number_of_executed_units|SUMMARY)" build/fuzz/$*.log | sed "s/^/fuzz $*: /"; exit $$rc
 
 install: all
 	install -d $(DESTDIR)$(LIBDIR)/scalekit $(DESTDIR)$(LUADIR)/scalekit/twitter $(DESTDIR)$(BINDIR)

@@ -7,12 +7,17 @@ cd "$(dirname "$0")/.."
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 busted --lua=lua5.4 -o TAP "$@" 2>&1 | tee "$out"
-passed=$(grep -c '^ok ' "$out")
+skipped=$(grep -c '^ok .*# SKIP' "$out")
+passed=$(( $(grep -c '^ok ' "$out") - skipped ))
 failed=$(grep -c '^not ok ' "$out")
 planned=$(sed -n 's/^1\.\.\([0-9][0-9]*\)$/\1/p' "$out" | tail -n 1)
 if [ -z "$planned" ]; then
   echo "busted did not finish (no TAP plan line)" >&2
   failed=$((failed + 1))
 fi
-echo "$passed passed, $failed failed"
+if [ "$skipped" -gt 0 ]; then
+  echo "$passed passed, $failed failed, $skipped skipped"
+else
+  echo "$passed passed, $failed failed"
+fi
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

@@ -18,6 +18,10 @@ local function require_from(tree, lua_dir)
 end
 
 describe("installation", function()
+  if os.getenv("SCALEKIT_SANITIZED") then
+    pending("installs build without sanitizers; skipped in the ASan run")
+    return
+  end
   local tmp
   setup(function()
     tmp = os.tmpname()

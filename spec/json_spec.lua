@@ -130,6 +130,26 @@ describe("JSON decoding", function()
     end)
   end
 
+  it("refuses numbers beyond double range instead of returning infinity", function()
+    local v, err = decode("[1,1e2233720368547744]")
+    assert.is_nil(v)
+    assert.equals("invalid JSON: number out of range at byte 4", err)
+    assert.equals(-1e308, decode("-1e308"))
+  end)
+
+  it("replays every input the fuzzers ever crashed on (fuzz/regressions)", function()
+    local p = assert(io.popen("ls " .. fake.ROOT .. "/fuzz/regressions/json_decode"))
+    local n = 0
+    for name in p:lines() do
+      local text = assert(io.open(fake.ROOT .. "/fuzz/regressions/json_decode/" .. name, "rb")):read("a")
+      local v = decode(text)
+      if v ~= nil then assert.equals(encode(v), encode(assert(decode(assert(encode(v)))))) end
+      n = n + 1
+    end
+    p:close()
+    assert.is_true(n >= 1)
+  end)
+
   it("caps nesting depth", function()
     local v, err = decode(string.rep("[", 129) .. string.rep("]", 129))
     assert.is_nil(v)

@@ -17,7 +17,8 @@
  *  - Encoding fails (it never raises for bad data) on NaN/inf, cycles,
  *    non-string keys, sparse arrays, depth > JSON_MAX_DEPTH, invalid UTF-8 and
  *    unsupported types; the message names the path (`params.poll_options[2]`).
- *  - Decoding is strict RFC 8259 with a depth cap; errors give the byte offset.
+ *  - Decoding is strict RFC 8259 with a depth cap; numbers beyond double
+ *    range are refused (they would be infinity); errors give the byte offset.
  *
  * Scratch memory lives in one userdata (a "box") shared by both directions and
  * freed by its __gc, so an out-of-memory longjmp cannot leak.
@@ -610,8 +611,11 @@ static int dec_number(json_dec *d) {
     lua_pushinteger(d->L, v);
   } else {
     /* The input is NUL-terminated and the token is grammatical, so strtod
-     * stops exactly at its end. */
-    lua_pushnumber(d->L, (lua_Number)strtod(s, NULL));
+     * stops exactly at its end.  A number beyond double range would come back
+     * as infinity, which no JSON can carry: refuse it (found by fuzzing). */
+    double v = strtod(s, NULL);
+    if (isinf(v)) { d->p = s; return dec_fail(d, "number out of range"); }
+    lua_pushnumber(d->L, (lua_Number)v);
   }
   return 1;
 }
