@@ -8,6 +8,7 @@
 #   make asan     run the suite against an AddressSanitizer + UBSan build
 #   make valgrind run the suite under valgrind (leaks and invalid accesses are errors)
 #   make fuzz     build the libFuzzer targets and run each for FUZZ_SECONDS
+#   make bench    benchmarks as ratios against references (BENCH_N=50 for a smoke run)
 #   make install  install under PREFIX without LuaRocks
 
 LUA       ?= lua5.4
@@ -37,12 +38,12 @@ LUA_SRCS = $(shell find lua -name '*.lua' | sort)
 # The packages `make deps` installs when missing (Debian 12 names).
 DEBS = lua5.4 liblua5.4-dev lua-cjson lua-busted lua-check lua-ldoc libcurl4-openssl-dev \
        libssl-dev libedit-dev luarocks pkg-config gcc make python3 ca-certificates openssl \
-       clang libclang-rt-14-dev valgrind
+       clang libclang-rt-14-dev valgrind nginx-light
 
 export LUA_PATH  := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/?.lua;;
 export LUA_CPATH := $(CURDIR)/build/?.so;;
 
-.PHONY: all deps run test lint asan valgrind fuzz clean install doc tools-doc
+.PHONY: all deps run test lint asan valgrind fuzz bench clean install doc tools-doc
 all: build/scalekit/core.so bin/scalekit-lua
 
 build/%.o: src/%.c $(wildcard src/*.h) | build
@@ -89,8 +90,7 @@ asan: clean
 
 # The suite under valgrind: every lua5.4 process is checked (not the Python fakes).
 valgrind: all
-	VALGRIND="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --trace-children=no" \
-	sh scripts/test.sh --lua="$(CURDIR)/scripts/lua-valgrind.sh"
+	BUSTED_LUA="$(CURDIR)/scripts/lua-valgrind.sh" sh scripts/test.sh $(SPECS)
 
 # libFuzzer targets (clang from Debian's libclang-rt-14-dev), each run for
 # FUZZ_SECONDS on a copy of its seed corpus; crashes land in build/fuzz/.
@@ -109,6 +109,14 @@ fuzz-%: build/fuzz/%
 	@build/fuzz/$* -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
 	  -artifact_prefix=build/fuzz/crash-$*- build/fuzz/corpus-$* > build/fuzz/$*.log 2>&1; \
 	  rc=$$?; grep -E "^(Done|stat::number_of_executed_units|SUMMARY)" build/fuzz/$*.log | sed "s/^/fuzz $*: /"; exit $$rc
+
+BENCH_N ?= 5000
+build/bench/c_loop: bench/c_loop.c
+	@mkdir -p build/bench
+	$(CC) -O2 -Wall -Wextra $(CURL_INC) $< -o $@ -lcurl
+
+bench: all build/bench/c_loop
+	bin/scalekit-lua --no-env bench/run.lua $(BENCH_N)
 
 install: all
 	install -d $(DESTDIR)$(LIBDIR)/scalekit $(DESTDIR)$(LUADIR)/scalekit/twitter $(DESTDIR)$(BINDIR)

@@ -140,9 +140,22 @@ function Transport:build(req)
   elseif req.form then
     body, ctype = M.encode_form(req.form), "application/x-www-form-urlencoded"
   end
-  local base = { ["User-Agent"] = M.USER_AGENT, Accept = "application/json",
-                 ["Content-Type"] = ctype }
-  local lines = header_lines(base, self.headers, req.headers, req.override)
+  local lines
+  if req.headers == nil then
+    -- hot path: the transport's fixed headers are merged once, then copied
+    if not self.static_lines then
+      self.static_lines = header_lines({ ["User-Agent"] = M.USER_AGENT, Accept = "application/json" },
+                                       self.headers)
+    end
+    lines = table.move(self.static_lines, 1, #self.static_lines, 1, {})
+    if ctype then lines[#lines + 1] = "Content-Type: " .. ctype end
+    for k, v in pairs(req.override or {}) do
+      if v ~= false then lines[#lines + 1] = k .. ": " .. tostring(v) end
+    end
+  else
+    lines = header_lines({ ["User-Agent"] = M.USER_AGENT, Accept = "application/json", ["Content-Type"] = ctype },
+                         self.headers, req.headers, req.override)
+  end
   local method = (req.method or "GET"):upper()
   if self.debug then
     self:trace(("> %s %s"):format(method, url))

@@ -1,0 +1,193 @@
+-- bench/run.lua - benchmarks, each a ratio against a reference measured in
+-- the same run (absolute times on these machines are noisy).
+--   bin/scalekit-lua bench/run.lua [N]        (make bench; make bench BENCH_N=50 for a smoke run)
+-- Servers: nginx on 127.0.0.1 (the fast server) and the Python fakes (for
+-- latency and uploads).  Nothing leaves the machine.
+
+local core = require "scalekit.core"
+local twitter = require "scalekit.twitter"
+local transport = require "scalekit.twitter.transport"
+
+local N = tonumber(arg[1]) or 5000
+local ROOT = (arg[0]:match("^(.*)/bench/run%.lua$") or ".")
+local HOST = ROOT .. "/bin/scalekit-lua"
+local results = {}
+
+local function report(name, value, unit, ratio, target)
+  results[#results + 1] = { name, value, unit, ratio, target }
+  io.stderr:write(("%-46s %12.1f %-8s %s\n"):format(name, value, unit,
+    ratio and ("ratio %.2f (target %s)"):format(ratio, target) or ""))
+end
+
+local function sh(cmd)
+  local p = assert(io.popen(cmd))
+  local out = p:read("a")
+  local ok = p:close()
+  return ok, out
+end
+
+local function free_port()
+  local l = assert(core.listen(0))
+  local port = l:port()
+  l:close()
+  return port
+end
+
+-- nginx -----------------------------------------------------------------------
+
+local USER = '{"id":"2244994945","name":"X Developers","username":"XDevelopers"}'
+local dir = os.tmpname()
+os.remove(dir)
+assert(os.execute("mkdir -p " .. dir))
+local port = free_port()
+local base = "http://127.0.0.1:" .. port
+do
+  local big = assert(io.open(dir .. "/big.json", "w"))
+  local items = {}
+  for i = 1, 900 do items[i] = ('{"id":"%d","text":"%s"}'):format(1460323743973015556 + i, ("x"):rep(80)) end
+  big:write('{"data":[', table.concat(items, ","), '],"meta":{"result_count":900}}')
+  big:close()
+  local users = {}
+  for i = 1, 50 do users[i] = ('{"id":"%d"}'):format(1720000000000001000 + i) end
+  local conf = assert(io.open(dir .. "/nginx.conf", "w"))
+  conf:write(([[
+worker_processes 1;
+pid %s/nginx.pid;
+error_log %s/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path %s/tmp;
+  proxy_temp_path %s/tmp;
+  fastcgi_temp_path %s/tmp;
+  uwsgi_temp_path %s/tmp;
+  scgi_temp_path %s/tmp;
+  default_type application/json;
+  server {
+    listen 127.0.0.1:%d;
+    location = /oauth/token { return 200 '{"access_token":"bench-token","expires_in":3600}'; }
+    location = /api/v1/execute_tool { return 200 '{"data":{"data":%s},"execution_id":"bench"}'; }
+    location = /2/users/2244994945 { return 200 '{"data":%s}'; }
+    location = /2/users/2244994945/followers {
+      return 200 '{"data":[%s],"meta":{"result_count":50,"next_token":"x$arg_pagination_token"}}';
+    }
+    location = /big { alias %s/big.json; }
+  }
+}
+]]):format(dir, dir, dir, dir, dir, dir, dir, port, USER, USER, table.concat(users, ","), dir))
+  conf:close()
+  assert(os.execute("mkdir -p " .. dir .. "/tmp && nginx -q -c " .. dir .. "/nginx.conf -p " .. dir),
+         "could not start nginx")
+  for _ = 1, 50 do
+    if core.http_new():request{ url = base .. "/oauth/token", timeout = 1 } then break end
+    core.sleep(0.1)
+  end
+end
+
+local function stop_all()
+  os.execute(("nginx -q -c %s/nginx.conf -p %s -s stop"):format(dir, dir))
+  os.execute("rm -rf " .. dir)
+end
+
+local ok, err = pcall(function()
+  -- 1. Call overhead vs the C loop --------------------------------------------
+  local tw = twitter.new{ env_url = base, client_id = "bench", client_secret = "bench", identifier = "bench" }
+  assert(tw:user_lookup{ id = "2244994945" })
+  local body = twitter.json.encode(setmetatable({ connector = "twitter", identifier = "bench",
+    params = setmetatable({ id = "2244994945" }, twitter.object_mt), tool_name = "twitter_user_lookup" },
+    twitter.object_mt))
+  local hdr = transport.header_lines({ ["User-Agent"] = transport.USER_AGENT, Accept = "application/json",
+    ["Content-Type"] = "application/json" }, { ["x-sdk-version"] = transport.SDK_VERSION,
+    ["x-api-version"] = "20260727", authorization = "Bearer bench-token" })
+  local quoted = {}
+  for i, h in ipairs(hdr) do quoted[i] = "'" .. h .. "'" end
+  local function c_loop(url, method, b, n, lines)
+    local okc, out = sh(("%s/build/bench/c_loop '%s' %s '%s' %d %s"):format(ROOT, url, method, b, n,
+                                                                         table.concat(lines or quoted, " ")))
+    assert(okc, "c_loop failed: " .. out)
+    return tonumber(out)
+  end
+  local function sdk_loop(n, fn)
+    local t = core.monotonic()
+    for _ = 1, n do assert(fn()) end
+    return n / (core.monotonic() - t)
+  end
+  local c_small = c_loop(base .. "/api/v1/execute_tool", "POST", body, N)
+  local sdk_small = sdk_loop(N, function() return tw:user_lookup{ id = "2244994945" } end)
+  report("C loop: execute_tool (small)", c_small, "calls/s")
+  report("SDK: tw:user_lookup via Scalekit (small)", sdk_small, "calls/s", sdk_small / c_small, ">= 0.85")
+
+  local direct = twitter.new{ mode = "direct", api_base_url = base, bearer_token = "bench-token" }
+  local bigN = math.max(10, N // 5)
+  local c_big = c_loop(base .. "/big", "GET", "-", bigN, { "'Authorization: Bearer bench-token'" })
+  local sdk_big_raw = sdk_loop(bigN, function() return direct:request{ path = "/big" } end)
+  report("C loop: GET 100 KB", c_big, "calls/s")
+  report("SDK: tw:request 100 KB (decoded to Lua)", sdk_big_raw, "calls/s", sdk_big_raw / c_big, ">= 0.85")
+
+  -- 2. Concurrency: ceil(N/C)*L ------------------------------------------------
+  local fake = assert(io.popen(("exec python3 %s/sandbox/fake_scalekit.py --port 0 --account twitter:bench"):format(ROOT)))
+  local fport = tonumber(fake:read("l"):match("PORT (%d+)"))
+  local furl = "http://127.0.0.1:" .. fport
+  local ctl = core.http_new()
+  ctl:request{ method = "POST", url = furl .. "/__sandbox/config", body = '{"latency":0.02}',
+               headers = { "Content-Type: application/json" } }
+  local tw2 = twitter.new{ env_url = furl, client_id = "sandbox-client", client_secret = "sandbox-secret",
+                           identifier = "bench" }
+  local calls = {}
+  local CN = math.min(1000, N)
+  for i = 1, CN do calls[i] = { "user_lookup", { id = tostring(i) } } end
+  assert(tw2:user_me{})
+  local t = core.monotonic()
+  local res = tw2:batch(calls, { concurrency = 16 })
+  local elapsed = core.monotonic() - t
+  for _, r in ipairs(res) do assert(r.data, r.err and tostring(r.err)) end
+  local ideal = math.ceil(CN / 16) * 0.02
+  report(("batch: %d calls, C=16, L=20 ms"):format(CN), elapsed, "s", elapsed / ideal, "<= 1.3 x ideal")
+  ctl:request{ method = "POST", url = furl .. "/__sandbox/shutdown" }
+  fake:close()
+
+  -- 3. Memory: peak RSS of the host ------------------------------------------------
+  local function peak(code)
+    local okp, out = sh(("%s --no-env -e %q 2>&1"):format(HOST, code .. [[
+      print(io.open("/proc/self/status"):read("a"):match("VmHWM:%s*(%d+) kB"))]]))
+    assert(okp, out)
+    return tonumber(out:match("(%d+)%s*$")) / 1024
+  end
+  local empty = peak("")
+  local calls_rss = peak(([[
+    local tw = require("scalekit.twitter").new{ env_url = %q, client_id = "b", client_secret = "b", identifier = "b" }
+    for _ = 1, %d do assert(tw:user_lookup{ id = "2244994945" }) end]]):format(base, math.max(10, N * 2)))
+  report(("memory: host running %d calls"):format(math.max(10, N * 2)), calls_rss, "MB", calls_rss / empty,
+         "flat (vs empty host)")
+  local pages = math.max(2, N // 2)
+  local page_rss = peak(([[
+    local tw = require("scalekit.twitter").new{ mode = "direct", api_base_url = %q, bearer_token = "b" }
+    local n = 0
+    for item in tw:items("followers_get", { id = "2244994945", max_results = 1000 }, { pages = %d }) do
+      n = n + 1
+    end
+    assert(n == %d, n)]]):format(base, pages, pages * 50))
+  report(("memory: paging %d items"):format(pages * 50), page_rss, "MB", page_rss / empty, "flat (vs empty host)")
+
+  -- 4. Start-up ----------------------------------------------------------------------
+  local function timeit(cmd, runs)
+    local t0 = core.monotonic()
+    for _ = 1, runs do assert(os.execute(cmd .. " >/dev/null")) end
+    return (core.monotonic() - t0) / runs * 1000
+  end
+  local runs = math.max(3, math.min(30, N // 100))
+  local lua_alone = timeit("lua5.4 -e ''", runs)
+  local with_sdk = timeit(HOST .. [[ --no-env -e 'require "scalekit.twitter"']], runs)
+  report("start-up: lua5.4 -e ''", lua_alone, "ms")
+  report("start-up: scalekit-lua + require SDK", with_sdk, "ms", with_sdk / lua_alone, "(reported)")
+end)
+stop_all()
+if not ok then error(err, 0) end
+
+-- Markdown for BENCHMARKS.md
+print("| benchmark | value | ratio | target |")
+print("|---|---:|---:|---|")
+for _, r in ipairs(results) do
+  print(("| %s | %.1f %s | %s | %s |"):format(r[1], r[2], r[3], r[4] and ("%.2f"):format(r[4]) or "", r[5] or "reference"))
+end
