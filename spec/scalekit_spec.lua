@@ -308,6 +308,18 @@ describe("the proxy", function()
                   .. '"user.fields=name%2Cusername", "body": ""}}')
   end)
 
+  it("decodes the JSON body only when .json is read", function()
+    local resp = assert(tw:request{ path = "/2/users/me" })
+    assert.is_nil(rawget(resp, "json"))
+    assert.equals("/2/users/me", resp.json.proxied.path)
+    assert.is_table(rawget(resp, "json"))
+    f:script{ path = "/proxy/plain", body = "not json", headers = { ["Content-Type"] = "text/plain" } }
+    local plain = assert(tw:request{ path = "/plain" })
+    assert.equals("not json", plain.body)
+    assert.is_nil(plain.json)
+    assert.is_nil(plain.json)
+  end)
+
   it("accepts query_params as well as params, and joins arrays with commas", function()
     assert(tw:request{ path = "2/tweets/search/recent", query_params = { query = "lua lang", max_results = 10 },
                        params = { ids = { 1, "2" }, flag = true, skip = twitter.null } })

@@ -434,7 +434,8 @@ function Direct:request(req)
     raw = type(req.body) == "string" and req.body or nil,
     headers = req.headers, timeout = req.timeout, rate_key = method .. " " .. path:gsub("%?.*$", "") }, req.opts)
   if not resp then return nil, err end
-  local out = { status = resp.status, headers = resp.headers, body = resp.body, json = resp.json }
+  local out = setmetatable({ status = resp.status, headers = resp.headers, body = resp.body },
+                           transport.lazy_json)
   if resp.status < 200 or resp.status > 299 then
     local e = M.error_from(resp, nil, self.redact)
     e.response = out

@@ -280,7 +280,8 @@ function Scalekit:proxy(req, ctx)
     json_root = "body", tool = "request", rate_key = method .. " " .. path:gsub("%?.*$", ""),
   }, req.opts)
   if not resp then return nil, err end
-  local out = { status = resp.status, headers = resp.headers, body = resp.body, json = resp.json }
+  local out = setmetatable({ status = resp.status, headers = resp.headers, body = resp.body },
+                           transport.lazy_json)
   if resp.status < 200 or resp.status > 299 then
     local e = M.error_from(resp, { redact = self.http.redact })
     e.response = out

@@ -121,6 +121,24 @@ local function header_lines(...)
 end
 M.header_lines = header_lines
 
+-- Responses decode their JSON body on first access of `json` (or
+-- `json_error`), so a caller that only wants the raw body never pays for it.
+local decoded = setmetatable({}, { __mode = "k" })
+M.lazy_json = { __index = function(resp, key)
+  if (key ~= "json" and key ~= "json_error") or decoded[resp] then return nil end
+  decoded[resp] = true
+  local ct = resp.headers["content-type"] or ""
+  local json, err
+  if ct:find("json", 1, true) or resp.body:match("^%s*[%[{]") then
+    json, err = core.json_decode(resp.body)
+  end
+  rawset(resp, "json", json)
+  rawset(resp, "json_error", err)
+  if key == "json" then return json end
+  return err
+end }
+local lazy_json = M.lazy_json
+
 local TRANSPORT_KIND = { timeout = "timeout", network = "network", tls = "network",
                          too_large = "protocol", interrupted = "network" }
 
@@ -180,11 +198,7 @@ function Transport:finish(req, creq, status, headers, rbody, seconds)
                            ("%s %s: %s"):format(creq.method, self.redact(creq.url), self.redact(msg)),
                            { transport = kind, sent = sent, tool = req.tool })
   end
-  local resp = { status = status, headers = headers, body = rbody, seconds = seconds }
-  local ct = headers["content-type"] or ""
-  if ct:find("json", 1, true) or rbody:match("^%s*[%[{]") then
-    resp.json, resp.json_error = core.json_decode(rbody)
-  end
+  local resp = setmetatable({ status = status, headers = headers, body = rbody, seconds = seconds }, lazy_json)
   self:trace(("< %d (%.3f s)"):format(status, seconds))
   trace_body(self, "< ", rbody)
   return resp
