@@ -359,7 +359,9 @@ static int host_main(lua_State *L) {
 
 int main(int argc, char **argv) {
   int code = 1;
-  lua_State *L = luaL_newstate();
+  lua_State *L;
+  scalekit_interrupt_armed = 1;
+  L = luaL_newstate();
   if (L == NULL) {
     fprintf(stderr, "%s: cannot create state: not enough memory\n", HOST_NAME);
     return 1;

@@ -43,6 +43,8 @@ typedef struct http_body {
 typedef struct http_session {
   CURL *easy;
   CURLSH *share;                   /* the connection pool (sessions only) */
+  buf_t last_url;                  /* what CURLOPT_URL holds (re-parsing costs) */
+  buf_t last_headers;              /* the header lines behind req_headers */
   char *ca_file, *proxy;           /* copies, for batch handles (sessions only) */
   http_body upload;
   struct curl_slist *req_headers;  /* kept until the next request or __gc */
@@ -69,6 +71,8 @@ static void session_release(http_session *s) {
   s->req_headers = NULL;
   buf_free(&s->body);
   buf_free(&s->head);
+  buf_free(&s->last_url);
+  buf_free(&s->last_headers);
 }
 
 static int session_gc(lua_State *L) {
@@ -176,34 +180,62 @@ static void set_method(http_session *s, const char *method, const char *body,
  * field `headers` of the options table at `idx`.  Returns 0 if libcurl ran
  * out of memory; raises for a malformed header line. */
 static int set_headers(lua_State *L, int idx, http_session *s) {
-  lua_Integer i, n;
+  lua_Integer i, n = 0;
   struct curl_slist *list = NULL, *next;
-  curl_slist_free_all(s->req_headers);
-  s->req_headers = NULL;
+  buf_t joined;
   lua_getfield(L, idx, "headers");
   if (!lua_isnil(L, -1)) {
     luaL_checktype(L, -1, LUA_TTABLE);
     n = (lua_Integer)lua_rawlen(L, -1);
-    for (i = 1; i <= n; i++) {
-      const char *line;
-      lua_rawgeti(L, -1, i);
-      line = lua_tostring(L, -1);
-      if (line == NULL || strchr(line, '\r') || strchr(line, '\n')) {
-        curl_slist_free_all(list);
-        luaL_error(L, "header %d must be a single-line string", (int)i);
-      }
-      next = curl_slist_append(list, line);
-      lua_pop(L, 1);
-      if (!next) { curl_slist_free_all(list); return 0; }
-      list = next;
+  }
+  /* Same lines as last time: keep the list (and libcurl's parsed state). */
+  buf_init(&joined, HTTP_MAX_HEADERS);
+  for (i = 1; i <= n; i++) {
+    size_t len;
+    const char *line;
+    lua_rawgeti(L, -1, i);
+    line = lua_tolstring(L, -1, &len);
+    if (line == NULL || memchr(line, '\r', len) || memchr(line, '\n', len)) {
+      buf_free(&joined);
+      luaL_error(L, "header %d must be a single-line string", (int)i);
     }
+    if (!buf_append(&joined, line, len + 1)) { buf_free(&joined); lua_pop(L, 2); return 0; }
+    lua_pop(L, 1);
+  }
+  if (s->req_headers && joined.len == s->last_headers.len &&
+      (joined.len == 0 || memcmp(joined.data, s->last_headers.data, joined.len) == 0)) {
+    buf_free(&joined);
+    lua_pop(L, 1);
+    return 1;
+  }
+  curl_slist_free_all(s->req_headers);
+  s->req_headers = NULL;
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, -1, i);
+    next = curl_slist_append(list, lua_tostring(L, -1));
+    lua_pop(L, 1);
+    if (!next) { curl_slist_free_all(list); buf_free(&joined); lua_pop(L, 1); return 0; }
+    list = next;
   }
   lua_pop(L, 1);
   /* Never wait for "100 Continue". */
   next = curl_slist_append(list, "Expect:");
-  if (!next) { curl_slist_free_all(list); return 0; }
+  if (!next) { curl_slist_free_all(list); buf_free(&joined); return 0; }
   s->req_headers = next;
+  buf_free(&s->last_headers);
+  s->last_headers = joined;
   curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, s->req_headers);
+  return 1;
+}
+
+/* Sets CURLOPT_URL unless it already holds `url` (libcurl parses it anew
+ * on every set).  Returns 0 when out of memory. */
+static int set_url(http_session *s, const char *url) {
+  size_t n = strlen(url);
+  if (s->last_url.len == n && n > 0 && memcmp(s->last_url.data, url, n) == 0) return 1;
+  buf_reset(&s->last_url);
+  if (!buf_append(&s->last_url, url, n)) return 0;
+  curl_easy_setopt(s->easy, CURLOPT_URL, url);
   return 1;
 }
 
@@ -287,8 +319,7 @@ static int request_prepare(lua_State *L, int idx, http_session *s) {
   buf_reset(&s->head);
   s->too_large = 0;
   s->errbuf[0] = '\0';
-  if (!set_headers(L, idx, s)) return 0;
-  curl_easy_setopt(s->easy, CURLOPT_URL, url);
+  if (!set_headers(L, idx, s) || !set_url(s, url)) return 0;
   set_method(s, method, body, blen, body != NULL);
   curl_easy_setopt(s->easy, CURLOPT_TIMEOUT_MS, timeout);
   curl_easy_setopt(s->easy, CURLOPT_CONNECTTIMEOUT_MS, connect_timeout);
@@ -417,6 +448,8 @@ static int session_request_many(lua_State *L) {
   for (k = 0; k < conc; k++) {
     buf_init(&b->slot[k].body, s->body.max);
     buf_init(&b->slot[k].head, HTTP_MAX_HEADERS);
+    buf_init(&b->slot[k].last_url, 65536);
+    buf_init(&b->slot[k].last_headers, HTTP_MAX_HEADERS);
     b->slot[k].easy = curl_easy_init();
     b->nslots = k + 1;
     if (!b->slot[k].easy) return luaL_error(L, "libcurl could not create a handle");
@@ -482,6 +515,8 @@ static int http_new(lua_State *L) {
   memset(s, 0, sizeof *s);
   buf_init(&s->body, (size_t)max_body);
   buf_init(&s->head, HTTP_MAX_HEADERS);
+  buf_init(&s->last_url, 65536);
+  buf_init(&s->last_headers, HTTP_MAX_HEADERS);
   luaL_setmetatable(L, HTTP_MT);
   s->share = curl_share_init();
   s->easy = curl_easy_init();
@@ -507,8 +542,10 @@ static void easy_setup(CURL *e, http_session *s, const char *ca_file, const char
   curl_easy_setopt(e, CURLOPT_READDATA, &s->upload);
   curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, on_seek);
   curl_easy_setopt(e, CURLOPT_SEEKDATA, &s->upload);
-  curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
-  curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+  if (scalekit_interrupt_armed) {       /* only the host can be interrupted */
+    curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+  }
   /* Reuse a connection only while it is unlikely to have been closed idle. */
   curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, 30L);
   curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
@@ -549,6 +586,8 @@ static void stream_release(http_stream *st) {
   st->headers = NULL;
   buf_free(&st->io.body);
   buf_free(&st->io.head);
+  buf_free(&st->io.last_headers);
+  buf_free(&st->io.last_url);
 }
 
 static int stream_gc(lua_State *L) {
@@ -633,6 +672,8 @@ static int http_stream_open(lua_State *L) {
   memset(st, 0, sizeof *st);
   buf_init(&st->io.body, STREAM_MAX_PENDING);
   buf_init(&st->io.head, HTTP_MAX_HEADERS);
+  buf_init(&st->io.last_url, 65536);
+  buf_init(&st->io.last_headers, HTTP_MAX_HEADERS);
   luaL_setmetatable(L, STREAM_MT);
   st->multi = curl_multi_init();
   st->easy = curl_easy_init();

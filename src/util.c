@@ -30,6 +30,7 @@
 #include "lauxlib.h"
 
 volatile sig_atomic_t scalekit_interrupted = 0;
+int scalekit_interrupt_armed = 0;
 
 #define UTIL_MAX_RANDOM 1024
 #define UTIL_MAX_SLEEP 86400.0

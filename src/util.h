@@ -9,6 +9,8 @@
 /* Set (by the scalekit-lua host's SIGINT handler) to ask long waits and
  * transfers to stop; they then fail with "interrupted". */
 extern volatile sig_atomic_t scalekit_interrupted;
+/* Set by the host at start-up: transfers then watch scalekit_interrupted. */
+extern int scalekit_interrupt_armed;
 
 /* Sets urlencode, base64, unbase64, sha256, platform, random_bytes, now,
  * monotonic, sleep, isatty, write_file_atomic and lock_file on the table at

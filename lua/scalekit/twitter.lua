@@ -244,17 +244,17 @@ function M.new(opts)
   return self
 end
 
--- Methods come from Client; an option left unset reads as nil; any other
--- name is a programmer mistake and raises with a suggestion.
-client_mt.__index = function(_, key)
-  local m = Client[key]
-  if m == nil and not KNOWN_OPTION[key] then
+-- Methods come from Client (a plain table, so method lookups stay fast); an
+-- option left unset reads as nil; any other name is a programmer mistake and
+-- raises with a suggestion.
+client_mt.__index = Client
+setmetatable(Client, { __index = function(_, key)
+  if not KNOWN_OPTION[key] then
     local guess = type(key) == "string" and tools.suggest(key, tools.names())
     error(("scalekit.twitter: client has no method or field '%s'%s"):format(
       tostring(key), guess and ("; did you mean '%s'?"):format(guess) or ""), 2)
   end
-  return m
-end
+end })
 
 client_mt.__tostring = function(self)
   if self.mode == "direct" then

@@ -22,19 +22,24 @@ local function int(h, k) return math.tointeger(tonumber(h[k] or "")) end
 
 --- The rate-limit headers of a response: `{ limit, remaining, reset,
 -- day = { app = {...}, user = {...} } }`, or nil when there are none.
+local DAY = {}      -- header names per who, built once
+for _, who in ipairs{ "app", "user" } do
+  local p = "x-" .. who .. "-limit-24hour-"
+  DAY[#DAY + 1] = { who = who, limit = p .. "limit", remaining = p .. "remaining", reset = p .. "reset" }
+end
+
 function M.rate_of(headers)
   local out
   if headers["x-rate-limit-limit"] or headers["x-rate-limit-remaining"] then
     out = { limit = int(headers, "x-rate-limit-limit"), remaining = int(headers, "x-rate-limit-remaining"),
             reset = int(headers, "x-rate-limit-reset") }
   end
-  for _, who in ipairs{ "app", "user" } do
-    local p = "x-" .. who .. "-limit-24hour-"
-    if headers[p .. "limit"] or headers[p .. "remaining"] then
+  for _, d in ipairs(DAY) do
+    if headers[d.limit] or headers[d.remaining] then
       out = out or {}
       out.day = out.day or {}
-      out.day[who] = { limit = int(headers, p .. "limit"), remaining = int(headers, p .. "remaining"),
-                       reset = int(headers, p .. "reset") }
+      out.day[d.who] = { limit = int(headers, d.limit), remaining = int(headers, d.remaining),
+                         reset = int(headers, d.reset) }
     end
   end
   return out

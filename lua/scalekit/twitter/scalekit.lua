@@ -153,13 +153,21 @@ local function is_tool_error(resp)
   return false
 end
 
--- The retry/wait settings of one call: its own options over the client's.
+-- The retry/wait settings of one call: its own options over the client's
+-- (one table per method is kept for the common case of no call options).
 local function call_policy(self, method, opts)
-  return setmetatable({ method = method, retry_any_method = SAFE_ANY_METHOD, final = is_tool_error },
-                      { __index = function(_, k)
-                          if opts and opts[k] ~= nil then return opts[k] end
-                          return self.policy[k]
-                        end })
+  local cached = not opts and self.ctx_cache and self.ctx_cache[method]
+  if cached then return cached end
+  local ctx = setmetatable({ method = method, retry_any_method = SAFE_ANY_METHOD, final = is_tool_error },
+                           { __index = function(_, k)
+                               if opts and opts[k] ~= nil then return opts[k] end
+                               return self.policy[k]
+                             end })
+  if not opts then
+    self.ctx_cache = self.ctx_cache or {}
+    self.ctx_cache[method] = ctx
+  end
+  return ctx
 end
 
 --- An authenticated request to `env_url .. path`, with retries (see

@@ -199,8 +199,10 @@ function Transport:finish(req, creq, status, headers, rbody, seconds)
                            { transport = kind, sent = sent, tool = req.tool })
   end
   local resp = setmetatable({ status = status, headers = headers, body = rbody, seconds = seconds }, lazy_json)
-  self:trace(("< %d (%.3f s)"):format(status, seconds))
-  trace_body(self, "< ", rbody)
+  if self.debug then
+    self:trace(("< %d (%.3f s)"):format(status, seconds))
+    trace_body(self, "< ", rbody)
+  end
   return resp
 end
 
