@@ -18,13 +18,12 @@ local errors = require "scalekit.twitter.errors"
 local oauth2 = require "scalekit.twitter.oauth2"
 local transport = require "scalekit.twitter.transport"
 local policy = require "scalekit.twitter.policy"
+local media_mod = require "scalekit.twitter.media"
 
 local M = {}
 
 M.REFRESH_SKEW = 60          -- refresh this many seconds before expiry
 M.CHUNK_SIZE = 1024 * 1024   -- media append chunk (X allows up to 5 MB)
-M.MAX_STATUS_POLLS = 120     -- media processing status checks at most
-M.MAX_STATUS_WAIT = 30       -- seconds between two status checks at most
 M.STREAM_MAX_EVENTS = 100    -- a stream tool called as a tool stops after this many
 M.STREAM_MAX_SECONDS = 10    -- ... or this long
 
@@ -334,33 +333,6 @@ function sequences.media_upload(self, tool, params)
   return self:call(tool, req)
 end
 
--- Wait while X processes uploaded media; returns the last media object.
-function Direct:await_media(tool, media, on_wait)
-  local polls = 0
-  while type(media.processing_info) == "table" do
-    local info = media.processing_info
-    if info.state == "succeeded" then break end
-    if info.state == "failed" then
-      local e = type(info.error) == "table" and info.error or {}
-      return nil, errors.new("tool_error", ("%s: media processing failed: %s"):format(
-        tool.name, tostring(e.message or e.name or "unknown error")), { tool = tool.name, details = info })
-    end
-    polls = polls + 1
-    if polls > M.MAX_STATUS_POLLS then
-      return nil, errors.new("timeout", tool.name .. ": media still processing after "
-        .. M.MAX_STATUS_POLLS .. " status checks", { tool = tool.name })
-    end
-    local wait = math.min(math.max(tonumber(info.check_after_secs) or 1, 0), M.MAX_STATUS_WAIT)
-    if on_wait then on_wait(wait, info) end
-    core.sleep(wait)
-    local j, err = self:call(tool, { method = "GET", path = "/2/media/upload",
-                                     query = { command = "STATUS", media_id = media.id } })
-    if not j then return nil, err end
-    media = j.data or j
-  end
-  return media
-end
-
 -- initialize -> append chunks (base64 JSON) -> finalize -> wait for processing.
 function sequences.media_upload_large(self, tool, params)
   local bytes, derr = core.unbase64(params.media_data)
@@ -392,7 +364,12 @@ function sequences.media_upload_large(self, tool, params)
   j, err = self:call(tool, { method = "POST", path = "/2/media/upload/" .. id .. "/finalize" })
   if not j then return nil, err end
   local media
-  media, err = self:await_media(tool, j.data or j)
+  media, err = media_mod.await(j.data or j, function(mid)
+    local st, serr = self:call(tool, { method = "GET", path = "/2/media/upload",
+                                       query = { command = "STATUS", media_id = mid } })
+    if not st then return nil, serr end
+    return st.data or st
+  end, { label = tool.name, tool = tool.name, on_wait = self.policy.on_wait })
   if not media then return nil, err end
   return setmetatable({ data = media }, object_mt)
 end

@@ -62,26 +62,34 @@ local function media_of(d)
   return type(d.data) == "table" and d.data or d
 end
 
--- Wait while X processes the media; returns the final media object.
-local function await(client, media, opts)
+--- Wait while X processes uploaded media, honouring `check_after_secs`.
+-- @tparam table media the media object from finalize (with `id`)
+-- @tparam function status `status(id)` -> the media object again, or nil, err
+-- @tparam[opt] table opts `label` (prefix of error messages, default
+--   "upload_media"), `tool` (for the error), `on_wait(seconds, why)`
+-- @return the final media object, or nil, err (`tool_error` carrying X's
+--   `processing_info` when processing failed, `timeout` after MAX_STATUS_CHECKS)
+function M.await(media, status, opts)
+  opts = opts or {}
+  local label = opts.label or "upload_media"
   for _ = 1, M.MAX_STATUS_CHECKS do
     local info = type(media.processing_info) == "table" and media.processing_info or nil
     if not info or info.state == "succeeded" then return media end
     if info.state == "failed" then
       local e = type(info.error) == "table" and info.error or {}
-      return fail("tool_error", "X could not process the media: " .. tostring(e.message or e.name or "failed"),
-                  { details = info, tool = "twitter_media_upload_status_get" })
+      return nil, errors.new("tool_error", ("%s: X could not process the media: %s"):format(
+        label, tostring(e.message or e.name or "failed")), { details = info, tool = opts.tool })
     end
     local wait = math.min(math.max(tonumber(info.check_after_secs) or 1, 0), M.MAX_STATUS_WAIT)
     if opts.on_wait then opts.on_wait(wait, "processing") end
     core.sleep(wait)
-    local d, err = client:execute("twitter_media_upload_status_get", { media_id = media.id })
-    if not d then return nil, err end
-    local m = media_of(d)
+    local m, err = status(media.id)
+    if not m then return nil, err end
     m.id = m.id or media.id
     media = m
   end
-  return fail("timeout", "media still processing after " .. M.MAX_STATUS_CHECKS .. " checks")
+  return nil, errors.new("timeout", ("%s: media still processing after %d checks"):format(
+    label, M.MAX_STATUS_CHECKS), { tool = opts.tool })
 end
 
 --- Upload a file; returns the media id (string) and the final media object.
@@ -145,7 +153,11 @@ function M.upload(client, opts)
   if not resp then return nil, err end
   local media = media_of(resp.json)
   media.id = media.id or id
-  media, err = await(client, media, opts)
+  media, err = M.await(media, function(mid)
+    local st, serr = client:execute("twitter_media_upload_status_get", { media_id = mid })
+    if not st then return nil, serr end
+    return media_of(st)
+  end, { on_wait = opts.on_wait, tool = "twitter_media_upload_status_get" })
   if not media then return nil, err end
   return id, media
 end
