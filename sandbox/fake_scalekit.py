@@ -29,28 +29,20 @@ import argparse
 import base64
 import json
 import re
-import socket
-import ssl
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
+
+from fakebase import FakeHandler, FakeState, serve
 
 CLIENT_ID = "sandbox-client"
 CLIENT_SECRET = "sandbox-secret"
 SANDBOX_USER = {"id": "1720000000000000001", "name": "Sandbox User", "username": "sandbox_user"}
-MAX_BODY = 64 << 20
 
 
-class State:
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.reset()
-
+class State(FakeState):
     def reset(self):
-        self.requests = []
-        self.scripts = []
+        super().reset()
         self.tokens = set()
         self.token_seq = 0
         self.token_ttl = 3600
@@ -78,112 +70,20 @@ def envelope(code, message, status, error_code=None, tool_error=None):
     return status, body
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(FakeHandler):
     server_version = "fake-scalekit/1"
+    STATE = STATE
 
-    def log_message(self, fmt, *args):  # quiet
-        pass
-
-    def setup(self):
-        super().setup()
-        # Headers and body go out in separate writes: without this, Nagle's
-        # algorithm and delayed ACKs add ~40 ms to every response.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    # -- plumbing -----------------------------------------------------------
-    def read_body(self):
-        n = int(self.headers.get("Content-Length") or 0)
-        if n > MAX_BODY:
-            raise ValueError("body too large")
-        return self.rfile.read(n) if n else b""
-
-    def send(self, status, obj=None, body=None, headers=None):
-        if body is None:
-            body = b"" if obj is None else json.dumps(obj).encode()
-        elif isinstance(body, str):
-            body = body.encode()
-        self.send_response(status)
-        hdrs = {"Content-Type": "application/json"} if obj is not None else {}
-        hdrs.update(headers or {})
-        for k, v in hdrs.items():
-            self.send_header(k, str(v))
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def handle_any(self):
-        url = urlsplit(self.path)
-        raw = self.read_body()
-        if url.path.startswith("/__sandbox/"):
-            return self.control(url.path, raw)
-        rec = {"t": time.time(), "method": self.command, "path": url.path, "query": url.query,
-               "headers": [[k, v] for k, v in self.headers.items()],
-               "body": raw[:65536].decode("utf-8", "replace"), "body_length": len(raw)}
-        with STATE.lock:
-            STATE.requests.append(rec)
-            script = self.take_script(url.path)
-        if script is not None:
-            return self.play(script)
-        try:
-            self.route(url, raw)
-        except Exception as exc:  # a bug in the fake must not hang the client
-            self.send(500, {"code": 13, "message": "fake server error: %s" % exc})
-
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = handle_any
-
-    def take_script(self, path):
-        for i, s in enumerate(STATE.scripts):
-            if s.get("path", path) == path and s.get("method", self.command) == self.command:
-                s["times"] = s.get("times", 1) - 1
-                if s["times"] <= 0:
-                    STATE.scripts.pop(i)
-                return dict(s)
+    def extra_control(self, path, arg):
+        if path == "/__sandbox/config":
+            STATE.token_ttl = arg.get("token_ttl", STATE.token_ttl)
+            STATE.auto_activate = arg.get("auto_activate", STATE.auto_activate)
+            STATE.latency = arg.get("latency", STATE.latency)
+            return {}
+        if path == "/__sandbox/revoke_tokens":
+            STATE.tokens.clear()
+            return {}
         return None
-
-    def play(self, s):
-        if s.get("delay"):
-            time.sleep(float(s["delay"]))
-        if s.get("drop"):
-            self.close_connection = True
-            return
-        if s.get("truncate"):  # promise more bytes than sent, then hang up mid-body
-            body = json.dumps(s.get("json", {})).encode()
-            self.send_response(s.get("status", 200))
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body) + 100))
-            self.end_headers()
-            self.wfile.write(body)
-            self.close_connection = True
-            return
-        if "json" in s:
-            return self.send(s.get("status", 200), s["json"], headers=s.get("headers"))
-        self.send(s.get("status", 200), body=s.get("body", ""), headers=s.get("headers"))
-
-    def control(self, path, raw):
-        arg = json.loads(raw) if raw else {}
-        with STATE.lock:
-            if path == "/__sandbox/requests":
-                return self.send(200, STATE.requests)
-            if path == "/__sandbox/reset":
-                STATE.reset()
-            elif path == "/__sandbox/clear":
-                STATE.requests, STATE.scripts = [], []
-            elif path == "/__sandbox/script":
-                STATE.scripts.append(arg)
-            elif path == "/__sandbox/config":
-                STATE.token_ttl = arg.get("token_ttl", STATE.token_ttl)
-                STATE.auto_activate = arg.get("auto_activate", STATE.auto_activate)
-                STATE.latency = arg.get("latency", STATE.latency)
-            elif path == "/__sandbox/revoke_tokens":
-                STATE.tokens.clear()
-            elif path == "/__sandbox/shutdown":
-                self.send(200, {})
-                threading.Thread(target=self.server.shutdown, daemon=True).start()
-                return
-            else:
-                return self.send(404, {"message": "no such control route"})
-        self.send(200, {})
 
     # -- Scalekit -----------------------------------------------------------
     def authorized(self):
@@ -191,7 +91,7 @@ class Handler(BaseHTTPRequestHandler):
         with STATE.lock:
             return auth.startswith("Bearer ") and auth[7:] in STATE.tokens
 
-    def route(self, url, raw):
+    def route(self, url, raw, rec):
         path = url.path
         if path == "/oauth/token" and self.command == "POST":
             return self.token(raw)
@@ -366,15 +266,6 @@ class Handler(BaseHTTPRequestHandler):
                                     "query": url.query, "body": raw.decode("utf-8", "replace")}})
 
 
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128   # the default 5 drops SYNs when many clients connect at once
-
-    def handle_error(self, request, client_address):
-        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client hanging up is normal
-            super().handle_error(request, client_address)
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--port", type=int, default=0)
@@ -389,17 +280,7 @@ def main():
             "id": "ca_sandbox_%d" % (i + 1), "identifier": ident, "connector": connector,
             "provider": "TWITTER", "status": "ACTIVE", "authorization_type": "OAUTH",
             "authorization_details": {"oauth_token": {"scopes": ["tweet.read", "tweet.write", "users.read"]}}}
-    server = Server(("127.0.0.1", args.port), Handler)
-    if args.tls_cert:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(args.tls_cert, args.tls_key)
-        server.socket = ctx.wrap_socket(server.socket, server_side=True)
-    print("PORT %d" % server.server_address[1], flush=True)
-    try:
-        server.serve_forever(poll_interval=0.1)
-    except KeyboardInterrupt:
-        pass
-    server.server_close()
+    serve(Handler, args.port, args.tls_cert, args.tls_key)
 
 
 if __name__ == "__main__":

@@ -31,19 +31,17 @@ import hashlib
 import json
 import os
 import re
-import socket
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit, urlencode
+from urllib.parse import parse_qs, urlencode
+
+from fakebase import FakeHandler, FakeState, serve
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROUTES = json.load(open(os.path.join(HERE, "x_routes.json")))["routes"]
 APP_TOKEN = "sandbox-app-bearer"
 CLIENT_ID, CLIENT_SECRET = "sandbox-x-client", "sandbox-x-secret"
 ME = "1720000000000000001"
-MAX_BODY = 64 << 20
 SELF_ID_PATHS = {  # X requires the token's own user in {id} / {source_user_id}
     "/2/users/{id}/blocking", "/2/users/{id}/bookmarks", "/2/users/{id}/bookmarks/{tweet_id}",
     "/2/users/{id}/followed_lists", "/2/users/{id}/followed_lists/{list_id}", "/2/users/{id}/muting",
@@ -128,13 +126,9 @@ def validate(schema, value, path="body"):
     return out
 
 
-class State:
-    def __init__(self):
-        self.lock = threading.RLock()
-        self.reset()
-
+class State(FakeState):
     def reset(self):
-        self.requests, self.scripts = [], []
+        super().reset()
         self.tokens = {APP_TOKEN: {"kind": "app"}}
         self.refresh = {}
         self.codes = {}
@@ -188,109 +182,30 @@ def page(items, q, default=100, token_name="pagination_token"):
     return 200, body
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(FakeHandler):
     server_version = "fake-x/1"
+    STATE = STATE
 
-    def log_message(self, fmt, *args):
-        pass
-
-    def setup(self):
-        super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def send(self, status, obj=None, body=None, headers=None, ctype="application/json"):
-        if body is None:
-            body = b"" if obj is None else json.dumps(obj).encode()
-        elif isinstance(body, str):
-            body = body.encode()
-        self.send_response(status)
-        if obj is not None:
-            self.send_header("Content-Type", ctype)
-        for k, v in (headers or {}).items():
-            self.send_header(k, str(v))
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def handle_any(self):
-        url = urlsplit(self.path)
-        n = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(n) if 0 < n <= MAX_BODY else b""
-        if url.path.startswith("/__sandbox/"):
-            return self.control(url.path, raw)
-        rec = {"method": self.command, "path": url.path, "query": url.query,
-               "headers": [[k, v] for k, v in self.headers.items()],
-               "body": raw[:65536].decode("utf-8", "replace"), "body_length": len(raw), "violations": []}
-        with STATE.lock:
-            STATE.requests.append(rec)
-            script = None
-            for i, s in enumerate(STATE.scripts):
-                if s.get("path", url.path) == url.path and s.get("method", self.command) == self.command:
-                    s["times"] = s.get("times", 1) - 1
-                    if s["times"] <= 0:
-                        STATE.scripts.pop(i)
-                    script = dict(s)
-                    break
-        if script is not None:
-            if script.get("delay"):
-                time.sleep(float(script["delay"]))
-            if script.get("drop"):
-                self.close_connection = True
-                return
-            if script.get("truncate"):  # promise more bytes than sent, then hang up mid-body
-                body = json.dumps(script.get("json", {})).encode()
-                self.send_response(script.get("status", 200))
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body) + 100))
-                self.end_headers()
-                self.wfile.write(body)
-                self.close_connection = True
-                return
-            if "json" in script:
-                return self.send(script.get("status", 200), script["json"], headers=script.get("headers"))
-            return self.send(script.get("status", 200), body=script.get("body", ""), headers=script.get("headers"))
-        try:
-            self.dispatch(url, raw, rec)
-        except Exception as exc:  # a bug in the fake must not hang the client
-            self.send(*problem(500, "Internal Error", "fake server error: %r" % exc))
-
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = handle_any
-
-    def control(self, path, raw):
-        arg = json.loads(raw) if raw else {}
-        with STATE.lock:
-            if path == "/__sandbox/requests":
-                return self.send(200, STATE.requests)
-            if path == "/__sandbox/state":
-                return self.send(200, {"tokens": STATE.tokens, "refresh": STATE.refresh,
-                                       "posts": STATE.posts, "media": STATE.media})
-            if path == "/__sandbox/reset":
-                STATE.reset()
-            elif path == "/__sandbox/clear":
-                STATE.requests, STATE.scripts = [], []
-            elif path == "/__sandbox/script":
-                STATE.scripts.append(arg)
-            elif path == "/__sandbox/tokens":
-                kind = arg.get("kind", "user")
-                if arg.get("access_token"):
-                    STATE.tokens[arg["access_token"]] = {
-                        "kind": kind, "user_id": arg.get("user_id", ME),
-                        "expires_at": time.time() + arg.get("expires_in", 7200)}
-                if arg.get("refresh_token"):
-                    STATE.refresh[arg["refresh_token"]] = {"user_id": arg.get("user_id", ME),
-                                                           "client_id": arg.get("client_id", CLIENT_ID)}
-            elif path == "/__sandbox/config":
-                for k in ("rate_limit", "stream_events", "processing_polls", "access_ttl"):
-                    if k in arg:
-                        setattr(STATE, k, arg[k])
-            elif path == "/__sandbox/shutdown":
-                self.send(200, {})
-                threading.Thread(target=self.server.shutdown, daemon=True).start()
-                return
-            else:
-                return self.send(404, {"message": "no such control route"})
-        self.send(200, {})
+    def extra_control(self, path, arg):
+        if path == "/__sandbox/state":
+            return {"tokens": STATE.tokens, "refresh": STATE.refresh, "posts": STATE.posts,
+                    "media": STATE.media}
+        if path == "/__sandbox/tokens":
+            kind = arg.get("kind", "user")
+            if arg.get("access_token"):
+                STATE.tokens[arg["access_token"]] = {
+                    "kind": kind, "user_id": arg.get("user_id", ME),
+                    "expires_at": time.time() + arg.get("expires_in", 7200)}
+            if arg.get("refresh_token"):
+                STATE.refresh[arg["refresh_token"]] = {"user_id": arg.get("user_id", ME),
+                                                       "client_id": arg.get("client_id", CLIENT_ID)}
+            return {}
+        if path == "/__sandbox/config":
+            for k in ("rate_limit", "stream_events", "processing_polls", "access_ttl"):
+                if k in arg:
+                    setattr(STATE, k, arg[k])
+            return {}
+        return None
 
     # -- OAuth 2.0 ----------------------------------------------------------
     def client_auth(self, form):
@@ -351,7 +266,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(400, {"error": "unsupported_grant_type"})
 
     # -- X API v2 -------------------------------------------------------------
-    def dispatch(self, url, raw, rec):
+    def route(self, url, raw, rec):
         if url.path in ("/i/oauth2/authorize", "/2/oauth2/token", "/2/oauth2/revoke"):
             return self.oauth(url, raw)
         route, args = None, None
@@ -739,26 +654,10 @@ class Handler(BaseHTTPRequestHandler):
         return problem(404, "Not Found Error", "the sandbox does not implement %s %s" % (method, path))
 
 
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128   # the default 5 drops SYNs when many clients connect at once
-
-    def handle_error(self, request, client_address):
-        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client hanging up is normal
-            super().handle_error(request, client_address)
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--port", type=int, default=0)
-    args = ap.parse_args()
-    server = Server(("127.0.0.1", args.port), Handler)
-    print("PORT %d" % server.server_address[1], flush=True)
-    try:
-        server.serve_forever(poll_interval=0.1)
-    except KeyboardInterrupt:
-        pass
-    server.server_close()
+    serve(Handler, ap.parse_args().port)
 
 
 if __name__ == "__main__":
