@@ -87,7 +87,7 @@ describe("TLS", function()
   end)
   teardown(function()
     f:stop()
-    os.execute("rm -rf " .. cert.dir)
+    fake.rmdir(cert.dir)
   end)
 
   it("verifies the server certificate by default", function()

@@ -322,13 +322,11 @@ describe("the token lifecycle", function()
   local f, dir
   setup(function()
     f = fake.start{ script = "fake_x.py" }
-    dir = os.tmpname()
-    os.remove(dir)
-    os.execute("mkdir -p " .. dir)
+    dir = fake.tempdir()
   end)
   teardown(function()
     f:stop()
-    os.execute("rm -rf " .. dir)
+    fake.rmdir(dir)
   end)
   before_each(function() f:reset() end)
 

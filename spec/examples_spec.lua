@@ -15,11 +15,9 @@ end
 
 local tmp
 setup(function()
-  tmp = os.tmpname()
-  os.remove(tmp)
-  os.execute("mkdir -p " .. tmp)
+  tmp = fake.tempdir()
 end)
-teardown(function() os.execute("rm -rf " .. tmp) end)
+teardown(function() fake.rmdir(tmp) end)
 
 describe("examples", function()
   it("quickstart.lua: who am I, post, search", function()

@@ -25,11 +25,9 @@ end
 
 local dir
 setup(function()
-  dir = os.tmpname()
-  os.remove(dir)
-  os.execute("mkdir -p " .. dir)
+  dir = fake.tempdir()
 end)
-teardown(function() os.execute("rm -rf " .. dir) end)
+teardown(function() fake.rmdir(dir) end)
 
 local function write(name, text)
   local f = assert(io.open(dir .. "/" .. name, "w"))

@@ -24,11 +24,9 @@ describe("installation", function()
   end
   local tmp
   setup(function()
-    tmp = os.tmpname()
-    os.remove(tmp)
-    assert(os.execute("mkdir -p " .. tmp))
+    tmp = fake.tempdir()
   end)
-  teardown(function() os.execute("rm -rf " .. tmp) end)
+  teardown(function() fake.rmdir(tmp) end)
 
   it("luarocks --lua-version=5.4 --tree=DIR make installs a working module", function()
     local tree = tmp .. "/rocks"

@@ -353,11 +353,9 @@ end)
 describe("media uploads from files", function()
   local dir
   setup(function()
-    dir = os.tmpname()
-    os.remove(dir)
-    os.execute("mkdir -p " .. dir)
+    dir = fake.tempdir()
   end)
-  teardown(function() os.execute("rm -rf " .. dir) end)
+  teardown(function() fake.rmdir(dir) end)
 
   local function write(name, bytes)
     local p = dir .. "/" .. name

@@ -32,11 +32,21 @@ function M.start(opts)
                         http = core.http_new{ ca_file = opts.tls and opts.tls.cert } }, Fake)
 end
 
---- A throw-away self-signed certificate for 127.0.0.1: `{ cert =, key =, dir = }`.
-function M.self_signed()
+--- A new empty directory under /tmp (remove it with fake.rmdir).
+function M.tempdir()
   local dir = os.tmpname()
   os.remove(dir)
   assert(os.execute("mkdir -p " .. dir))
+  return dir
+end
+
+function M.rmdir(dir)
+  os.execute("rm -rf " .. dir)
+end
+
+--- A throw-away self-signed certificate for 127.0.0.1: `{ cert =, key =, dir = }`.
+function M.self_signed()
+  local dir = M.tempdir()
   local cert, key = dir .. "/cert.pem", dir .. "/key.pem"
   assert(os.execute(("openssl req -x509 -newkey rsa:2048 -nodes -keyout %s -out %s -days 1 "
     .. "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1"):format(key, cert)))
