@@ -369,6 +369,15 @@ describe("the proxy", function()
     assert.equals("Could not find tweet", err.response.json.detail)
   end)
 
+  it("never follows a redirect (credentials must not travel to another host)", function()
+    f:script{ path = "/proxy/moved", status = 302, headers = { Location = "http://127.0.0.2:9/steal" }, body = "" }
+    local resp, err = tw:request{ path = "/moved" }
+    assert.is_nil(resp)
+    assert.equals(302, err.status)
+    assert.equals("http://127.0.0.2:9/steal", err.response.headers.location)
+    assert.equals(1, #f:requests())
+  end)
+
   it("raises for a request without a path", function()
     assert.has_error(function() tw:request{ method = "GET" } end,
       "scalekit.twitter: request expects a table with a string 'path'")
