@@ -79,7 +79,7 @@ test: deps all
 	@sh scripts/test.sh
 
 lint:
-	luacheck --no-color lua spec examples scripts/*.lua
+	luacheck --no-color lua spec examples scripts/*.lua bench/*.lua
 
 # ASan/UBSan: the module is loaded into lua5.4, so the runtime is preloaded.
 asan: clean
@@ -117,6 +117,16 @@ build/bench/c_loop: bench/c_loop.c
 
 bench: all build/bench/c_loop
 	bin/scalekit-lua --no-env bench/run.lua $(BENCH_N)
+
+# The peers the direct-mode benchmark compares against (tweepy, twitter-api-v2).
+bench-peers: bench
+bench: | peers-installed
+.PHONY: peers-installed bench-peers
+peers-installed:
+	@sh scripts/deps.sh python3-tweepy || echo "tweepy not installed: that peer is skipped"
+	@command -v npm >/dev/null || sh scripts/deps.sh nodejs npm || true
+	@test -d bench/peers/node_modules/twitter-api-v2 || npm install --silent --prefix bench/peers >/dev/null 2>&1 \
+	  || echo "twitter-api-v2 not installed: that peer is skipped"
 
 install: all
 	install -d $(DESTDIR)$(LIBDIR)/scalekit $(DESTDIR)$(LUADIR)/scalekit/twitter $(DESTDIR)$(BINDIR)

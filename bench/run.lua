@@ -39,8 +39,9 @@ local USER = '{"id":"2244994945","name":"X Developers","username":"XDevelopers"}
 local dir = os.tmpname()
 os.remove(dir)
 assert(os.execute("mkdir -p " .. dir))
-local port = free_port()
+local port, tls_port = free_port(), free_port()
 local base = "http://127.0.0.1:" .. port
+local tls_base = "https://127.0.0.1:" .. tls_port
 do
   local big = assert(io.open(dir .. "/big.json", "w"))
   local items = {}
@@ -49,6 +50,8 @@ do
   big:close()
   local users = {}
   for i = 1, 50 do users[i] = ('{"id":"%d"}'):format(1720000000000001000 + i) end
+  assert(os.execute(("openssl req -x509 -newkey rsa:2048 -nodes -keyout %s/key.pem -out %s/cert.pem -days 1 "
+    .. "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1"):format(dir, dir)))
   local conf = assert(io.open(dir .. "/nginx.conf", "w"))
   conf:write(([[
 worker_processes 1;
@@ -74,8 +77,16 @@ http {
     }
     location = /big { alias %s/big.json; }
   }
+  server {
+    listen 127.0.0.1:%d ssl http2;
+    ssl_certificate %s/cert.pem;
+    ssl_certificate_key %s/key.pem;
+    keepalive_requests 1000000;
+    location = /2/users/2244994945 { return 200 '{"data":%s}'; }
+  }
 }
-]]):format(dir, dir, dir, dir, dir, dir, dir, port, USER, USER, table.concat(users, ","), dir))
+]]):format(dir, dir, dir, dir, dir, dir, dir, port, USER, USER, table.concat(users, ","), dir,
+           tls_port, dir, dir, USER))
   conf:close()
   assert(os.execute("mkdir -p " .. dir .. "/tmp && nginx -q -c " .. dir .. "/nginx.conf -p " .. dir),
          "could not start nginx")
@@ -126,7 +137,8 @@ local ok, err = pcall(function()
   report("SDK: tw:request 100 KB (raw body, lazy .json)", sdk_big_raw, "calls/s", sdk_big_raw / c_big, ">= 0.85")
 
   -- 2. Concurrency: ceil(N/C)*L ------------------------------------------------
-  local fake = assert(io.popen(("exec python3 %s/sandbox/fake_scalekit.py --port 0 --account twitter:bench"):format(ROOT)))
+  local fake = assert(io.popen(("exec python3 %s/sandbox/fake_scalekit.py --port 0 --account twitter:bench")
+    :format(ROOT)))
   local fport = tonumber(fake:read("l"):match("PORT (%d+)"))
   local furl = "http://127.0.0.1:" .. fport
   local ctl = core.http_new()
@@ -170,7 +182,47 @@ local ok, err = pcall(function()
     assert(n == %d, n)]]):format(base, pages, pages * 50))
   report(("memory: paging %d items"):format(pages * 50), page_rss, "MB", page_rss / empty, "flat (vs empty host)")
 
-  -- 4. Start-up ----------------------------------------------------------------------
+  -- 4. Direct mode over TLS vs the libraries users pick for X ------------------------
+  local cert = dir .. "/cert.pem"
+  local PN = math.max(20, N // 2)
+  local okc, cout = sh(("CAFILE=%s %s/build/bench/c_loop '%s/2/users/2244994945' GET - %d "
+    .. "'Authorization: Bearer bench-token'"):format(cert, ROOT, tls_base, PN))
+  assert(okc, cout)
+  local c_tls = tonumber(cout)
+  report("C loop: GET /2/users/:id over TLS", c_tls, "calls/s")
+  local oks, sout = sh(("%s --no-env -e %q"):format(HOST, ([[
+    local core = require "scalekit.core"
+    local tw = require("scalekit.twitter").new{ mode = "direct", api_base_url = %q, bearer_token = "b",
+                                               ca_file = %q }
+    assert(tw:user_lookup{ id = "2244994945" })
+    local t = core.monotonic()
+    for _ = 1, %d do assert(tw:user_lookup{ id = "2244994945" }) end
+    local rate = %d / (core.monotonic() - t)
+    print(rate, io.open("/proc/self/status"):read("a"):match("VmHWM:%%s*(%%d+) kB") / 1024)]]):format(
+      tls_base, cert, PN, PN)))
+  assert(oks, sout)
+  local sdk_rate, sdk_mb = sout:match("([%d.]+)%s+([%d.]+)")
+  sdk_rate, sdk_mb = tonumber(sdk_rate), tonumber(sdk_mb)
+  report("SDK direct: tw:user_lookup over TLS", sdk_rate, "calls/s", sdk_rate / c_tls, ">= 0.85")
+  report("SDK direct: peak RSS", sdk_mb, "MB")
+  local peers = {
+    { "tweepy (Debian python3-tweepy)", ("REQUESTS_CA_BUNDLE=%s /usr/bin/python3 %s/bench/peers/tweepy_loop.py %s %d")
+      :format(cert, ROOT, tls_base, PN) },
+    { "twitter-api-v2 (npm)", ("cd %s/bench/peers && NODE_EXTRA_CA_CERTS=%s node twitter_api_v2_loop.js %s %d")
+      :format(ROOT, cert, tls_base, PN) },
+  }
+  for _, peer in ipairs(peers) do
+    local okp, pout = sh(peer[2] .. " 2>&1")
+    local rate, mb = pout:match("^([%d.]+)%s+([%d.]+)")
+    if okp and rate then
+      report(peer[1] .. ": same call", tonumber(rate), "calls/s", sdk_rate / tonumber(rate), "SDK / peer")
+      report(peer[1] .. ": peak RSS", tonumber(mb), "MB", tonumber(mb) / sdk_mb, "peer / SDK")
+    else
+      io.stderr:write(("skipped %s (not installed? make bench-peers): %s\n"):format(peer[1], pout:sub(1, 200)))
+    end
+  end
+
+  -- 5. Start-up ----------------------------------------------------------------------
   local function timeit(cmd, runs)
     local t0 = core.monotonic()
     for _ = 1, runs do assert(os.execute(cmd .. " >/dev/null")) end
@@ -189,5 +241,6 @@ if not ok then error(err, 0) end
 print("| benchmark | value | ratio | target |")
 print("|---|---:|---:|---|")
 for _, r in ipairs(results) do
-  print(("| %s | %.1f %s | %s | %s |"):format(r[1], r[2], r[3], r[4] and ("%.2f"):format(r[4]) or "", r[5] or "reference"))
+  print(("| %s | %.1f %s | %s | %s |"):format(r[1], r[2], r[3], r[4] and ("%.2f"):format(r[4]) or "",
+                                            r[5] or "reference"))
 end
