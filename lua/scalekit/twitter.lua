@@ -304,16 +304,9 @@ local function my_id(self)
   return id
 end
 
---- Run a tool by name (full or short).
--- @tparam string name e.g. "twitter_post_create"
--- @tparam[opt] table input the tool's parameters
--- @tparam[opt] table opts this call's `timeout`, `max_retries`,
---   `wait_on_rate_limit`, `max_wait` (over the client's)
--- @return data (the tool output), info `{ execution_id =, tool =, rate_limit = }`; or nil, err
-function Client:execute(name, input, opts)
-  check_client(self, "execute")
-  check_table(input, "tool input", 2)
-  check_table(opts, "call options", 2)
+-- The tool and the params to send for a call, or nil, err: lookup,
+-- validation, the account check and the "your own id" fill-in.
+local function prepare_call(self, name, input)
   local tool, err = tools.lookup(name)
   if not tool then return nil, err end
   local params
@@ -327,6 +320,21 @@ function Client:execute(name, input, opts)
     params.id, err = my_id(self)
     if not params.id then return nil, err end
   end
+  return tool, params
+end
+
+--- Run a tool by name (full or short).
+-- @tparam string name e.g. "twitter_post_create"
+-- @tparam[opt] table input the tool's parameters
+-- @tparam[opt] table opts this call's `timeout`, `max_retries`,
+--   `wait_on_rate_limit`, `max_wait` (over the client's)
+-- @return data (the tool output), info `{ execution_id =, tool =, rate_limit = }`; or nil, err
+function Client:execute(name, input, opts)
+  check_client(self, "execute")
+  check_table(input, "tool input", 2)
+  check_table(opts, "call options", 2)
+  local tool, params = prepare_call(self, name, input)
+  if not tool then return nil, params end
   if self.mode == "direct" then return state[self].backend:execute(tool, params, opts) end
   return state[self].backend:execute(tool.name, params, context(self), opts)
 end
@@ -533,16 +541,7 @@ function Client:batch(calls, opts)
       if type(input) ~= "table" and input ~= nil then
         return nil, errors.new("invalid_input", tostring(name) .. ": input must be a table")
       end
-      local tool, err = tools.lookup(name)
-      if not tool then return nil, err end
-      local params
-      params, err = tools.validate(tool, input or {})
-      if not params then return nil, err end
-      if tool.self_id and params.id == nil then
-        params.id, err = my_id(self)
-        if not params.id then return nil, err end
-      end
-      return tool, params
+      return prepare_call(self, name, input)
     end,
     request = function(tool, params)
       if self.mode == "direct" then return backend:batch_request(tool, params, opts) end

@@ -27,7 +27,7 @@ M.CHUNK_SIZE = 1024 * 1024   -- media append chunk (X allows up to 5 MB)
 M.STREAM_MAX_EVENTS = 100    -- a stream tool called as a tool stops after this many
 M.STREAM_MAX_SECONDS = 10    -- ... or this long
 
-local object_mt, array_mt, null = core.object_mt, core.array_mt, core.null
+local object_mt, array_mt = core.object_mt, core.array_mt
 local ACCEPTS = { user = "an OAuth 2.0 user-context token", app = "an app-only bearer token",
                   any = "a user-context or app-only token", none = "no token" }
 
@@ -514,5 +514,4 @@ function Direct:close()
   self.http:close()
 end
 
-M.null = null
 return M
