@@ -228,10 +228,7 @@ end
 -- scalekit.twitter.policy); on a 401 with a user token, refresh and repeat
 -- once.  `opts` are per-call settings over the client's.
 function Direct:send(kind, tool_name, req, opts)
-  local ctx = setmetatable({ method = req.method }, { __index = function(_, k)
-    if opts and opts[k] ~= nil then return opts[k] end
-    return self.policy[k]
-  end })
+  local ctx = policy.context({ method = req.method }, opts, self.policy)
   local rate_key = req.rate_key or tool_name
   for attempt = 1, 2 do
     local auth, used = self:authorization(kind, tool_name)

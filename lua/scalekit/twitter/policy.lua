@@ -75,6 +75,15 @@ function M.backoff(n, base)
   return d * (0.5 + 0.5 * r)
 end
 
+--- The settings of one call: the fields of `fixed`, then the call's own
+-- `opts`, then the client's `defaults`.
+function M.context(fixed, opts, defaults)
+  return setmetatable(fixed, { __index = function(_, k)
+    if opts and opts[k] ~= nil then return opts[k] end
+    return defaults[k]
+  end })
+end
+
 --- Send with retries and rate-limit waits.
 -- @tparam table ctx `method`, `max_retries`, `retry_base`, `wait_on_rate_limit`,
 --   `max_wait`, `retry_any_method` (set of statuses safe to repeat for any

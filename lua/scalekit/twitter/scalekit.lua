@@ -158,11 +158,8 @@ end
 local function call_policy(self, method, opts)
   local cached = not opts and self.ctx_cache and self.ctx_cache[method]
   if cached then return cached end
-  local ctx = setmetatable({ method = method, retry_any_method = SAFE_ANY_METHOD, final = is_tool_error },
-                           { __index = function(_, k)
-                               if opts and opts[k] ~= nil then return opts[k] end
-                               return self.policy[k]
-                             end })
+  local ctx = policy.context({ method = method, retry_any_method = SAFE_ANY_METHOD, final = is_tool_error },
+                             opts, self.policy)
   if not opts then
     self.ctx_cache = self.ctx_cache or {}
     self.ctx_cache[method] = ctx
