@@ -222,7 +222,27 @@ local ok, err = pcall(function()
     end
   end
 
-  -- 5. Start-up ----------------------------------------------------------------------
+  -- 5. The official Node SDK (gRPC) for the same Scalekit call --------------------------
+  local grpc = io.popen(("cd %s/bench/peers && exec node grpc_server.js 2>&1"):format(ROOT))
+  local gline = grpc:read("l") or ""
+  local gport = gline:match("^PORT (%d+)")
+  if gport then
+    local oko, oout = sh(("cd %s/bench/peers && node official_sdk_loop.js %s %d 2>&1"):format(ROOT, gport, PN))
+    local rate, mb = oout:match("^([%d.]+)%s+([%d.]+)")
+    if oko and rate then
+      report("@scalekit-sdk/node executeTool (gRPC)", tonumber(rate), "calls/s", sdk_small / tonumber(rate),
+             "SDK / official >= 5")
+      report("@scalekit-sdk/node: peak RSS", tonumber(mb), "MB", tonumber(mb) / calls_rss, "official / SDK >= 10")
+    else
+      io.stderr:write("skipped the official SDK: " .. oout:sub(1, 200) .. "\n")
+    end
+    sh("pkill -f 'node grpc_server.js'")
+  else
+    io.stderr:write("skipped the official SDK (make bench installs it into bench/peers): " .. gline .. "\n")
+  end
+  grpc:close()
+
+  -- 6. Start-up ----------------------------------------------------------------------
   local function timeit(cmd, runs)
     local t0 = core.monotonic()
     for _ = 1, runs do assert(os.execute(cmd .. " >/dev/null")) end
@@ -233,6 +253,10 @@ local ok, err = pcall(function()
   local with_sdk = timeit(HOST .. [[ --no-env -e 'require "scalekit.twitter"']], runs)
   report("start-up: lua5.4 -e ''", lua_alone, "ms")
   report("start-up: scalekit-lua + require SDK", with_sdk, "ms", with_sdk / lua_alone, "(reported)")
+  if os.execute(("test -d %s/bench/peers/node_modules/@scalekit-sdk/node"):format(ROOT)) then
+    local node_sdk = timeit(("cd %s/bench/peers && node -e 'require(\"@scalekit-sdk/node\")'"):format(ROOT), runs)
+    report("start-up: node + require @scalekit-sdk/node", node_sdk, "ms", node_sdk / with_sdk, "official / SDK")
+  end
 end)
 stop_all()
 if not ok then error(err, 0) end
