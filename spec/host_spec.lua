@@ -83,6 +83,35 @@ describe("scalekit-lua as an interpreter", function()
     assert.equals("nil\n", out)
   end)
 
+  it("shows waits, upload progress and page counts on stderr", function()
+    write("p.lua", [[
+      local t = require "scalekit.twitter"
+      require("scalekit.twitter.progress")(t)
+      t.on_wait(12.5, "rate_limit"); t.on_progress(50, 100); t.on_progress(100, 100); t.on_page(3)]])
+    local rc, out, err = sh(HOST .. " p.lua", dir)
+    assert.equals(0, rc)
+    assert.equals("", out)
+    assert.matches("[scalekit] rate_limit: waiting 12.5 s (Ctrl-C stops)", err, 1, true)
+    assert.matches("[scalekit] upload: 50 / 100 bytes (50%)", err, 1, true)
+    assert.matches("[scalekit] upload: 100 / 100 bytes (100%)", err, 1, true)
+    assert.matches("[scalekit] pages: 3", err, 1, true)
+  end)
+
+  it("stops a transfer in progress on Ctrl-C", function()
+    local f = fake.start()
+    finally(function() f:stop() end)
+    f:script{ path = "/proxy/slow", delay = 20, json = {} }
+    write("t.lua", ([[
+      local tw = require("scalekit.twitter").new{ env_url = %q, client_id = %q, client_secret = %q,
+                                                  identifier = "u", max_retries = 0 }
+      print(tw:request{ path = "/slow" })]]):format(f.url, fake.CLIENT_ID, fake.CLIENT_SECRET))
+    local t = os.time()
+    local rc, _, err = sh(HOST .. " t.lua & pid=$!; sleep 1; kill -INT $pid; wait $pid", dir)
+    assert.is_true(os.time() - t <= 6)
+    assert.equals(1, rc)
+    assert.matches("interrupted", err)
+  end)
+
   it("stops a long wait on Ctrl-C", function()
     write("wait.lua", 'require("scalekit.core").sleep(30)')
     local t = os.time()
