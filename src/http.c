@@ -19,6 +19,7 @@
 #define _POSIX_C_SOURCE 200809L  /* strdup */
 #include "http.h"
 #include "buf.h"
+#include "class.h"
 #include "util.h"
 
 #include <ctype.h>
@@ -713,38 +714,20 @@ void http_register(lua_State *L) {
     {"close", session_close},
     {NULL, NULL}
   };
+  static const luaL_Reg smethods[] = {
+    {"read", stream_read},
+    {"response", stream_response},
+    {"close", stream_close},
+    {NULL, NULL}
+  };
   curl_global_init(CURL_GLOBAL_DEFAULT);
-  if (luaL_newmetatable(L, HTTP_MT)) {
-    luaL_newlib(L, methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, session_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, session_gc);
-    lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, session_tostring);
-    lua_setfield(L, -2, "__tostring");
-  }
+  class_register(L, HTTP_MT, methods, session_gc);
+  luaL_getmetatable(L, HTTP_MT);
+  lua_pushcfunction(L, session_tostring);
+  lua_setfield(L, -2, "__tostring");
   lua_pop(L, 1);
-  if (luaL_newmetatable(L, BATCH_MT)) {
-    lua_pushcfunction(L, batch_gc);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_pop(L, 1);
-  if (luaL_newmetatable(L, STREAM_MT)) {
-    static const luaL_Reg smethods[] = {
-      {"read", stream_read},
-      {"response", stream_response},
-      {"close", stream_close},
-      {NULL, NULL}
-    };
-    luaL_newlib(L, smethods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, stream_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, stream_gc);
-    lua_setfield(L, -2, "__close");
-  }
-  lua_pop(L, 1);
+  class_register(L, BATCH_MT, NULL, batch_gc);
+  class_register(L, STREAM_MT, smethods, stream_gc);
   lua_pushcfunction(L, http_new);
   lua_setfield(L, -2, "http_new");
   lua_pushcfunction(L, http_stream_open);

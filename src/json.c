@@ -25,6 +25,7 @@
  */
 #include "json.h"
 #include "buf.h"
+#include "class.h"
 
 #include <limits.h>
 #include <math.h>
@@ -744,11 +745,8 @@ void json_register(lua_State *L) {
   box = lua_newuserdatauv(L, sizeof *box, 0);
   memset(box, 0, sizeof *box);
   buf_init(&box->out, JSON_MAX_OUTPUT);
-  if (luaL_newmetatable(L, BOX_MT)) {
-    lua_pushcfunction(L, box_gc);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_setmetatable(L, -2);                             /* box */
+  class_register(L, BOX_MT, NULL, box_gc);
+  luaL_setmetatable(L, BOX_MT);                        /* box */
   lua_newtable(L);                                     /* array_mt */
   lua_pushliteral(L, "array");
   lua_setfield(L, -2, "__jsontype");

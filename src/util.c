@@ -7,6 +7,7 @@
 #define _POSIX_C_SOURCE 200809L
 #define _DEFAULT_SOURCE
 #include "util.h"
+#include "class.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -412,31 +413,17 @@ void util_register(lua_State *L) {
     {"listen", util_listen},
     {NULL, NULL}
   };
-  if (luaL_newmetatable(L, LISTEN_MT)) {
-    static const luaL_Reg lmethods[] = {
-      {"accept", listener_accept},
-      {"port", listener_port},
-      {"close", listener_close},
-      {NULL, NULL}
-    };
-    luaL_newlib(L, lmethods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, listener_close);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, listener_close);
-    lua_setfield(L, -2, "__close");
-  }
-  lua_pop(L, 1);
-  if (luaL_newmetatable(L, LOCK_MT)) {
-    lua_pushcfunction(L, lock_release);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, lock_release);
-    lua_setfield(L, -2, "__close");
-    lua_newtable(L);
-    lua_pushcfunction(L, lock_release);
-    lua_setfield(L, -2, "unlock");
-    lua_setfield(L, -2, "__index");
-  }
-  lua_pop(L, 1);
+  static const luaL_Reg lmethods[] = {
+    {"accept", listener_accept},
+    {"port", listener_port},
+    {"close", listener_close},
+    {NULL, NULL}
+  };
+  static const luaL_Reg lockmethods[] = {
+    {"unlock", lock_release},
+    {NULL, NULL}
+  };
+  class_register(L, LISTEN_MT, lmethods, listener_close);
+  class_register(L, LOCK_MT, lockmethods, lock_release);
   luaL_setfuncs(L, fns, 0);
 }
