@@ -35,19 +35,14 @@
 #define HTTP_MAX_HEADERS ((size_t)256 << 10)        /* 256 KiB of header lines */
 #define HTTP_MAX_HEADER_LINES 512
 
-/* The body of a non-idempotent request, fed through a read callback. */
-typedef struct http_body {
-  const char *p;
-  size_t len, off;
-} http_body;
-
 typedef struct http_session {
   CURL *easy;
   CURLSH *share;                   /* the connection pool (sessions only) */
   buf_t last_url;                  /* what CURLOPT_URL holds (re-parsing costs) */
   buf_t last_headers;              /* the header lines behind req_headers */
   char *ca_file, *proxy;           /* copies, for batch handles (sessions only) */
-  http_body upload;
+  int attempts;                    /* how often libcurl began this request */
+  int once;                        /* 1: never let libcurl send it again */
   struct curl_slist *req_headers;  /* kept until the next request or __gc */
   buf_t body;
   buf_t head;
@@ -109,22 +104,15 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud) {
   return len;
 }
 
-static size_t on_read(char *dst, size_t size, size_t n, void *ud) {
-  http_body *b = ud;
-  size_t room = size * n, left = b->len - b->off;
-  if (room > left) room = left;
-  memcpy(dst, b->p + b->off, room);
-  b->off += room;
-  return room;
-}
-
-/* libcurl re-sends a request by itself when a reused connection dies before
- * any response byte arrives; the server may already have acted on it.  For
- * POST and PATCH the body cannot be rewound, so that retry fails instead of
- * posting twice. */
-static int on_seek(void *ud, curl_off_t off, int origin) {
-  (void)ud; (void)off; (void)origin;
-  return CURL_SEEKFUNC_CANTSEEK;
+/* libcurl sends a request again by itself when a reused connection dies
+ * before any response byte arrives, but the server may already have acted on
+ * it.  Called before each attempt: refuses a second attempt of a request that
+ * must go out at most once (POST, PATCH), which then fails as "network" with
+ * `sent` true. */
+static int on_prereq(void *ud, char *ip, char *local_ip, int port, int local_port) {
+  http_session *s = ud;
+  (void)ip; (void)local_ip; (void)port; (void)local_port;
+  return (++s->attempts > 1 && s->once) ? CURL_PREREQFUNC_ABORT : CURL_PREREQFUNC_OK;
 }
 
 /* Aborts a transfer when the host was asked to stop (Ctrl-C). */
@@ -153,23 +141,18 @@ static long opt_millis(lua_State *L, int idx, const char *name, long dflt) {
   return ms > 0 ? ms : 1;
 }
 
-static void set_method(http_session *s, const char *method, const char *body,
-                       size_t blen, int has_body) {
+/* Sets the method and the body.  The body (anchored by the caller) goes out
+ * in the same write as the headers when it is small. */
+static void set_method(http_session *s, const char *method, const char *body, size_t blen) {
   CURL *e = s->easy;
+  int idempotent = is_idempotent(method);
+  s->once = !idempotent;
   curl_easy_setopt(e, CURLOPT_NOBODY, 0L);
   curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
-  curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
-  if (!is_idempotent(method)) {
-    s->upload.p = has_body ? body : "";
-    s->upload.len = has_body ? blen : 0;
-    s->upload.off = 0;
-    curl_easy_setopt(e, CURLOPT_POST, 1L);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)s->upload.len);
+  if (body != NULL || !idempotent) {
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body ? blen : 0));
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, body ? body : "");
     if (strcmp(method, "POST") != 0) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
-  } else if (has_body) {
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
   } else {
     curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
     if (strcmp(method, "HEAD") == 0) curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
@@ -321,7 +304,8 @@ static int request_prepare(lua_State *L, int idx, http_session *s) {
   s->too_large = 0;
   s->errbuf[0] = '\0';
   if (!set_headers(L, idx, s) || !set_url(s, url)) return 0;
-  set_method(s, method, body, blen, body != NULL);
+  s->attempts = 0;
+  set_method(s, method, body, blen);
   curl_easy_setopt(s->easy, CURLOPT_TIMEOUT_MS, timeout);
   curl_easy_setopt(s->easy, CURLOPT_CONNECTTIMEOUT_MS, connect_timeout);
   curl_easy_setopt(s->easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
@@ -336,6 +320,14 @@ static int request_result(lua_State *L, http_session *s, CURLcode rc) {
   long status = 0, sent = 0;
   double seconds = 0;
   curl_easy_getinfo(s->easy, CURLINFO_REQUEST_SIZE, &sent);
+  if (rc == CURLE_ABORTED_BY_CALLBACK && s->once && s->attempts > 1 && !scalekit_interrupted) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "network");
+    lua_pushliteral(L, "the connection closed before any answer; not sent again");
+    lua_pushboolean(L, 1);
+    buf_reset(&s->body);
+    return 4;
+  }
   if (rc != CURLE_OK) {
     lua_pushnil(L);
     lua_pushstring(L, error_kind(rc, s->too_large));
@@ -539,10 +531,8 @@ static void easy_setup(CURL *e, http_session *s, const char *ca_file, const char
   curl_easy_setopt(e, CURLOPT_WRITEDATA, s);
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, s);
-  curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
-  curl_easy_setopt(e, CURLOPT_READDATA, &s->upload);
-  curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, on_seek);
-  curl_easy_setopt(e, CURLOPT_SEEKDATA, &s->upload);
+  curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
+  curl_easy_setopt(e, CURLOPT_PREREQDATA, s);
   if (scalekit_interrupt_armed) {       /* only the host can be interrupted */
     curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
     curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
