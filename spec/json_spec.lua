@@ -104,6 +104,30 @@ describe("JSON decoding", function()
     assert.equals(text, encode(decode(text)))
   end)
 
+  it("keeps every member of large and nested containers, in order", function()
+    for _, n in ipairs{ 1, 31, 32, 33, 64, 65, 1000 } do
+      local items, members = {}, {}
+      for i = 1, n do
+        items[i] = ('[%d,{"k":"v%d"}]'):format(i, i)
+        members[i] = ('"k%05d":[%d]'):format(i, i)
+      end
+      local text = ('{"a":[%s],"o":{%s}}'):format(table.concat(items, ","), table.concat(members, ","))
+      local v = decode(text)
+      assert.equals(n, #v.a)
+      assert.equals(n, v.a[n][1])
+      assert.equals("v" .. n, v.a[n][2].k)
+      assert.equals(n, v.o[("k%05d"):format(n)][1])
+      assert.equals(text, encode(v))
+    end
+  end)
+
+  it("keeps the last value of a repeated key, as before batching", function()
+    local parts = {}
+    for i = 1, 40 do parts[i] = ('"x":%d'):format(i) end
+    assert.equals(40, decode("{" .. table.concat(parts, ",") .. "}").x)
+    assert.equals(2, decode('{"x":1,"x":2}').x)
+  end)
+
   it("decodes escapes, surrogate pairs, and replaces lone surrogates", function()
     local v = decode([["\u00e9\ud83d\ude00\/\b\f\n\r\t\"\\ \ud800x"]])
     assert.equals("é😀/\b\f\n\r\t\"\\ \xEF\xBF\xBDx", v)

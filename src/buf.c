@@ -36,20 +36,8 @@ int buf_reserve(buf_t *b, size_t extra) {
   return 1;
 }
 
-int buf_append(buf_t *b, const void *p, size_t n) {
-  if (!buf_reserve(b, n)) return 0;
-  if (n) memcpy(b->data + b->len, p, n);
-  b->len += n;
-  b->data[b->len] = '\0';
-  return 1;
-}
-
 int buf_puts(buf_t *b, const char *s) {
   return buf_append(b, s, strlen(s));
-}
-
-int buf_putc(buf_t *b, char c) {
-  return buf_append(b, &c, 1);
 }
 
 const char *buf_cstr(buf_t *b) {

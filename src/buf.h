@@ -10,6 +10,7 @@
 #define SCALEKIT_BUF_H
 
 #include <stddef.h>
+#include <string.h>
 
 typedef struct buf {
   char *data;     /* NUL-terminated when len > 0 or after buf_cstr() */
@@ -26,10 +27,22 @@ void buf_reset(buf_t *b);                     /* len = 0, keeps the memory */
  * b->max or memory ran out (the buffer is left unchanged). */
 int buf_reserve(buf_t *b, size_t extra);
 
-/* Append bytes / a C string / one char.  Same return contract as buf_reserve. */
-int buf_append(buf_t *b, const void *p, size_t n);
+/* Append bytes / a C string / one char.  Same return contract as
+ * buf_reserve.  Inline, as they sit on every hot path: when there is room
+ * (the usual case) appending is a copy. */
+static inline int buf_append(buf_t *b, const void *p, size_t n) {
+  if (!(n < b->cap - b->len && b->len + n <= b->max) && !buf_reserve(b, n)) return 0;
+  if (n) memcpy(b->data + b->len, p, n);
+  b->len += n;
+  b->data[b->len] = '\0';
+  return 1;
+}
+
+static inline int buf_putc(buf_t *b, char c) {
+  return buf_append(b, &c, 1);
+}
+
 int buf_puts(buf_t *b, const char *s);
-int buf_putc(buf_t *b, char c);
 
 /* A NUL-terminated view of the contents ("" when empty, never NULL). */
 const char *buf_cstr(buf_t *b);

@@ -327,6 +327,10 @@ static int host_main(lua_State *L) {
     return 1;
   }
   luaL_openlibs(L);
+  /* Like lua.c: generational GC.  Scripts make many short-lived tables and
+   * strings (responses) next to a long-lived SDK heap (the catalog), which
+   * generational collection then leaves alone. */
+  lua_gc(L, LUA_GCGEN, 0, 0);
   host_preload(L);
   if (version) printf("%s %s (scalekit.twitter)\n", HOST_NAME, LUA_RELEASE);
   /* commands */

@@ -40,6 +40,7 @@ typedef struct http_session {
   CURLSH *share;                   /* the connection pool (sessions only) */
   buf_t last_url;                  /* what CURLOPT_URL holds (re-parsing costs) */
   buf_t last_headers;              /* the header lines behind req_headers */
+  buf_t joined;                    /* scratch: this request's header lines */
   char *ca_file, *proxy;           /* copies, for batch handles (sessions only) */
   int attempts;                    /* how often libcurl began this request */
   int once;                        /* 1: never let libcurl send it again */
@@ -69,6 +70,7 @@ static void session_release(http_session *s) {
   buf_free(&s->head);
   buf_free(&s->last_url);
   buf_free(&s->last_headers);
+  buf_free(&s->joined);
 }
 
 static int session_gc(lua_State *L) {
@@ -166,29 +168,26 @@ static void set_method(http_session *s, const char *method, const char *body, si
 static int set_headers(lua_State *L, int idx, http_session *s) {
   lua_Integer i, n = 0;
   struct curl_slist *list = NULL, *next;
-  buf_t joined;
+  buf_t *joined = &s->joined, swap;
   lua_getfield(L, idx, "headers");
   if (!lua_isnil(L, -1)) {
     luaL_checktype(L, -1, LUA_TTABLE);
     n = (lua_Integer)lua_rawlen(L, -1);
   }
   /* Same lines as last time: keep the list (and libcurl's parsed state). */
-  buf_init(&joined, HTTP_MAX_HEADERS);
+  buf_reset(joined);
   for (i = 1; i <= n; i++) {
     size_t len;
     const char *line;
     lua_rawgeti(L, -1, i);
     line = lua_tolstring(L, -1, &len);
-    if (line == NULL || memchr(line, '\r', len) || memchr(line, '\n', len)) {
-      buf_free(&joined);
+    if (line == NULL || memchr(line, '\r', len) || memchr(line, '\n', len))
       luaL_error(L, "header %d must be a single-line string", (int)i);
-    }
-    if (!buf_append(&joined, line, len + 1)) { buf_free(&joined); lua_pop(L, 2); return 0; }
+    if (!buf_append(joined, line, len + 1)) { lua_pop(L, 2); return 0; }
     lua_pop(L, 1);
   }
-  if (s->req_headers && joined.len == s->last_headers.len &&
-      (joined.len == 0 || memcmp(joined.data, s->last_headers.data, joined.len) == 0)) {
-    buf_free(&joined);
+  if (s->req_headers && joined->len == s->last_headers.len &&
+      (joined->len == 0 || memcmp(joined->data, s->last_headers.data, joined->len) == 0)) {
     lua_pop(L, 1);
     return 1;
   }
@@ -198,16 +197,17 @@ static int set_headers(lua_State *L, int idx, http_session *s) {
     lua_rawgeti(L, -1, i);
     next = curl_slist_append(list, lua_tostring(L, -1));
     lua_pop(L, 1);
-    if (!next) { curl_slist_free_all(list); buf_free(&joined); lua_pop(L, 1); return 0; }
+    if (!next) { curl_slist_free_all(list); lua_pop(L, 1); return 0; }
     list = next;
   }
   lua_pop(L, 1);
   /* Never wait for "100 Continue". */
   next = curl_slist_append(list, "Expect:");
-  if (!next) { curl_slist_free_all(list); buf_free(&joined); return 0; }
+  if (!next) { curl_slist_free_all(list); return 0; }
   s->req_headers = next;
-  buf_free(&s->last_headers);
-  s->last_headers = joined;
+  swap = s->last_headers;             /* keep this request's lines */
+  s->last_headers = *joined;
+  *joined = swap;
   curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, s->req_headers);
   return 1;
 }
@@ -224,29 +224,30 @@ static int set_url(http_session *s, const char *url) {
 }
 
 /* Pushes a table of the response headers: lower-case names, values trimmed,
- * repeated headers joined with ", ". */
+ * repeated headers joined with ", ".  Names longer than HTTP_MAX_NAME are
+ * skipped (no real header is that long). */
+#define HTTP_MAX_NAME 128
 static void push_headers(lua_State *L, http_session *s) {
   const char *p = buf_cstr(&s->head), *end = p + s->head.len;
+  char name[HTTP_MAX_NAME];
   int lines = 0;
   lua_createtable(L, 0, 8);
   while (p < end && lines++ < HTTP_MAX_HEADER_LINES) {
     const char *eol = memchr(p, '\n', (size_t)(end - p));
     const char *colon, *v, *ve;
+    size_t i, nlen;
     if (!eol) eol = end;
     colon = memchr(p, ':', (size_t)(eol - p));
-    if (colon && colon > p && memcmp(p, "HTTP/", 5) != 0) {
-      luaL_Buffer name;
-      const char *q;
+    nlen = colon ? (size_t)(colon - p) : 0;
+    if (nlen > 0 && nlen <= HTTP_MAX_NAME && memcmp(p, "HTTP/", 5) != 0) {
       v = colon + 1;
       ve = eol;
       while (v < ve && (*v == ' ' || *v == '\t')) v++;
       while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t')) ve--;
-      luaL_buffinit(L, &name);
-      for (q = p; q < colon; q++) luaL_addchar(&name, (char)tolower((unsigned char)*q));
-      luaL_pushresult(&name);
+      for (i = 0; i < nlen; i++) name[i] = (char)tolower((unsigned char)p[i]);
+      lua_pushlstring(L, name, nlen);
       lua_pushvalue(L, -1);
-      lua_rawget(L, -3);
-      if (lua_isstring(L, -1)) {
+      if (lua_rawget(L, -3) == LUA_TSTRING) {       /* repeated: join */
         lua_pushliteral(L, ", ");
         lua_pushlstring(L, v, (size_t)(ve - v));
         lua_concat(L, 3);
@@ -443,6 +444,7 @@ static int session_request_many(lua_State *L) {
     buf_init(&b->slot[k].head, HTTP_MAX_HEADERS);
     buf_init(&b->slot[k].last_url, 65536);
     buf_init(&b->slot[k].last_headers, HTTP_MAX_HEADERS);
+    buf_init(&b->slot[k].joined, HTTP_MAX_HEADERS);
     b->slot[k].easy = curl_easy_init();
     b->nslots = k + 1;
     if (!b->slot[k].easy) return luaL_error(L, "libcurl could not create a handle");
@@ -510,6 +512,7 @@ static int http_new(lua_State *L) {
   buf_init(&s->head, HTTP_MAX_HEADERS);
   buf_init(&s->last_url, 65536);
   buf_init(&s->last_headers, HTTP_MAX_HEADERS);
+  buf_init(&s->joined, HTTP_MAX_HEADERS);
   luaL_setmetatable(L, HTTP_MT);
   s->share = curl_share_init();
   s->easy = curl_easy_init();
@@ -579,6 +582,7 @@ static void stream_release(http_stream *st) {
   buf_free(&st->io.head);
   buf_free(&st->io.last_headers);
   buf_free(&st->io.last_url);
+  buf_free(&st->io.joined);
 }
 
 static int stream_gc(lua_State *L) {
@@ -665,6 +669,7 @@ static int http_stream_open(lua_State *L) {
   buf_init(&st->io.head, HTTP_MAX_HEADERS);
   buf_init(&st->io.last_url, 65536);
   buf_init(&st->io.last_headers, HTTP_MAX_HEADERS);
+  buf_init(&st->io.joined, HTTP_MAX_HEADERS);
   luaL_setmetatable(L, STREAM_MT);
   st->multi = curl_multi_init();
   st->easy = curl_easy_init();

@@ -46,6 +46,7 @@
 typedef struct json_key {
   const char *s;
   size_t n;
+  int value;          /* stack index of the value, 0: look it up */
 } json_key;
 
 /* Scratch memory shared by encoder and decoder (neither is re-entrant). */
@@ -184,10 +185,39 @@ static int enc_out(json_enc *e, const char *s, size_t n) {
   return 1;
 }
 
+/* Length of the prefix of s[0..n) that is written as is: valid UTF-8 with no
+ * quote, backslash or control character. */
+static size_t plain_prefix(const char *s, size_t n) {
+  const unsigned char *u = (const unsigned char *)s;
+  size_t i = 0;
+  while (i < n) {
+    unsigned c = u[i];
+    if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') { i++; continue; }
+    if (c < 0x80) return i;
+    {
+      size_t k = utf8_seqlen(u + i, n - i);
+      if (k == 0) return i;
+      i += k;
+    }
+  }
+  return n;
+}
+
 static int enc_string(json_enc *e, const char *s, size_t n) {
   static const char hex[] = "0123456789abcdef";
   buf_t *out = &e->box->out;
-  size_t bad = utf8_check(s, n), i, run = 0;
+  size_t bad, i, run = 0;
+  if (plain_prefix(s, n) == n) {            /* the usual case: one copy */
+    if (!buf_reserve(out, n + 2))
+      return enc_fail(e, "encoded JSON exceeds %lu bytes", (unsigned long)out->max);
+    out->data[out->len] = '"';
+    memcpy(out->data + out->len + 1, s, n);
+    out->data[out->len + n + 1] = '"';
+    out->len += n + 2;
+    out->data[out->len] = '\0';
+    return 1;
+  }
+  bad = utf8_check(s, n);
   if (bad < n)
     return enc_fail(e, "invalid UTF-8 in string (byte %lu)", (unsigned long)bad + 1);
   if (!buf_reserve(out, n + 2))
@@ -258,7 +288,7 @@ static int key_cmp(const void *a, const void *b) {
   return c ? c : (x->n > y->n) - (x->n < y->n);
 }
 
-static int push_key(json_enc *e, const char *s, size_t n) {
+static int push_key(json_enc *e, const char *s, size_t n, int value) {
   json_box *box = e->box;
   if (box->nkeys == box->keycap) {
     size_t ncap = box->keycap ? box->keycap * 2 : 64;
@@ -269,6 +299,7 @@ static int push_key(json_enc *e, const char *s, size_t n) {
   }
   box->keys[box->nkeys].s = s;
   box->keys[box->nkeys].n = n;
+  box->keys[box->nkeys].value = value;
   box->nkeys++;
   return 1;
 }
@@ -287,10 +318,21 @@ static int enc_array(json_enc *e, int idx, lua_Integer n) {
   return enc_out(e, "]", 1);
 }
 
+/* Sorts keys[0..n): insertion sort for the usual handful, qsort beyond. */
+static void sort_keys(json_key *keys, size_t n) {
+  size_t i, j;
+  if (n > 16) { qsort(keys, n, sizeof(json_key), key_cmp); return; }
+  for (i = 1; i < n; i++) {
+    json_key k = keys[i];
+    for (j = i; j > 0 && key_cmp(&keys[j - 1], &k) > 0; j--) keys[j] = keys[j - 1];
+    keys[j] = k;
+  }
+}
+
 /* Writes the object whose keys are box->keys[base..nkeys), sorted. */
 static int enc_object(json_enc *e, int idx, size_t base) {
   size_t i, count = e->box->nkeys - base;
-  qsort(e->box->keys + base, count, sizeof(json_key), key_cmp);
+  sort_keys(e->box->keys + base, count);
   if (!enc_out(e, "{", 1)) return 0;
   for (i = 0; i < count; i++) {
     json_key k = e->box->keys[base + i];   /* copy: keys may be reallocated */
@@ -298,10 +340,14 @@ static int enc_object(json_enc *e, int idx, size_t base) {
     e->path[e->depth - 1].key = k.s;
     e->path[e->depth - 1].klen = k.n;
     if (!enc_string(e, k.s, k.n) || !enc_out(e, ":", 1)) return 0;
-    lua_pushlstring(e->L, k.s, k.n);
-    lua_rawget(e->L, idx);
-    if (!enc_value(e, lua_gettop(e->L))) return 0;
-    lua_pop(e->L, 1);
+    if (k.value) {
+      if (!enc_value(e, k.value)) return 0;
+    } else {
+      lua_pushlstring(e->L, k.s, k.n);
+      lua_rawget(e->L, idx);
+      if (!enc_value(e, lua_gettop(e->L))) return 0;
+      lua_pop(e->L, 1);
+    }
   }
   e->box->nkeys = base;
   return enc_out(e, "}", 1);
@@ -329,6 +375,7 @@ static int enc_table(json_enc *e, int idx) {
 
   size_t base = e->box->nkeys, nstr = 0;
   lua_Integer nint = 0, maxi = 0;
+  int top = lua_gettop(L);
 
   if (e->depth >= JSON_MAX_DEPTH)
     return enc_fail(e, "nested deeper than %d levels", JSON_MAX_DEPTH);
@@ -344,29 +391,34 @@ static int enc_table(json_enc *e, int idx) {
   if (marked_array)
     return enc_enter(e, self) && enc_array(e, idx, (lua_Integer)lua_rawlen(L, idx)) &&
            enc_leave(e);
+  /* String keys keep their value on the stack (no second lookup when
+   * writing), while the stack has room; integer keys only count. */
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     int kt = lua_type(L, -2);
-    lua_pop(L, 1);
     if (kt == LUA_TSTRING) {
       size_t kl;
-      const char *k = lua_tolstring(L, -1, &kl);
-      if (!push_key(e, k, kl)) { lua_pop(L, 1); return 0; }
+      const char *k = lua_tolstring(L, -2, &kl);
+      int keep = nstr < 1024 && lua_checkstack(L, 3);   /* bounded stack use */
+      if (!push_key(e, k, kl, keep ? lua_gettop(L) : 0)) { lua_settop(L, top); return 0; }
+      if (keep) lua_pushvalue(L, -2); else lua_pop(L, 1);
       nstr++;
-    } else if (kt == LUA_TNUMBER && lua_isinteger(L, -1) &&
-               lua_tointeger(L, -1) > 0 && !marked_object) {
-      lua_Integer k = lua_tointeger(L, -1);
+    } else if (kt == LUA_TNUMBER && lua_isinteger(L, -2) &&
+               lua_tointeger(L, -2) > 0 && !marked_object) {
+      lua_Integer k = lua_tointeger(L, -2);
+      lua_pop(L, 1);
       nint++;
       if (k > maxi) maxi = k;
     } else {
       const char *what = lua_typename(L, kt);
-      lua_pop(L, 1);
+      lua_settop(L, top);
       e->box->nkeys = base;
       return enc_fail(e, "object key must be a string, got %s%s", what,
                       kt == LUA_TNUMBER ? " (not a positive integer index)" : "");
     }
   }
   if (nint > 0 && nstr > 0) {
+    lua_settop(L, top);
     e->box->nkeys = base;
     return enc_fail(e, "table mixes array items and object keys");
   }
@@ -375,6 +427,7 @@ static int enc_table(json_enc *e, int idx) {
                     (long long)nint, (long long)maxi);
   if (!enc_enter(e, self)) return 0;
   ok = nint > 0 ? enc_array(e, idx, maxi) : enc_object(e, idx, base);
+  lua_settop(L, top);
   return ok && enc_leave(e);
 }
 
@@ -623,41 +676,80 @@ static int dec_number(json_dec *d) {
 
 static int dec_value(json_dec *d);
 
+/* Containers collect up to DEC_BATCH members on the Lua stack and then make
+ * (or fill) their table in one go, so a table is created at its final size
+ * instead of growing member by member. */
+#define DEC_BATCH 32
+
 static int dec_enter(json_dec *d) {
   if (++d->depth > d->max_depth) return dec_fail(d, "nested too deeply");
-  if (!lua_checkstack(d->L, 3)) return dec_fail(d, "Lua stack exhausted");
+  if (!lua_checkstack(d->L, 2 * DEC_BATCH + 4)) return dec_fail(d, "Lua stack exhausted");
   return 1;
 }
 
+/* Moves the `n` members (values, or key/value pairs when `pairs`) at the top
+ * of the stack into the container at *t, creating it first when *t is 0.
+ * Members go in source order, so a repeated key keeps its last value. */
+static void dec_flush(json_dec *d, int *t, int n, int pairs, lua_Integer *count) {
+  lua_State *L = d->L;
+  int i, first, width = pairs ? 2 : 1;
+  if (*t == 0) {
+    lua_createtable(L, pairs ? 0 : n, pairs ? n : 0);
+    lua_pushvalue(L, pairs ? d->object_mt : d->array_mt);
+    lua_setmetatable(L, -2);
+    lua_insert(L, -(n * width) - 1);
+    *t = lua_gettop(L) - n * width;
+  }
+  first = *t + 1;
+  for (i = 0; i < n; i++) {
+    if (pairs) {
+      lua_pushvalue(L, first + 2 * i);
+      lua_pushvalue(L, first + 2 * i + 1);
+      lua_rawset(L, *t);
+    } else {
+      lua_pushvalue(L, first + i);
+      lua_rawseti(L, *t, ++*count);
+    }
+  }
+  lua_settop(L, *t);
+}
+
 static int dec_array(json_dec *d) {
-  lua_Integer i = 0;
+  int t = 0, n = 0;
+  lua_Integer count = 0;
   if (!dec_enter(d)) return 0;
   d->p++;
-  lua_createtable(d->L, 0, 0);
-  lua_pushvalue(d->L, d->array_mt);
-  lua_setmetatable(d->L, -2);
   dec_space(d);
-  if (d->p < d->end && *d->p == ']') { d->p++; d->depth--; return 1; }
+  if (d->p < d->end && *d->p == ']') {
+    d->p++;
+    dec_flush(d, &t, 0, 0, &count);
+    d->depth--;
+    return 1;
+  }
   for (;;) {
     if (!dec_value(d)) return 0;
-    lua_rawseti(d->L, -2, ++i);
+    if (++n == DEC_BATCH) { dec_flush(d, &t, n, 0, &count); n = 0; }
     dec_space(d);
     if (d->p < d->end && *d->p == ',') { d->p++; continue; }
     if (d->p < d->end && *d->p == ']') { d->p++; break; }
     return dec_fail(d, "expected ',' or ']'");
   }
+  if (n > 0 || t == 0) dec_flush(d, &t, n, 0, &count);
   d->depth--;
   return 1;
 }
 
 static int dec_object(json_dec *d) {
+  int t = 0, n = 0;
   if (!dec_enter(d)) return 0;
   d->p++;
-  lua_createtable(d->L, 0, 0);
-  lua_pushvalue(d->L, d->object_mt);
-  lua_setmetatable(d->L, -2);
   dec_space(d);
-  if (d->p < d->end && *d->p == '}') { d->p++; d->depth--; return 1; }
+  if (d->p < d->end && *d->p == '}') {
+    d->p++;
+    dec_flush(d, &t, 0, 1, NULL);
+    d->depth--;
+    return 1;
+  }
   for (;;) {
     dec_space(d);
     if (d->p >= d->end || *d->p != '"') return dec_fail(d, "expected a string key");
@@ -666,12 +758,13 @@ static int dec_object(json_dec *d) {
     if (d->p >= d->end || *d->p != ':') return dec_fail(d, "expected ':'");
     d->p++;
     if (!dec_value(d)) return 0;
-    lua_rawset(d->L, -3);
+    if (++n == DEC_BATCH) { dec_flush(d, &t, n, 1, NULL); n = 0; }
     dec_space(d);
     if (d->p < d->end && *d->p == ',') { d->p++; continue; }
     if (d->p < d->end && *d->p == '}') { d->p++; break; }
     return dec_fail(d, "expected ',' or '}'");
   }
+  if (n > 0 || t == 0) dec_flush(d, &t, n, 1, NULL);
   d->depth--;
   return 1;
 }

@@ -281,11 +281,21 @@ local function check_table(v, what, level)
   end
 end
 
--- The account context sent with every Scalekit call.
+-- The account context sent with every Scalekit call, rebuilt only when
+-- one of the client's account fields changed.
 local function context(self)
-  return { identifier = self.identifier, connector = self.connection_name,
-           connected_account_id = self.connected_account_id,
-           organization_id = self.organization_id, user_id = self.user_id }
+  local st, get = state[self], rawget      -- rawget: unset fields skip __index
+  local c = st.ctx
+  local identifier, connector = get(self, "identifier"), get(self, "connection_name")
+  local account, org, user = get(self, "connected_account_id"), get(self, "organization_id"), get(self, "user_id")
+  if c and c.identifier == identifier and c.connector == connector and c.connected_account_id == account
+     and c.organization_id == org and c.user_id == user then
+    return c
+  end
+  c = { identifier = identifier, connector = connector, connected_account_id = account,
+        organization_id = org, user_id = user }
+  st.ctx = c
+  return c
 end
 
 -- The ID of the authenticated X user, looked up once per client.
@@ -312,7 +322,7 @@ local function prepare_call(self, name, input)
   local params
   params, err = tools.validate(tool, input or {})
   if not params then return nil, err end
-  if self.mode == "scalekit" and not self.identifier and not self.connected_account_id then
+  if self.mode == "scalekit" and not rawget(self, "identifier") and not rawget(self, "connected_account_id") then
     return nil, errors.new("invalid_input", tool.name .. ": no connected account: set identifier "
       .. "(or SCALEKIT_IDENTIFIER) or connected_account_id", { tool = tool.name })
   end
@@ -329,14 +339,19 @@ end
 -- @tparam[opt] table opts this call's `timeout`, `max_retries`,
 --   `wait_on_rate_limit`, `max_wait` (over the client's)
 -- @return data (the tool output), info `{ execution_id =, tool =, rate_limit = }`; or nil, err
-function Client:execute(name, input, opts)
-  check_client(self, "execute")
-  check_table(input, "tool input", 2)
-  check_table(opts, "call options", 2)
+-- A checked call: prepare, then hand it to the backend.
+local function run(self, name, input, opts)
   local tool, params = prepare_call(self, name, input)
   if not tool then return nil, params end
   if self.mode == "direct" then return state[self].backend:execute(tool, params, opts) end
   return state[self].backend:execute(tool.name, params, context(self), opts)
+end
+
+function Client:execute(name, input, opts)
+  check_client(self, "execute")
+  check_table(input, "tool input", 2)
+  check_table(opts, "call options", 2)
+  return run(self, name, input, opts)
 end
 
 --- The last rate-limit headers seen for a tool (full or short name) or a raw
@@ -628,10 +643,10 @@ end
 -- One function per tool, on the client methods and on the module.
 -- Level 3 blames the user's call: dispatcher <- C trampoline <- user.
 core.bind_tools(Client, tools.list, function(self, name, input, opts)
-  check_client(self, tools.get(name).short, 3)
-  check_table(input, name, 3)
-  check_table(opts, name .. " options", 3)
-  return self:execute(name, input, opts)
+  if getmetatable(self) ~= client_mt then check_client(self, tools.get(name).short, 3) end
+  if input ~= nil and type(input) ~= "table" then check_table(input, name, 3) end
+  if opts ~= nil and type(opts) ~= "table" then check_table(opts, name .. " options", 3) end
+  return run(self, name, input, opts)
 end, true)
 core.bind_tools(M, tools.list, function(name, input, opts)
   check_table(input, name, 3)

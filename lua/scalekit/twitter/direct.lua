@@ -63,7 +63,7 @@ function M.new(cfg)
     base = cfg.api_base_url:gsub("/+$", ""), client_id = cfg.client_id, secret = cfg.secret,
     expires_at = cfg.expires_at, token_file = cfg.token_file, on_token = cfg.on_token,
     token_url = cfg.token_url, ca_file = cfg.ca_file, proxy = cfg.proxy,
-    redact = cfg.redact, rate = {}, policy = cfg.policy or {},
+    redact = cfg.redact, rate = {}, policy = cfg.policy or {}, ctx_cache = {},
   }, Direct)
   self.http = transport.new{
     ca_file = cfg.ca_file, proxy = cfg.proxy, max_response = cfg.max_response,
@@ -228,7 +228,11 @@ end
 -- scalekit.twitter.policy); on a 401 with a user token, refresh and repeat
 -- once.  `opts` are per-call settings over the client's.
 function Direct:send(kind, tool_name, req, opts)
-  local ctx = policy.context({ method = req.method }, opts, self.policy)
+  local ctx = not opts and self.ctx_cache[req.method]
+  if not ctx then
+    ctx = policy.context({ method = req.method }, opts, self.policy)
+    if not opts then self.ctx_cache[req.method] = ctx end
+  end
   local rate_key = req.rate_key or tool_name
   for attempt = 1, 2 do
     local auth, used = self:authorization(kind, tool_name)

@@ -75,13 +75,21 @@ function M.backoff(n, base)
   return d * (0.5 + 0.5 * r)
 end
 
+local CONTEXT_KEYS = { "max_retries", "retry_base", "wait_on_rate_limit", "max_wait", "on_wait", "sleep",
+                       "retry_any_method", "final" }
+
 --- The settings of one call: the fields of `fixed`, then the call's own
--- `opts`, then the client's `defaults`.
+-- `opts`, then the client's `defaults` (resolved now, into `fixed`).
 function M.context(fixed, opts, defaults)
-  return setmetatable(fixed, { __index = function(_, k)
-    if opts and opts[k] ~= nil then return opts[k] end
-    return defaults[k]
-  end })
+  for i = 1, #CONTEXT_KEYS do
+    local k = CONTEXT_KEYS[i]
+    if fixed[k] == nil then
+      local v = opts and opts[k]
+      if v == nil then v = defaults[k] end
+      fixed[k] = v
+    end
+  end
+  return fixed
 end
 
 --- Send with retries and rate-limit waits.
@@ -89,16 +97,18 @@ end
 --   `max_wait`, `retry_any_method` (set of statuses safe to repeat for any
 --   method), `final(resp)` (true: never repeat this answer), `sleep`,
 --   `on_wait(seconds, why)`
--- @tparam function attempt sends once: returns resp or nil, err
+-- @tparam function attempt sends once: `attempt(a, b)` returns resp or nil, err
+-- @param a first argument of `attempt`
+-- @param b second argument of `attempt`
 -- @return resp or nil, err (`err.may_have_been_applied` for a write whose
 --   request left the machine)
-function M.send(ctx, attempt)
+function M.send(ctx, attempt, a, b)
   local idempotent = M.IDEMPOTENT[ctx.method] or false
   local retries, waits = 0, 0
   local sleep = ctx.sleep or core.sleep
   local max_retries = ctx.max_retries or 2
   while true do
-    local resp, err = attempt()
+    local resp, err = attempt(a, b)
     if not resp then
       local transient = (err.kind == "network" or err.kind == "timeout")
                         and err.transport ~= "tls" and err.transport ~= "too_large"

@@ -15,6 +15,7 @@ local policy = require "scalekit.twitter.policy"
 local M = {}
 
 M.API_VERSION = "20260727"
+M.EXECUTE_PATH = "/api/v1/execute_tool"
 M.TOKEN_SKEW = 60          -- refresh this many seconds before expiry
 
 local null, object_mt = core.null, core.object_mt
@@ -35,6 +36,7 @@ function M.new(cfg)
     stall_timeout = cfg.stall_timeout, debug = cfg.debug, redact = cfg.redact,
     headers = { ["x-sdk-version"] = transport.SDK_VERSION, ["x-api-version"] = M.API_VERSION },
   }
+  self.execute_url = self.env_url .. M.EXECUTE_PATH
   return self
 end
 
@@ -124,6 +126,7 @@ function Scalekit:fetch_token()
   end
   local ttl = math.tointeger(field(resp.json, "expires_in"))
   self.secret.access_token = tok
+  self.auth_override = { authorization = "Bearer " .. tok }   -- shared by calls until the next token
   self.token_expires = ttl and core.monotonic() + ttl - M.TOKEN_SKEW or math.huge
   return tok
 end
@@ -138,7 +141,7 @@ end
 
 --- Drop the cached token, so the next call fetches a new one.
 function Scalekit:forget_token()
-  self.secret.access_token, self.token_expires = nil, nil
+  self.secret.access_token, self.token_expires, self.auth_override = nil, nil, nil
 end
 
 -- Scalekit answers 503 (UNAVAILABLE) only for calls it did not act on, so
@@ -173,22 +176,22 @@ end
 -- wait_on_rate_limit, max_wait).
 -- @return resp (any status) or nil, err
 function Scalekit:send(req, opts)
-  req.url = self.env_url .. req.path
+  req.url = req.url or self.env_url .. req.path
   if opts then
     req.timeout = req.timeout or opts.timeout
     req.connect_timeout, req.stall_timeout = opts.connect_timeout, opts.stall_timeout
   end
-  local ctx = call_policy(self, (req.method or "GET"):upper(), opts)
+  local ctx = call_policy(self, req.method or "GET", opts)
+  local own = req.override          -- the caller's own header map (the proxy's)
   for attempt = 1, 2 do
     local tok, err = self:token()
     if not tok then err.tool = req.tool; return nil, err end
-    req.override = req.override or {}
-    req.override.authorization = "Bearer " .. tok
+    if own then own.authorization = "Bearer " .. tok else req.override = self.auth_override end
     local resp
-    resp, err = policy.send(ctx, function() return self.http:send(req) end)
+    resp, err = policy.send(ctx, self.http.send, self.http, req)
     if not resp then return nil, err end
-    self.rate[req.rate_key or req.tool or req.path] = policy.rate_of(resp.headers)
-                                                     or self.rate[req.rate_key or req.tool or req.path]
+    local key = req.rate_key or req.tool or req.path
+    self.rate[key] = policy.rate_of(resp.headers) or self.rate[key]
     if resp.status ~= 401 or attempt == 2 then return resp end
     self:forget_token()
   end
@@ -227,12 +230,21 @@ local function compact(t)
 end
 M.compact = compact
 
+local CONTEXT_FIELDS = { "identifier", "connector", "connected_account_id", "organization_id", "user_id" }
+
+-- The execute_tool request body: the tool, its params and the account
+-- context, without empty context fields.
 local function execute_body(tool_name, params, ctx)
-  return compact{
+  local body = setmetatable({
     tool_name = tool_name, params = params, identifier = ctx.identifier,
     connector = ctx.connector, connected_account_id = ctx.connected_account_id,
     organization_id = ctx.organization_id, user_id = ctx.user_id,
-  }
+  }, object_mt)
+  for i = 1, #CONTEXT_FIELDS do
+    local k = CONTEXT_FIELDS[i]
+    if body[k] == "" or body[k] == null then body[k] = nil end
+  end
+  return body
 end
 
 -- data, info from a decoded execute_tool answer.
@@ -246,9 +258,12 @@ end
 -- organization_id and user_id.
 -- @return data, info `{ execution_id =, tool = }` or nil, err
 function Scalekit:execute(tool_name, params, ctx, call_opts)
-  local j, resp_or_err = self:api("POST", "/api/v1/execute_tool", { tool = tool_name, call = call_opts },
-                                  { json = execute_body(tool_name, params, ctx) })
-  if not j then return nil, resp_or_err end
+  local resp, err = self:send({ method = "POST", path = M.EXECUTE_PATH, url = self.execute_url,
+                                json = execute_body(tool_name, params, ctx), tool = tool_name }, call_opts)
+  if not resp then return nil, err end
+  local j
+  j, err = self:decode(resp, "POST", M.EXECUTE_PATH, tool_name)
+  if not j then return nil, err end
   return self:tool_result(tool_name, j)
 end
 
@@ -257,14 +272,14 @@ end
 function Scalekit:batch_request(tool, params, ctx, opts)
   local tok, err = self:token()
   if not tok then return nil, err end
-  return { method = "POST", url = self.env_url .. "/api/v1/execute_tool", tool = tool.name,
+  return { method = "POST", url = self.execute_url, tool = tool.name,
            json = execute_body(tool.name, params, ctx), timeout = opts and opts.timeout,
            override = { authorization = "Bearer " .. tok } }
 end
 
 --- data, info or nil, err for a batch answer.
 function Scalekit:batch_result(tool, resp)
-  local j, err = self:decode(resp, "POST", "/api/v1/execute_tool", tool.name)
+  local j, err = self:decode(resp, "POST", M.EXECUTE_PATH, tool.name)
   if not j then return nil, err end
   return self:tool_result(tool.name, j)
 end

@@ -52,6 +52,10 @@ local function normalize_tool(entry)
     t.params[i], t.param[p.name] = p, p
   end
   table.sort(t.params, function(a, b) return a.name < b.name end)
+  t.required = {}
+  for _, p in ipairs(t.params) do
+    if p.required then t.required[#t.required + 1] = p.name end
+  end
   if t.param.pagination_token then t.paginate = "pagination_token"
   elseif t.param.next_token then t.paginate = "next_token" end
   return t
@@ -237,11 +241,9 @@ local function input_error(tool, param, why)
   return nil, errors.new("invalid_input", msg, { tool = tool.name, param = param })
 end
 
---- Validate `input` for `tool` and return the params to send.
--- @tparam table tool a record from `list`
--- @tparam table input the caller's parameters
--- @return params (a new table marked as a JSON object) or nil, err
-function M.validate(tool, input)
+-- The careful pass: parameters in name order, so the error reported is
+-- always the same one whatever the table's traversal order.
+local function validate_sorted(tool, input)
   local out = setmetatable({}, object_mt)
   local names = {}
   for k in pairs(input) do
@@ -273,6 +275,30 @@ function M.validate(tool, input)
     if p.required and out[p.name] == nil then
       return input_error(tool, p.name, "required parameter is missing (" .. expected(p) .. ")")
     end
+  end
+  return out
+end
+
+--- Validate `input` for `tool` and return the params to send.
+-- Valid input takes one pass in any order; any problem is reported by the
+-- sorted pass, so the message does not depend on traversal order.
+-- @tparam table tool a record from `list`
+-- @tparam table input the caller's parameters
+-- @return params (a new table marked as a JSON object) or nil, err
+function M.validate(tool, input)
+  local out, param = setmetatable({}, object_mt), tool.param
+  for k, v in next, input do
+    local p = param[k]
+    if p == nil or type(k) ~= "string" then return validate_sorted(tool, input) end
+    if v ~= null then
+      local value = COERCE[p.type](p, v)
+      if value == nil then return validate_sorted(tool, input) end
+      out[k] = value
+    end
+  end
+  local required = tool.required
+  for i = 1, #required do
+    if out[required[i]] == nil then return validate_sorted(tool, input) end
   end
   return out
 end

@@ -123,10 +123,10 @@ M.header_lines = header_lines
 
 -- Responses decode their JSON body on first access of `json` (or
 -- `json_error`), so a caller that only wants the raw body never pays for it.
-local decoded = setmetatable({}, { __mode = "k" })
+-- A decoded body is stored in the response; a failed decode stores
+-- `json_error`, which stops further attempts.
 M.lazy_json = { __index = function(resp, key)
-  if (key ~= "json" and key ~= "json_error") or decoded[resp] then return nil end
-  decoded[resp] = true
+  if (key ~= "json" and key ~= "json_error") or rawget(resp, "json_error") ~= nil then return nil end
   local ct = resp.headers["content-type"] or ""
   local json, err
   if ct:find("json", 1, true) or resp.body:match("^%s*[%[{]") then
@@ -142,13 +142,53 @@ local lazy_json = M.lazy_json
 local TRANSPORT_KIND = { timeout = "timeout", network = "network", tls = "network",
                          too_large = "protocol", interrupted = "network" }
 
+local METHOD = { GET = "GET", POST = "POST", PUT = "PUT", PATCH = "PATCH", DELETE = "DELETE" }
+local LINES_CACHE_MAX = 8
+
+-- The header lines of a request without headers of its own: the
+-- transport's fixed lines, the content type and the `override` map.  Lines
+-- for an override that only sets `authorization` are kept (a few tokens at
+-- most), so the usual call builds none.
+local function plain_lines(self, ctype, override)
+  if not self.static_lines then
+    self.static_lines = header_lines({ ["User-Agent"] = M.USER_AGENT, Accept = "application/json" },
+                                     self.headers)
+  end
+  local first = override and next(override)
+  local auth = first == "authorization" and next(override, first) == nil and override.authorization
+  local only_auth = type(auth) == "string"
+  local cache = only_auth and self.lines_cache
+  local key = ctype or ""
+  local hit = cache and cache[key] and cache[key][auth]
+  if hit then return hit end
+  local lines = table.move(self.static_lines, 1, #self.static_lines, 1, {})
+  if ctype then lines[#lines + 1] = "Content-Type: " .. ctype end
+  for k, v in pairs(override or {}) do
+    if v ~= false then lines[#lines + 1] = k .. ": " .. tostring(v) end
+  end
+  if only_auth then
+    if not cache or (self.lines_cached or 0) >= LINES_CACHE_MAX then
+      cache, self.lines_cached = {}, 0
+      self.lines_cache = cache
+    end
+    cache[key] = cache[key] or {}
+    cache[key][auth] = lines
+    self.lines_cached = self.lines_cached + 1
+  end
+  return lines
+end
+
 --- Build the libcurl request for `req` (see `send`), and trace it.
+-- @tparam table req as for `send`
+-- @tparam[opt] table into the table to fill (a new one when absent)
 -- @return the request table for the C session, or nil and an error when the
 --   body cannot be encoded
-function Transport:build(req)
+function Transport:build(req, into)
   local url = req.url
-  local q = M.encode_query(req.query)
-  if q ~= "" then url = url .. (url:find("?", 1, true) and "&" or "?") .. q end
+  if req.query then
+    local q = M.encode_query(req.query)
+    if q ~= "" then url = url .. (url:find("?", 1, true) and "&" or "?") .. q end
+  end
   local body, ctype = req.body, nil
   if req.json ~= nil then
     local err
@@ -160,21 +200,13 @@ function Transport:build(req)
   end
   local lines
   if req.headers == nil then
-    -- hot path: the transport's fixed headers are merged once, then copied
-    if not self.static_lines then
-      self.static_lines = header_lines({ ["User-Agent"] = M.USER_AGENT, Accept = "application/json" },
-                                       self.headers)
-    end
-    lines = table.move(self.static_lines, 1, #self.static_lines, 1, {})
-    if ctype then lines[#lines + 1] = "Content-Type: " .. ctype end
-    for k, v in pairs(req.override or {}) do
-      if v ~= false then lines[#lines + 1] = k .. ": " .. tostring(v) end
-    end
+    lines = plain_lines(self, ctype, req.override)
   else
     lines = header_lines({ ["User-Agent"] = M.USER_AGENT, Accept = "application/json", ["Content-Type"] = ctype },
                          self.headers, req.headers, req.override)
   end
-  local method = (req.method or "GET"):upper()
+  local method = req.method or "GET"
+  method = METHOD[method] or method:upper()
   if self.debug then
     self:trace(("> %s %s"):format(method, url))
     for _, l in ipairs(lines) do
@@ -183,10 +215,12 @@ function Transport:build(req)
     end
     trace_body(self, "> ", body)
   end
-  return { method = method, url = url, headers = lines, body = body,
-           timeout = req.timeout or self.timeout,
-           connect_timeout = req.connect_timeout or self.connect_timeout,
-           stall_timeout = req.stall_timeout or self.stall_timeout }
+  local creq = into or {}
+  creq.method, creq.url, creq.headers, creq.body = method, url, lines, body
+  creq.timeout = req.timeout or self.timeout
+  creq.connect_timeout = req.connect_timeout or self.connect_timeout
+  creq.stall_timeout = req.stall_timeout or self.stall_timeout
+  return creq
 end
 
 --- Turn what the C session returned for `creq` into a response or an error.
@@ -215,9 +249,14 @@ end
 --   HTTP status, or nil and an error for a transport failure or a body that
 --   cannot be encoded.
 function Transport:send(req)
-  local creq, err = self:build(req)
+  -- one request table per transport, reused: the C session does not keep it
+  local creq, err = self:build(req, self.creq)
   if not creq then return nil, err end
-  return self:finish(req, creq, self.session:request(creq))
+  self.creq = nil                    -- a nested send (from a debug hook) gets its own
+  local resp
+  resp, err = self:finish(req, creq, self.session:request(creq))
+  self.creq = creq
+  return resp, err
 end
 
 --- Send many requests at once over the same connection pool.
