@@ -54,7 +54,8 @@ class FakeHandler(BaseHTTPRequestHandler):
         hdrs = {"Content-Type": ctype} if obj is not None else {}
         hdrs.update(headers or {})
         for k, v in hdrs.items():
-            self.send_header(k, str(v))
+            for item in v if isinstance(v, list) else [v]:   # a list: the header repeated
+                self.send_header(k, str(item))
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)

@@ -47,6 +47,19 @@ describe("rate limits", function()
     tw:close()
   end)
 
+  it("gives response headers lower-cased, trimmed, repeated ones joined with ', '", function()
+    local tw = direct(f)
+    f:script{ path = "/2/users/me", json = { data = { id = ME } },
+              headers = { ["X-Multi"] = { "a", " b " }, Link = "<x>", ["x-rate-limit-remaining"] = "7" } }
+    local resp = assert(tw:request{ path = "/2/users/me" })
+    assert.equals("a, b", resp.headers["x-multi"])
+    assert.equals("<x>", resp.headers.link)
+    assert.equals("7", resp.headers["x-rate-limit-remaining"])
+    assert.equals("application/json", resp.headers["content-type"])
+    assert.is_nil(resp.headers["X-Multi"])
+    tw:close()
+  end)
+
   it("reads the 24-hour app and user limits too", function()
     local rl = policy.rate_of{ ["x-rate-limit-limit"] = "450", ["x-rate-limit-remaining"] = "3",
       ["x-rate-limit-reset"] = "1700000000", ["x-app-limit-24hour-limit"] = "10000",

@@ -223,6 +223,23 @@ static int set_url(http_session *s, const char *url) {
   return 1;
 }
 
+/* True when a header line between `start` and `line` has the lower-case
+ * name name[0..n) (its case ignored). */
+static int seen_before(const char *start, const char *line, const char *name, size_t n) {
+  const char *p = start;
+  while (p < line) {
+    const char *eol = memchr(p, '\n', (size_t)(line - p));
+    size_t i;
+    if ((size_t)(line - p) > n && p[n] == ':') {
+      for (i = 0; i < n && tolower((unsigned char)p[i]) == name[i]; i++) {}
+      if (i == n) return 1;
+    }
+    if (!eol) break;
+    p = eol + 1;
+  }
+  return 0;
+}
+
 /* Pushes a table of the response headers: lower-case names, values trimmed,
  * repeated headers joined with ", ".  Names longer than HTTP_MAX_NAME are
  * skipped (no real header is that long). */
@@ -246,13 +263,13 @@ static void push_headers(lua_State *L, http_session *s) {
       while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t')) ve--;
       for (i = 0; i < nlen; i++) name[i] = (char)tolower((unsigned char)p[i]);
       lua_pushlstring(L, name, nlen);
-      lua_pushvalue(L, -1);
-      if (lua_rawget(L, -3) == LUA_TSTRING) {       /* repeated: join */
+      if (seen_before(buf_cstr(&s->head), p, name, nlen)) {   /* repeated: join */
+        lua_pushvalue(L, -1);
+        lua_rawget(L, -3);
         lua_pushliteral(L, ", ");
         lua_pushlstring(L, v, (size_t)(ve - v));
         lua_concat(L, 3);
       } else {
-        lua_pop(L, 1);
         lua_pushlstring(L, v, (size_t)(ve - v));
       }
       lua_rawset(L, -3);
@@ -547,7 +564,9 @@ static void easy_setup(CURL *e, http_session *s, const char *ca_file, const char
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-  curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+  /* gzip only: what X and Scalekit compress with, and libcurl does less
+   * work per request than for its whole list (deflate, gzip, br, zstd). */
+  curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "gzip");
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(e, CURLOPT_USERAGENT, NULL);
   if (share) curl_easy_setopt(e, CURLOPT_SHARE, share);

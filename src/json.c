@@ -507,9 +507,9 @@ static int dec_fail(json_dec *d, const char *what) {
 }
 
 static void dec_space(json_dec *d) {
-  while (d->p < d->end &&
-         (*d->p == ' ' || *d->p == '\t' || *d->p == '\n' || *d->p == '\r'))
-    d->p++;
+  const char *p = d->p, *end = d->end;     /* locals: no reload per byte */
+  while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
+  d->p = p;
 }
 
 static int dec_literal(json_dec *d, const char *word, size_t n) {
@@ -573,15 +573,10 @@ static int dec_unicode_escape(json_dec *d, buf_t *b) {
 static int dec_string(json_dec *d) {
   const char *s = ++d->p;
   buf_t *b = &d->box->out;
-  size_t bad;
-  while (d->p < d->end && *d->p != '"' && *d->p != '\\' &&
-         (unsigned char)*d->p >= 0x20)
-    d->p++;
-  if (d->p < d->end && *d->p == '"') {        /* fast path: no escapes */
-    bad = utf8_check(s, (size_t)(d->p - s));
-    if (bad < (size_t)(d->p - s)) { d->p = s + bad; return dec_fail(d, "invalid UTF-8"); }
-    lua_pushlstring(d->L, s, (size_t)(d->p - s));
-    d->p++;
+  size_t bad, run = plain_prefix(s, (size_t)(d->end - s));
+  if (s + run < d->end && s[run] == '"') {     /* fast path: no escapes */
+    lua_pushlstring(d->L, s, run);
+    d->p = s + run + 1;
     return 1;
   }
   buf_reset(b);
