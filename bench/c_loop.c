@@ -2,7 +2,8 @@
  * c_loop.c - the reference for the call-overhead benchmark: the fastest a C
  * program can send the same request over one kept-alive libcurl connection.
  *   c_loop URL METHOD BODY N [HEADER...]   (BODY "-" for none; CAFILE=... trusts a private CA)
- * Prints the calls per second; exits 1 on any failure or non-2xx answer.
+ * Prints the calls per second and the peak RSS in MB (the floor for a
+ * process that loads libcurl); exits 1 on any failure or non-2xx answer.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,18 @@
 #include <time.h>
 
 #include <curl/curl.h>
+
+/* VmHWM of this process in MB, or 0 when /proc is not there. */
+static double peak_rss_mb(void) {
+  char line[256];
+  double kb = 0;
+  FILE *f = fopen("/proc/self/status", "r");
+  if (!f) return 0;
+  while (fgets(line, sizeof line, f))
+    if (strncmp(line, "VmHWM:", 6) == 0) kb = atof(line + 6);
+  fclose(f);
+  return kb / 1024.0;
+}
 
 static size_t discard(char *p, size_t size, size_t n, void *ud) {
   (void)p; (void)ud;
@@ -49,7 +62,8 @@ int main(int argc, char **argv) {
     if (status < 200 || status > 299) return 1;
   }
   clock_gettime(CLOCK_MONOTONIC, &t1);
-  printf("%.1f\n", (double)n / ((double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9));
+  printf("%.1f %.1f\n", (double)n / ((double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9),
+         peak_rss_mb());
   curl_slist_free_all(headers);
   curl_easy_cleanup(e);
   curl_global_cleanup();

@@ -281,6 +281,27 @@ describe("pagination", function()
     assert.equals(2, pages)
   end)
 
+  it("stops on a token cycle within the last SEEN_TOKENS pages, remembering no more", function()
+    local paging = require "scalekit.twitter.paging"
+    local function cycle(tokens)
+      for _, t in ipairs(tokens) do
+        f:script{ path = "/2/tweets/search/recent", times = 1,
+                  json = { data = { { id = "1", text = "a" } }, meta = { result_count = 1, next_token = t } } }
+      end
+      local pages = 0
+      for _ in tw:pages("recent_search", { query = "x" }, { limit = 10 }) do pages = pages + 1 end
+      f:clear()
+      return pages
+    end
+    assert.equals(3, cycle{ "a", "b", "a", "b", "a", "b", "a", "b", "a", "b" })
+    local saved = paging.SEEN_TOKENS
+    paging.SEEN_TOKENS = 1           -- only the last token: an a-b cycle goes on to the page limit
+    local ok, pages = pcall(cycle, { "a", "b", "a", "b", "a", "b", "a", "b", "a", "b" })
+    paging.SEEN_TOKENS = saved
+    assert(ok, pages)
+    assert.equals(10, pages)
+  end)
+
   it("yields a rate limit as false, err and stops cleanly", function()
     f:script{ path = "/2/tweets/search/recent", times = 1,
               json = { data = { { id = "1", text = "a" } }, meta = { result_count = 1, next_token = "20" } } }

@@ -34,6 +34,9 @@
 #define HTTP_DEFAULT_MAX_BODY ((size_t)64 << 20)    /* 64 MiB */
 #define HTTP_MAX_HEADERS ((size_t)256 << 10)        /* 256 KiB of header lines */
 #define HTTP_MAX_HEADER_LINES 512
+/* gzip only: what X and Scalekit compress with; libcurl does less work per
+ * request than for its whole list (deflate, gzip, br, zstd). */
+#define HTTP_ACCEPT_ENCODING "gzip"
 
 typedef struct http_session {
   CURL *easy;
@@ -564,9 +567,7 @@ static void easy_setup(CURL *e, http_session *s, const char *ca_file, const char
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-  /* gzip only: what X and Scalekit compress with, and libcurl does less
-   * work per request than for its whole list (deflate, gzip, br, zstd). */
-  curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "gzip");
+  curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, HTTP_ACCEPT_ENCODING);
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(e, CURLOPT_USERAGENT, NULL);
   if (share) curl_easy_setopt(e, CURLOPT_SHARE, share);
@@ -744,6 +745,8 @@ void http_register(lua_State *L) {
   class_register(L, STREAM_MT, smethods, stream_gc);
   lua_pushcfunction(L, http_new);
   lua_setfield(L, -2, "http_new");
+  lua_pushliteral(L, HTTP_ACCEPT_ENCODING);
+  lua_setfield(L, -2, "accept_encoding");
   lua_pushcfunction(L, http_stream_open);
   lua_setfield(L, -2, "stream_open");
 }

@@ -138,13 +138,19 @@ function Direct:authorization(kind, tool_name)
     return nil, errors.new("auth", ("%s: X serves this only with %s; this client has %s"):format(
       tool_name, ACCEPTS[kind], have), { tool = tool_name })
   end
-  if use == "app" then return "Bearer " .. app, "app" end
+  if use == "app" then return self:bearer(app), "app" end
   if use == "none" then return nil, "none" end
   if not self.secret.access_token or (self.expires_at and core.now() >= self.expires_at - M.REFRESH_SKEW) then
     local ok, err = self:refresh(self.secret.access_token)
     if not ok then err.tool = tool_name; return nil, err end
   end
-  return "Bearer " .. self.secret.access_token, "user"
+  return self:bearer(self.secret.access_token), "user"
+end
+
+-- "Bearer <token>", kept for the last token seen (no new string per call).
+function Direct:bearer(token)
+  if self.bearer_of ~= token then self.bearer_of, self.bearer_value = token, "Bearer " .. token end
+  return self.bearer_value
 end
 
 -- Requests -----------------------------------------------------------------
@@ -174,13 +180,32 @@ local function split_list(s)
   return out
 end
 
+-- The path template of a tool split once into literal pieces and parameter
+-- names: "/2/users/{id}" -> { "/2/users/", "id" } (odd: text, even: name).
+local function route_of(tool)
+  local route = tool.route
+  if route then return route end
+  route = { names = {} }
+  local pos = 1
+  for s, name, e in tool.path:gmatch("(){([%w_]+)}()") do
+    route[#route + 1] = tool.path:sub(pos, s - 1)
+    route[#route + 1] = name
+    route.names[name] = true
+    pos = e
+  end
+  route[#route + 1] = tool.path:sub(pos)
+  tool.route = route
+  return route
+end
+
 --- The X request for validated `params`: `{ method, path, query, body }`.
 function M.build(tool, params)
-  local used = {}
-  local path = tool.path:gsub("{([%w_]+)}", function(name)
-    used[name] = true
-    return core.urlencode(tostring(params[name]))
-  end)
+  local route = route_of(tool)
+  local path = route[1]
+  for i = 2, #route, 2 do
+    path = path .. core.urlencode(tostring(params[route[i]])) .. route[i + 1]
+  end
+  local used = route.names
   local query, body = {}, nil
   local in_query = tool.method == "GET" or tool.method == "DELETE"
   for _, p in ipairs(tool.params) do
@@ -195,7 +220,9 @@ function M.build(tool, params)
       end
     end
   end
-  for k, v in pairs(tool.query_const or {}) do query[k] = v end
+  if tool.query_const then
+    for k, v in pairs(tool.query_const) do query[k] = v end
+  end
   if tool.body_const then
     body = body or setmetatable({}, object_mt)
     for k, v in pairs(tool.body_const) do body[k] = v end
@@ -234,17 +261,17 @@ function Direct:send(kind, tool_name, req, opts)
     if not opts then self.ctx_cache[req.method] = ctx end
   end
   local rate_key = req.rate_key or tool_name
+  local hreq = {
+    method = req.method, url = self.base .. req.path, query = req.query,
+    json = req.body, body = req.raw, headers = req.headers, timeout = req.timeout or (opts and opts.timeout),
+    connect_timeout = opts and opts.connect_timeout, stall_timeout = opts and opts.stall_timeout,
+    tool = tool_name,
+  }
   for attempt = 1, 2 do
     local auth, used = self:authorization(kind, tool_name)
     if not auth and used ~= "none" then return nil, used end
-    local resp, err = policy.send(ctx, function()
-      return self.http:send{
-        method = req.method, url = self.base .. req.path, query = req.query,
-        json = req.body, body = req.raw, headers = req.headers, timeout = req.timeout or (opts and opts.timeout),
-        connect_timeout = opts and opts.connect_timeout, stall_timeout = opts and opts.stall_timeout,
-        override = { authorization = auth or false }, tool = tool_name,
-      }
-    end)
+    hreq.override = self:auth_header(auth)
+    local resp, err = policy.send(ctx, self.http.send, self.http, hreq)
     if not resp then return nil, err end
     self.rate[rate_key] = policy.rate_of(resp.headers) or self.rate[rate_key]
     if resp.status ~= 401 or used ~= "user" or attempt == 2 or not self.secret.refresh_token then
@@ -253,6 +280,16 @@ function Direct:send(kind, tool_name, req, opts)
     local ok, rerr = self:refresh(self.secret.access_token)
     if not ok then rerr.tool = tool_name; return nil, rerr end
   end
+end
+
+-- The header map carrying `auth` (nil: no Authorization header), one table
+-- per value so that calls with the same token share it.
+function Direct:auth_header(auth)
+  local cached = self.auth_map
+  if cached and cached.authorization == (auth or false) then return cached end
+  cached = { authorization = auth or false }
+  self.auth_map = cached
+  return cached
 end
 
 -- The decoded JSON of a 2xx answer to `tool`, or nil, err.
@@ -283,7 +320,7 @@ function Direct:batch_request(tool, params, opts)
   if not auth and used ~= "none" then return nil, used end
   local req = M.build(tool, params)
   return { method = req.method, url = self.base .. req.path, query = req.query, json = req.body,
-           tool = tool.name, timeout = opts and opts.timeout, override = { authorization = auth or false } }
+           tool = tool.name, timeout = opts and opts.timeout, override = self:auth_header(auth) }
 end
 
 --- data, info or nil, err for a batch answer.

@@ -4,12 +4,14 @@
 -- once and then stop (a nil first value would end the loop silently).  Every
 -- argument is kept on every page; the page token goes in the tool's own token
 -- parameter (`pagination_token` or `next_token`); a saved token can be given
--- in the input to resume; a page that repeats an earlier token ends the loop.
+-- in the input to resume; a page that repeats one of the last SEEN_TOKENS
+-- tokens ends the loop (remembering them all would grow with the pages).
 -- @module scalekit.twitter.paging
 
 local M = {}
 
 M.MAX_PAGES = 100000     -- no loop runs forever, whatever the server says
+M.SEEN_TOKENS = 64       -- a token repeated within this many pages ends the loop
 
 --- An iterator over the pages of a paginating tool.
 -- @tparam table client
@@ -21,8 +23,13 @@ function M.pages(client, tool, input, opts)
   opts = opts or {}
   local args = {}
   for k, v in pairs(input or {}) do args[k] = v end
-  local seen, count, done = {}, 0, false
-  if args[tool.paginate] then seen[args[tool.paginate]] = true end
+  local seen, ring, slot, count, done = {}, {}, 0, 0, false
+  local function remember(token)       -- the last SEEN_TOKENS tokens, in a ring
+    slot = slot % M.SEEN_TOKENS + 1
+    if ring[slot] then seen[ring[slot]] = nil end
+    ring[slot], seen[token] = token, true
+  end
+  if args[tool.paginate] then remember(args[tool.paginate]) end
   return function()
     if done or count >= (opts.limit or M.MAX_PAGES) then return nil end
     local page, err = client:execute(tool.name, args, opts)
@@ -37,7 +44,7 @@ function M.pages(client, tool, input, opts)
     if type(token) ~= "string" or token == "" or seen[token] then
       done = true
     else
-      seen[token] = true
+      remember(token)
       args[tool.paginate] = token
     end
     return page

@@ -30,7 +30,7 @@ end
 -- @tparam[opt] table params
 -- @treturn string the query, "" when there is nothing to send
 function M.encode_query(params)
-  if params == nil then return "" end
+  if params == nil or next(params) == nil then return "" end
   local keys = {}
   for k, v in pairs(params) do
     if v ~= null then keys[#keys + 1] = tostring(k) end
