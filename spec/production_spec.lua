@@ -57,7 +57,14 @@ describe("rate limits", function()
     assert.equals("7", resp.headers["x-rate-limit-remaining"])
     assert.equals("application/json", resp.headers["content-type"])
     assert.is_nil(resp.headers["X-Multi"])
+    assert.is_true(resp.has_rate_headers)
     tw:close()
+  end)
+
+  it("parses a header block the same way (core.parse_headers), case and repeats included", function()
+    assert.same({ a = "1, 3", b = "2", ["x-rate-limit-limit"] = "15" },
+                core.parse_headers("A: 1\r\nb:   2 \r\na:3\r\nX-Rate-Limit-Limit: 15\r\n\r\n"))
+    assert.same({}, core.parse_headers(""))
   end)
 
   it("reads the 24-hour app and user limits too", function()

@@ -25,6 +25,7 @@
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <curl/curl.h>
 
@@ -51,6 +52,8 @@ typedef struct http_session {
   buf_t body;
   buf_t head;
   int too_large;                   /* 1: body over its cap, 2: headers */
+  int raw_headers;                 /* 1: hand the header block over unparsed */
+  int rate_headers;                /* the response has rate-limit headers */
   char errbuf[CURL_ERROR_SIZE];
 } http_session;
 
@@ -98,10 +101,27 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud) {
 
 /* Keeps the header lines of the last response only (1xx responses and any
  * earlier status line reset the buffer). */
+/* True for X's rate-limit headers (x-rate-limit-*, x-app-limit-24hour-*,
+ * x-user-limit-24hour-*), whatever their case. */
+static int is_rate_header(const char *p, size_t len) {
+  static const char *const prefix[] = { "x-rate-limit-", "x-app-limit-24hour-", "x-user-limit-24hour-" };
+  size_t i;
+  for (i = 0; i < sizeof prefix / sizeof prefix[0]; i++) {
+    size_t n = strlen(prefix[i]);
+    if (len > n && strncasecmp(p, prefix[i], n) == 0) return 1;
+  }
+  return 0;
+}
+
 static size_t on_header(char *p, size_t size, size_t n, void *ud) {
   http_session *s = ud;
   size_t len = size * n;
-  if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) buf_reset(&s->head);
+  if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) {
+    buf_reset(&s->head);
+    s->rate_headers = 0;
+  } else if (!s->rate_headers && is_rate_header(p, len)) {
+    s->rate_headers = 1;
+  }
   if (!buf_append(&s->head, p, len)) {
     s->too_large = 2;
     return 0;
@@ -247,8 +267,8 @@ static int seen_before(const char *start, const char *line, const char *name, si
  * repeated headers joined with ", ".  Names longer than HTTP_MAX_NAME are
  * skipped (no real header is that long). */
 #define HTTP_MAX_NAME 128
-static void push_headers(lua_State *L, http_session *s) {
-  const char *p = buf_cstr(&s->head), *end = p + s->head.len;
+static void headers_push(lua_State *L, const char *block, size_t len) {
+  const char *p = block, *end = block + len;
   char name[HTTP_MAX_NAME];
   int lines = 0;
   lua_createtable(L, 0, 8);
@@ -266,7 +286,7 @@ static void push_headers(lua_State *L, http_session *s) {
       while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t')) ve--;
       for (i = 0; i < nlen; i++) name[i] = (char)tolower((unsigned char)p[i]);
       lua_pushlstring(L, name, nlen);
-      if (seen_before(buf_cstr(&s->head), p, name, nlen)) {   /* repeated: join */
+      if (seen_before(block, p, name, nlen)) {            /* repeated: join */
         lua_pushvalue(L, -1);
         lua_rawget(L, -3);
         lua_pushliteral(L, ", ");
@@ -279,6 +299,26 @@ static void push_headers(lua_State *L, http_session *s) {
     }
     p = eol + 1;
   }
+}
+
+static void push_headers(lua_State *L, http_session *s) {
+  headers_push(L, buf_cstr(&s->head), s->head.len);
+}
+
+/* Pushes the header lines of the response as one string, without the status
+ * line: parsed by core.parse_headers only if someone looks at them. */
+static void push_raw_headers(lua_State *L, http_session *s) {
+  const char *p = buf_cstr(&s->head), *nl = memchr(p, '\n', s->head.len);
+  size_t skip = nl ? (size_t)(nl - p) + 1 : 0;
+  lua_pushlstring(L, p + skip, s->head.len - skip);
+}
+
+/* parse_headers(block) -> table, as session:request gives headers. */
+static int http_parse_headers(lua_State *L) {
+  size_t len;
+  const char *block = luaL_checklstring(L, 1, &len);
+  headers_push(L, block, len);
+  return 1;
 }
 
 static const char *error_kind(CURLcode rc, int too_large) {
@@ -317,6 +357,8 @@ static int request_prepare(lua_State *L, int idx, http_session *s) {
   method = luaL_optstring(L, -1, "GET");
   lua_getfield(L, idx, "body");
   if (!lua_isnil(L, -1)) body = luaL_checklstring(L, -1, &blen);
+  lua_getfield(L, idx, "raw_headers");
+  s->raw_headers = lua_toboolean(L, -1);
   timeout = opt_millis(L, idx, "timeout", 60000L);
   connect_timeout = opt_millis(L, idx, "connect_timeout", 10000L);
   stall = opt_millis(L, idx, "stall_timeout", 30000L);
@@ -365,7 +407,8 @@ static int request_result(lua_State *L, http_session *s, CURLcode rc) {
   curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &status);
   curl_easy_getinfo(s->easy, CURLINFO_TOTAL_TIME, &seconds);
   lua_pushinteger(L, status);
-  push_headers(L, s);
+  if (s->raw_headers) push_raw_headers(L, s);
+  else push_headers(L, s);
   lua_pushlstring(L, buf_cstr(&s->body), s->body.len);
   lua_pushnumber(L, seconds);
   if (s->body.cap > ((size_t)4 << 20)) {      /* don't hoard a huge buffer */
@@ -377,14 +420,23 @@ static int request_result(lua_State *L, http_session *s, CURLcode rc) {
 }
 
 /* session:request{ method=, url=, headers={"Name: value",...}, body=,
- *                  timeout=, connect_timeout=, stall_timeout= }
+ *                  timeout=, connect_timeout=, stall_timeout=, raw_headers= }
  * -> status, headers, body, seconds  |  nil, kind, message, sent
- * Raises only for programmer mistakes (missing url, bad header lines). */
+ * With raw_headers true, `headers` is the header block as one string (see
+ * core.parse_headers) and a fifth value tells whether it holds rate-limit
+ * headers.  Raises only for programmer mistakes (missing url, bad header
+ * lines). */
 static int session_request(lua_State *L) {
   http_session *s = session_check(L);
+  int n;
   lua_settop(L, 2);
   if (!request_prepare(L, 2, s)) return luaL_error(L, "out of memory");
-  return request_result(L, s, curl_easy_perform(s->easy));
+  n = request_result(L, s, curl_easy_perform(s->easy));
+  if (s->raw_headers && !lua_isnil(L, -4)) {
+    lua_pushboolean(L, s->rate_headers);
+    n++;
+  }
+  return n;
 }
 
 /* Batches: up to `concurrency` transfers at once on the multi interface,
@@ -745,6 +797,8 @@ void http_register(lua_State *L) {
   class_register(L, STREAM_MT, smethods, stream_gc);
   lua_pushcfunction(L, http_new);
   lua_setfield(L, -2, "http_new");
+  lua_pushcfunction(L, http_parse_headers);
+  lua_setfield(L, -2, "parse_headers");
   lua_pushliteral(L, HTTP_ACCEPT_ENCODING);
   lua_setfield(L, -2, "accept_encoding");
   lua_pushcfunction(L, http_stream_open);

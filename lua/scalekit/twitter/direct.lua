@@ -273,7 +273,7 @@ function Direct:send(kind, tool_name, req, opts)
     hreq.override = self:auth_header(auth)
     local resp, err = policy.send(ctx, self.http.send, self.http, hreq)
     if not resp then return nil, err end
-    self.rate[rate_key] = policy.rate_of(resp.headers) or self.rate[rate_key]
+    self.rate[rate_key] = policy.rate_of_response(resp) or self.rate[rate_key]
     if resp.status ~= 401 or used ~= "user" or attempt == 2 or not self.secret.refresh_token then
       return resp
     end
@@ -325,7 +325,7 @@ end
 
 --- data, info or nil, err for a batch answer.
 function Direct:batch_result(tool, resp)
-  self.rate[tool.name] = policy.rate_of(resp.headers) or self.rate[tool.name]
+  self.rate[tool.name] = policy.rate_of_response(resp) or self.rate[tool.name]
   local j, err = self:decode(tool, resp)
   if not j then return nil, err end
   return j, { tool = tool.name, status = resp.status, rate_limit = self.rate[tool.name] }
@@ -449,8 +449,7 @@ function Direct:request(req)
     raw = type(req.body) == "string" and req.body or nil,
     headers = req.headers, timeout = req.timeout, rate_key = method .. " " .. path:gsub("%?.*$", "") }, req.opts)
   if not resp then return nil, err end
-  local out = setmetatable({ status = resp.status, headers = resp.headers, body = resp.body },
-                           transport.lazy_json)
+  local out = resp               -- status, headers, body, json (made on first use), seconds
   if resp.status < 200 or resp.status > 299 then
     local e = M.error_from(resp, nil, self.redact)
     e.response = out

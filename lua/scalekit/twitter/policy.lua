@@ -45,6 +45,13 @@ function M.rate_of(headers)
   return out
 end
 
+--- `rate_of` for a transport response, skipping the header table when the
+-- transport saw no rate-limit header.
+function M.rate_of_response(resp)
+  if rawget(resp, "has_rate_headers") == false then return nil end
+  return M.rate_of(resp.headers)
+end
+
 --- True when a 429 is a usage cap (daily/monthly), which no short wait fixes.
 function M.is_usage_cap(resp)
   local j = type(resp.json) == "table" and resp.json or {}

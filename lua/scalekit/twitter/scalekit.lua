@@ -191,7 +191,7 @@ function Scalekit:send(req, opts)
     resp, err = policy.send(ctx, self.http.send, self.http, req)
     if not resp then return nil, err end
     local key = req.rate_key or req.tool or req.path
-    self.rate[key] = policy.rate_of(resp.headers) or self.rate[key]
+    self.rate[key] = policy.rate_of_response(resp) or self.rate[key]
     if resp.status ~= 401 or attempt == 2 then return resp end
     self:forget_token()
   end
@@ -300,8 +300,7 @@ function Scalekit:proxy(req, ctx)
     json_root = "body", tool = "request", rate_key = method .. " " .. path:gsub("%?.*$", ""),
   }, req.opts)
   if not resp then return nil, err end
-  local out = setmetatable({ status = resp.status, headers = resp.headers, body = resp.body },
-                           transport.lazy_json)
+  local out = resp               -- status, headers, body, json (made on first use), seconds
   if resp.status < 200 or resp.status > 299 then
     local e = M.error_from(resp, { redact = self.http.redact })
     e.response = out

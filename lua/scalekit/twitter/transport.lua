@@ -121,15 +121,22 @@ local function header_lines(...)
 end
 M.header_lines = header_lines
 
--- Responses decode their JSON body on first access of `json` (or
--- `json_error`), so a caller that only wants the raw body never pays for it.
--- A decoded body is stored in the response; a failed decode stores
--- `json_error`, which stops further attempts.
+-- Responses parse their headers on first access of `headers` (when the
+-- transport got them as one block, `raw_headers`) and decode their JSON body
+-- on first access of `json` (or `json_error`), so a caller that only wants
+-- the data never pays for the rest.  A failed decode stores `json_error`,
+-- which stops further attempts.
 M.lazy_json = { __index = function(resp, key)
+  if key == "headers" then
+    local raw = rawget(resp, "raw_headers")
+    if not raw then return nil end
+    local h = core.parse_headers(raw)
+    rawset(resp, "headers", h)
+    return h
+  end
   if (key ~= "json" and key ~= "json_error") or rawget(resp, "json_error") ~= nil then return nil end
-  local ct = resp.headers["content-type"] or ""
   local json, err
-  if ct:find("json", 1, true) or resp.body:match("^%s*[%[{]") then
+  if resp.body:match("^%s*[%[{]") or (resp.headers["content-type"] or ""):find("json", 1, true) then
     json, err = core.json_decode(resp.body)
   end
   rawset(resp, "json", json)
@@ -224,7 +231,9 @@ function Transport:build(req, into)
 end
 
 --- Turn what the C session returned for `creq` into a response or an error.
-function Transport:finish(req, creq, status, headers, rbody, seconds)
+-- `headers` is a table, or the raw header block (then `rate` tells whether
+-- it holds rate-limit headers, and the table is made on first use).
+function Transport:finish(req, creq, status, headers, rbody, seconds, rate)
   if not status then
     local kind, msg, sent = headers, rbody, seconds
     self:trace(("< %s: %s"):format(kind, msg))
@@ -232,7 +241,15 @@ function Transport:finish(req, creq, status, headers, rbody, seconds)
                            ("%s %s: %s"):format(creq.method, self.redact(creq.url), self.redact(msg)),
                            { transport = kind, sent = sent, tool = req.tool })
   end
-  local resp = setmetatable({ status = status, headers = headers, body = rbody, seconds = seconds }, lazy_json)
+  local resp
+  if type(headers) == "string" then
+    -- headers, json and json_error are filled in later: sized for them now
+    resp = setmetatable({ status = status, raw_headers = headers, has_rate_headers = rate, body = rbody,
+                          seconds = seconds, headers = nil, json = nil, json_error = nil }, lazy_json)
+  else
+    resp = setmetatable({ status = status, headers = headers, body = rbody, seconds = seconds,
+                          json = nil, json_error = nil }, lazy_json)
+  end
   if self.debug then
     self:trace(("< %d (%.3f s)"):format(status, seconds))
     trace_body(self, "< ", rbody)
@@ -252,6 +269,7 @@ function Transport:send(req)
   -- one request table per transport, reused: the C session does not keep it
   local creq, err = self:build(req, self.creq)
   if not creq then return nil, err end
+  creq.raw_headers = true            -- parsed only if someone looks (see lazy_json)
   self.creq = nil                    -- a nested send (from a debug hook) gets its own
   local resp
   resp, err = self:finish(req, creq, self.session:request(creq))
