@@ -95,7 +95,7 @@ valgrind: all
 # libFuzzer targets (clang from Debian's libclang-rt-14-dev), each run for
 # FUZZ_SECONDS on a copy of its seed corpus; crashes land in build/fuzz/.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS = json_decode json_encode encoders dotenv
+FUZZ_TARGETS = json_decode json_encode encoders dotenv headers
 FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined $(LUA_INC) $(CURL_INC) -Isrc -Ifuzz
 fuzz: $(FUZZ_TARGETS:%=fuzz-%)
 .PRECIOUS: build/fuzz/%

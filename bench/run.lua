@@ -161,6 +161,17 @@ local ok, err = pcall(function()
     function() return sdk_loop(N, function() return tw:user_lookup{ id = "2244994945" } end) end)
   report("C loop: execute_tool (small)", c_small, "calls/s")
   report("SDK: tw:user_lookup via Scalekit (small)", sdk_small, "calls/s", r_small, ">= 0.85", s_small)
+  -- Where the difference goes: the SDK's transport alone (same bytes, no
+  -- validation, no JSON either way), against the C loop.
+  local raw_session = core.http_new()
+  local raw_req = { method = "POST", url = base .. "/api/v1/execute_tool", body = body, raw_headers = true,
+                    headers = transport.new{ headers = { ["x-sdk-version"] = transport.SDK_VERSION,
+                      ["x-api-version"] = scalekit.API_VERSION } }:build{ method = "POST", url = base, json = {},
+                      override = bearer }.headers }
+  local _, sdk_raw, r_raw, s_raw = rounds(
+    function() return c_loop(base .. "/api/v1/execute_tool", "POST", body, N, small_lines) end,
+    function() return sdk_loop(N, function() return raw_session:request(raw_req) end) end)
+  report("SDK transport alone (same bytes, no JSON)", sdk_raw, "calls/s", r_raw, "(reported)", s_raw)
 
   local direct = twitter.new{ mode = "direct", api_base_url = base, bearer_token = "bench-token" }
   local bigN = math.max(10, N // 5)

@@ -65,6 +65,24 @@ describe("rate limits", function()
     assert.same({ a = "1, 3", b = "2", ["x-rate-limit-limit"] = "15" },
                 core.parse_headers("A: 1\r\nb:   2 \r\na:3\r\nX-Rate-Limit-Limit: 15\r\n\r\n"))
     assert.same({}, core.parse_headers(""))
+    assert.same({ a = "x" }, core.parse_headers("A:\r\nA: x\r\nA:\r\n"))      -- empty items add nothing
+    assert.same({ ok = "1" }, core.parse_headers("HTTP/1.1 200 OK: fine\r\n\tfolded: 2\r\nbad name: 3\r\nok: 1"))
+  end)
+
+  it("replays every header block the fuzzer ever failed on (fuzz/regressions/headers)", function()
+    local dir = fake.ROOT .. "/fuzz/regressions/headers/"
+    local p = assert(io.popen("ls " .. dir))
+    local n = 0
+    for name in p:lines() do
+      local h = core.parse_headers(assert(io.open(dir .. name, "rb")):read("a"))
+      for k, v in pairs(h) do
+        assert.is_nil(k:find("[:%s%u]"))
+        assert.is_nil(v:find("^%s") or v:find("%s$"))
+      end
+      n = n + 1
+    end
+    p:close()
+    assert.is_true(n >= 2)
   end)
 
   it("reads the 24-hour app and user limits too", function()

@@ -263,9 +263,10 @@ static int seen_before(const char *start, const char *line, const char *name, si
   return 0;
 }
 
-/* Pushes a table of the response headers: lower-case names, values trimmed,
- * repeated headers joined with ", ".  Names longer than HTTP_MAX_NAME are
- * skipped (no real header is that long). */
+/* Pushes a table of the header lines in block[0..len): lower-case names,
+ * values trimmed, repeated headers joined with ", ".  Lines whose name is
+ * empty, longer than HTTP_MAX_NAME or holds spaces or control characters
+ * (status lines, folded lines) are skipped. */
 #define HTTP_MAX_NAME 128
 static void headers_push(lua_State *L, const char *block, size_t len) {
   const char *p = block, *end = block + len;
@@ -279,19 +280,30 @@ static void headers_push(lua_State *L, const char *block, size_t len) {
     if (!eol) eol = end;
     colon = memchr(p, ':', (size_t)(eol - p));
     nlen = colon ? (size_t)(colon - p) : 0;
-    if (nlen > 0 && nlen <= HTTP_MAX_NAME && memcmp(p, "HTTP/", 5) != 0) {
+    if (nlen > 0 && nlen <= HTTP_MAX_NAME) {
       v = colon + 1;
       ve = eol;
       while (v < ve && (*v == ' ' || *v == '\t')) v++;
       while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t')) ve--;
-      for (i = 0; i < nlen; i++) name[i] = (char)tolower((unsigned char)p[i]);
+      for (i = 0; i < nlen; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c <= ' ' || c == 0x7f) break;         /* not a header name */
+        name[i] = (char)tolower(c);
+      }
+      if (i < nlen) { p = eol + 1; continue; }
       lua_pushlstring(L, name, nlen);
       if (seen_before(block, p, name, nlen)) {            /* repeated: join */
         lua_pushvalue(L, -1);
         lua_rawget(L, -3);
-        lua_pushliteral(L, ", ");
-        lua_pushlstring(L, v, (size_t)(ve - v));
-        lua_concat(L, 3);
+        if (ve == v) {                                   /* empty items add nothing */
+        } else if (lua_rawlen(L, -1) == 0) {
+          lua_pop(L, 1);
+          lua_pushlstring(L, v, (size_t)(ve - v));
+        } else {
+          lua_pushliteral(L, ", ");
+          lua_pushlstring(L, v, (size_t)(ve - v));
+          lua_concat(L, 3);
+        }
       } else {
         lua_pushlstring(L, v, (size_t)(ve - v));
       }
