@@ -297,12 +297,11 @@ function Direct:decode(tool, resp)
   if resp.status < 200 or resp.status > 299 then
     return nil, M.error_from(resp, tool.name, self.redact)
   end
-  if resp.body:match("^%s*$") then return setmetatable({}, object_mt), resp end
-  if type(resp.json) ~= "table" then
-    return nil, errors.new("protocol", ("%s: X answered with something that is not JSON (%s)"):format(
-      tool.name, resp.json_error or "unexpected value"), { status = resp.status, tool = tool.name })
-  end
-  return resp.json, resp
+  local j = resp.json
+  if type(j) == "table" then return j, resp end
+  if not resp.body:find("%S") then return setmetatable({}, object_mt), resp end
+  return nil, errors.new("protocol", ("%s: X answered with something that is not JSON (%s)"):format(
+    tool.name, resp.json_error or "unexpected value"), { status = resp.status, tool = tool.name })
 end
 
 -- A tool request: decoded JSON of a 2xx answer, or nil, err.

@@ -110,12 +110,14 @@ end
 -- @return resp or nil, err (`err.may_have_been_applied` for a write whose
 --   request left the machine)
 function M.send(ctx, attempt, a, b)
+  local resp, err = attempt(a, b)
+  -- the usual answer needs no bookkeeping
+  if resp and resp.status ~= 429 and not RETRY_STATUS[resp.status] then return resp end
   local idempotent = M.IDEMPOTENT[ctx.method] or false
   local retries, waits = 0, 0
   local sleep = ctx.sleep or core.sleep
   local max_retries = ctx.max_retries or 2
   while true do
-    local resp, err = attempt(a, b)
     if not resp then
       local transient = (err.kind == "network" or err.kind == "timeout")
                         and err.transport ~= "tls" and err.transport ~= "too_large"
@@ -146,6 +148,7 @@ function M.send(ctx, attempt, a, b)
     else
       return resp
     end
+    resp, err = attempt(a, b)
   end
 end
 

@@ -202,13 +202,12 @@ function Scalekit:decode(resp, method, path, tool)
   if resp.status < 200 or resp.status > 299 then
     return nil, M.error_from(resp, { tool = tool, redact = self.http.redact })
   end
-  if resp.body:match("^%s*$") then return setmetatable({}, object_mt), resp end
-  if type(resp.json) ~= "table" then
-    return nil, errors.new("protocol", ("%s%s %s: the response is not a JSON object (%s)"):format(
-      tool and tool .. ": " or "", method, path, resp.json_error or "unexpected value"),
-      { status = resp.status, tool = tool })
-  end
-  return resp.json, resp
+  local j = resp.json
+  if type(j) == "table" then return j, resp end
+  if not resp.body:find("%S") then return setmetatable({}, object_mt), resp end
+  return nil, errors.new("protocol", ("%s%s %s: the response is not a JSON object (%s)"):format(
+    tool and tool .. ": " or "", method, path, resp.json_error or "unexpected value"),
+    { status = resp.status, tool = tool })
 end
 
 -- A JSON API call: the decoded body of a 2xx answer, or nil, err.
@@ -233,25 +232,35 @@ M.compact = compact
 local CONTEXT_FIELDS = { "identifier", "connector", "connected_account_id", "organization_id", "user_id" }
 
 -- The execute_tool request body: the tool, its params and the account
--- context, without empty context fields.
+-- context, without empty context fields.  The non-empty fields of a context
+-- are listed once (`ctx.fields`, name/value pairs), contexts being reused.
 local function execute_body(tool_name, params, ctx)
-  local body = setmetatable({
-    tool_name = tool_name, params = params, identifier = ctx.identifier,
-    connector = ctx.connector, connected_account_id = ctx.connected_account_id,
-    organization_id = ctx.organization_id, user_id = ctx.user_id,
-  }, object_mt)
-  for i = 1, #CONTEXT_FIELDS do
-    local k = CONTEXT_FIELDS[i]
-    if body[k] == "" or body[k] == null then body[k] = nil end
+  local fields = ctx.fields
+  if not fields then
+    fields = {}
+    for i = 1, #CONTEXT_FIELDS do
+      local k = CONTEXT_FIELDS[i]
+      local v = ctx[k]
+      if v ~= nil and v ~= "" and v ~= null then
+        local n = #fields
+        fields[n + 1], fields[n + 2] = k, v
+      end
+    end
+    ctx.fields = fields
   end
+  -- sized for every field at once (nil slots), so filling it never rehashes
+  local body = setmetatable({ tool_name = tool_name, params = params, identifier = nil, connector = nil,
+                              connected_account_id = nil, organization_id = nil, user_id = nil }, object_mt)
+  for i = 1, #fields, 2 do body[fields[i]] = fields[i + 1] end
   return body
 end
 
 -- data, info from a decoded execute_tool answer.
 function Scalekit:tool_result(tool_name, j)
-  local data = field(j, "data")
-  if data == nil then data = setmetatable({}, object_mt) end
-  return data, { execution_id = field(j, "execution_id"), tool = tool_name, rate_limit = self.rate[tool_name] }
+  local data, id = j.data, j.execution_id
+  if data == nil or data == null then data = field(j, "data") or setmetatable({}, object_mt) end
+  if id == nil then id = field(j, "execution_id") end
+  return data, { execution_id = id, tool = tool_name, rate_limit = self.rate[tool_name] }
 end
 
 --- Run one tool.  `ctx` holds identifier, connector, connected_account_id,

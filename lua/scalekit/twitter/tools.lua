@@ -181,7 +181,15 @@ end
 
 -- Coerce a scalar for a string parameter: integers become decimal strings.
 local function to_string(p, v)
-  if math.type(v) == "integer" then v = ("%d"):format(v) end
+  if type(v) == "string" then
+    local f = p.format and FORMATS[p.format]           -- the usual case: an ID
+    if f and not p.max_len and not p.enum and not p.max_items then
+      if #v > 0 and #v <= f.max and v:find(f.pattern) then return v end
+      return nil, "expected " .. f.what .. ", got " .. describe(v)
+    end
+  elseif math.type(v) == "integer" then
+    v = ("%d"):format(v)
+  end
   if type(v) ~= "string" then
     local hint = ""
     if math.type(v) == "float" and p.format == "id" then

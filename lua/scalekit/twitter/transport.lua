@@ -136,8 +136,11 @@ M.lazy_json = { __index = function(resp, key)
   end
   if (key ~= "json" and key ~= "json_error") or rawget(resp, "json_error") ~= nil then return nil end
   local json, err
-  if resp.body:match("^%s*[%[{]") or (resp.headers["content-type"] or ""):find("json", 1, true) then
-    json, err = core.json_decode(resp.body)
+  local body = resp.body
+  local first = body:byte(1)
+  if first == 123 or first == 91 or body:find("^%s*[%[{]")        -- '{' or '['
+     or (resp.headers["content-type"] or ""):find("json", 1, true) then
+    json, err = core.json_decode(body)
   end
   rawset(resp, "json", json)
   rawset(resp, "json_error", err)
@@ -157,6 +160,12 @@ local LINES_CACHE_MAX = 8
 -- for an override that only sets `authorization` are kept (a few tokens at
 -- most), so the usual call builds none.
 local function plain_lines(self, ctype, override)
+  -- the last answer again (the override tables callers reuse are never
+  -- changed in place; the authorization value is checked all the same)
+  if override and override == self.memo_override and ctype == self.memo_ctype
+     and override.authorization == self.memo_auth then
+    return self.memo_lines
+  end
   if not self.static_lines then
     self.static_lines = header_lines({ ["User-Agent"] = M.USER_AGENT, Accept = "application/json" },
                                      self.headers)
@@ -167,7 +176,10 @@ local function plain_lines(self, ctype, override)
   local cache = only_auth and self.lines_cache
   local key = ctype or ""
   local hit = cache and cache[key] and cache[key][auth]
-  if hit then return hit end
+  if hit then
+    self.memo_override, self.memo_ctype, self.memo_auth, self.memo_lines = override, ctype, auth, hit
+    return hit
+  end
   local lines = table.move(self.static_lines, 1, #self.static_lines, 1, {})
   if ctype then lines[#lines + 1] = "Content-Type: " .. ctype end
   for k, v in pairs(override or {}) do
