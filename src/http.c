@@ -99,8 +99,6 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud) {
   return len;
 }
 
-/* Keeps the header lines of the last response only (1xx responses and any
- * earlier status line reset the buffer). */
 /* True for X's rate-limit headers (x-rate-limit-*, x-app-limit-24hour-*,
  * x-user-limit-24hour-*), whatever their case. */
 static int is_rate_header(const char *p, size_t len) {
@@ -113,6 +111,8 @@ static int is_rate_header(const char *p, size_t len) {
   return 0;
 }
 
+/* Keeps the header lines of the last response only (1xx responses and any
+ * earlier status line reset the buffer), noting rate-limit headers. */
 static size_t on_header(char *p, size_t size, size_t n, void *ud) {
   http_session *s = ud;
   size_t len = size * n;
@@ -377,6 +377,7 @@ static int request_prepare(lua_State *L, int idx, http_session *s) {
   buf_reset(&s->body);
   buf_reset(&s->head);
   s->too_large = 0;
+  s->rate_headers = 0;
   s->errbuf[0] = '\0';
   if (!set_headers(L, idx, s) || !set_url(s, url)) return 0;
   s->attempts = 0;
