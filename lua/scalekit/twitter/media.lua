@@ -13,7 +13,7 @@ local errors = require "scalekit.twitter.errors"
 
 local M = {}
 
-M.CHUNK_SIZE = 4 * 1024 * 1024      -- bytes per append (X allows up to 5 MB)
+M.CHUNK_SIZE = 2 * 1024 * 1024      -- bytes per append (X allows up to 5 MB; less keeps memory low)
 M.ONE_SHOT_MAX = 5 * 1024 * 1024    -- images up to this size go up in one request
 M.MAX_SEGMENTS = 1000               -- X's segment_index runs 0..999
 M.MAX_STATUS_CHECKS = 120
