@@ -208,9 +208,10 @@ function M.build(tool, params)
   local used = route.names
   local query, body = {}, nil
   local in_query = tool.method == "GET" or tool.method == "DELETE"
-  for _, p in ipairs(tool.params) do
-    local v = params[p.name]
-    if v ~= nil and not used[p.name] and p.wire ~= false then
+  local param = tool.param
+  for name, v in next, params do            -- the given ones only: usually a few of many
+    local p = param[name]
+    if p and not used[name] and p.wire ~= false then
       if p.split and type(v) == "string" then v = split_list(v) end
       if in_query then
         query[p.wire or p.name] = v
