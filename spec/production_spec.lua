@@ -249,17 +249,12 @@ end)
 
 describe("pagination", function()
   local f, tw
-  setup(function()
-    f = fake.start{ script = "fake_x.py" }
-    f:control("tokens", { access_token = "user-token-1" })
-    tw = direct(f)
-    for i = 1, 25 do assert(tw:post_create{ text = ("paging post %02d"):format(i) }) end
+  fake.per_block(function(a, b) f, tw = a, b end, { script = "fake_x.py" }, function(s)
+    s:control("tokens", { access_token = "user-token-1" })
+    local c = direct(s)
+    for i = 1, 25 do assert(c:post_create{ text = ("paging post %02d"):format(i) }) end
+    return c
   end)
-  teardown(function()
-    tw:close()
-    f:stop()
-  end)
-  before_each(function() f:clear() end)
 
   it("walks every page with the tool's token parameter, keeping the other arguments", function()
     local sizes = {}
@@ -359,17 +354,12 @@ end)
 
 describe("batch", function()
   local f, tw
-  setup(function()
-    f = fake.start()
-    fake.connect(f)
-    tw = fake.client(f, { retry_base = 0.01 })
-    assert(tw:user_me{})   -- token and connection ready
+  fake.per_block(function(a, b) f, tw = a, b end, nil, function(s)
+    fake.connect(s)
+    local c = fake.client(s, { retry_base = 0.01 })
+    assert(c:user_me{})   -- token and connection ready
+    return c
   end)
-  teardown(function()
-    tw:close()
-    f:stop()
-  end)
-  before_each(function() f:clear() end)
 
   it("runs 200 calls at concurrency 16 in about ceil(N/C)·L, results in input order", function()
     local L, N, C = 0.05, 200, 16

@@ -141,4 +141,24 @@ function M.connect(fake, identifier)
   tw:close()
 end
 
+--- Inside a describe block: a fake server (`start_opts` as for `start`) and
+-- a client `make(f)` for the whole block, closed and stopped after it, with
+-- the request log cleared before each test.  `bind(f, tw)` hands both to the
+-- block's locals once they exist.
+function M.per_block(bind, start_opts, make)
+  local busted = require "busted"       -- the spec globals live in the spec's environment
+  local setup, teardown, before_each = busted.setup, busted.teardown, busted.before_each
+  local f, tw
+  setup(function()
+    f = M.start(start_opts)
+    tw = make(f)
+    bind(f, tw)
+  end)
+  teardown(function()
+    tw:close()
+    f:stop()
+  end)
+  before_each(function() f:clear() end)
+end
+
 return M
