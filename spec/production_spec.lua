@@ -69,6 +69,24 @@ describe("rate limits", function()
     assert.same({ ok = "1" }, core.parse_headers("HTTP/1.1 200 OK: fine\r\n\tfolded: 2\r\nbad name: 3\r\nok: 1"))
   end)
 
+  it("flags a response holding a watched header prefix, and checks the prefixes given", function()
+    f:script{ path = "/2/users/me", json = { data = { id = ME } }, headers = { ["X-Watched-One"] = "1" } }
+    local url = f.url .. "/2/users/me"
+    local creq = { url = url, raw_headers = true, headers = { "Authorization: Bearer user-token-1" } }
+    local s = core.http_new{ watch_headers = { "x-watched-" } }
+    local status, raw, _, _, flagged = s:request(creq)
+    assert.equals(200, status)
+    assert.equals("1", core.parse_headers(raw)["x-watched-one"])
+    assert.is_true(flagged)
+    assert.is_false(select(5, s:request(creq)))              -- the script was used up: not there
+    s:close()
+    local plain = core.http_new()                             -- nothing watched: no fifth value
+    assert.equals(4, select("#", plain:request(creq)))
+    plain:close()
+    assert.has_error(function() core.http_new{ watch_headers = { 1 } } end)
+    assert.has_error(function() core.http_new{ watch_headers = { "a", "b", "c", "d", "e", "f", "g", "h", "i" } } end)
+  end)
+
   it("replays every header block the fuzzer ever failed on (fuzz/regressions/headers)", function()
     local dir = fake.ROOT .. "/fuzz/regressions/headers/"
     local p = assert(io.popen("ls " .. dir))

@@ -35,6 +35,7 @@
 #define HTTP_DEFAULT_MAX_BODY ((size_t)64 << 20)    /* 64 MiB */
 #define HTTP_MAX_HEADERS ((size_t)256 << 10)        /* 256 KiB of header lines */
 #define HTTP_MAX_HEADER_LINES 512
+#define HTTP_MAX_WATCHED 8                            /* header-name prefixes */
 /* gzip only: what X and Scalekit compress with; libcurl does less work per
  * request than for its whole list (deflate, gzip, br, zstd). */
 #define HTTP_ACCEPT_ENCODING "gzip"
@@ -53,7 +54,9 @@ typedef struct http_session {
   buf_t head;
   int too_large;                   /* 1: body over its cap, 2: headers */
   int raw_headers;                 /* 1: hand the header block over unparsed */
-  int rate_headers;                /* the response has rate-limit headers */
+  char *watch[HTTP_MAX_WATCHED];   /* header-name prefixes to flag (sessions only) */
+  int nwatch;
+  int watched;                     /* the response has a watched header */
   char errbuf[CURL_ERROR_SIZE];
 } http_session;
 
@@ -70,6 +73,7 @@ static void session_release(http_session *s) {
   free(s->ca_file);
   free(s->proxy);
   s->ca_file = s->proxy = NULL;
+  while (s->nwatch > 0) free(s->watch[--s->nwatch]);
   curl_slist_free_all(s->req_headers);
   s->req_headers = NULL;
   buf_free(&s->body);
@@ -99,28 +103,27 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud) {
   return len;
 }
 
-/* True for X's rate-limit headers (x-rate-limit-*, x-app-limit-24hour-*,
- * x-user-limit-24hour-*), whatever their case. */
-static int is_rate_header(const char *p, size_t len) {
-  static const char *const prefix[] = { "x-rate-limit-", "x-app-limit-24hour-", "x-user-limit-24hour-" };
-  size_t i;
-  for (i = 0; i < sizeof prefix / sizeof prefix[0]; i++) {
-    size_t n = strlen(prefix[i]);
-    if (len > n && strncasecmp(p, prefix[i], n) == 0) return 1;
+/* True when the header line p[0..len) starts with one of the session's
+ * watched prefixes (given by the Lua side), whatever its case. */
+static int is_watched(const http_session *s, const char *p, size_t len) {
+  int i;
+  for (i = 0; i < s->nwatch; i++) {
+    size_t n = strlen(s->watch[i]);
+    if (len > n && strncasecmp(p, s->watch[i], n) == 0) return 1;
   }
   return 0;
 }
 
 /* Keeps the header lines of the last response only (1xx responses and any
- * earlier status line reset the buffer), noting rate-limit headers. */
+ * earlier status line reset the buffer), noting watched headers. */
 static size_t on_header(char *p, size_t size, size_t n, void *ud) {
   http_session *s = ud;
   size_t len = size * n;
   if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) {
     buf_reset(&s->head);
-    s->rate_headers = 0;
-  } else if (!s->rate_headers && is_rate_header(p, len)) {
-    s->rate_headers = 1;
+    s->watched = 0;
+  } else if (!s->watched && is_watched(s, p, len)) {
+    s->watched = 1;
   }
   if (!buf_append(&s->head, p, len)) {
     s->too_large = 2;
@@ -268,7 +271,7 @@ static int seen_before(const char *start, const char *line, const char *name, si
  * empty, longer than HTTP_MAX_NAME or holds spaces or control characters
  * (status lines, folded lines) are skipped. */
 #define HTTP_MAX_NAME 128
-static void headers_push(lua_State *L, const char *block, size_t len) {
+static void push_header_block(lua_State *L, const char *block, size_t len) {
   const char *p = block, *end = block + len;
   char name[HTTP_MAX_NAME];
   int lines = 0;
@@ -314,7 +317,7 @@ static void headers_push(lua_State *L, const char *block, size_t len) {
 }
 
 static void push_headers(lua_State *L, http_session *s) {
-  headers_push(L, buf_cstr(&s->head), s->head.len);
+  push_header_block(L, buf_cstr(&s->head), s->head.len);
 }
 
 /* Pushes the header lines of the response as one string, without the status
@@ -329,7 +332,7 @@ static void push_raw_headers(lua_State *L, http_session *s) {
 static int http_parse_headers(lua_State *L) {
   size_t len;
   const char *block = luaL_checklstring(L, 1, &len);
-  headers_push(L, block, len);
+  push_header_block(L, block, len);
   return 1;
 }
 
@@ -377,7 +380,7 @@ static int request_prepare(lua_State *L, int idx, http_session *s) {
   buf_reset(&s->body);
   buf_reset(&s->head);
   s->too_large = 0;
-  s->rate_headers = 0;
+  s->watched = 0;
   s->errbuf[0] = '\0';
   if (!set_headers(L, idx, s) || !set_url(s, url)) return 0;
   s->attempts = 0;
@@ -436,8 +439,8 @@ static int request_result(lua_State *L, http_session *s, CURLcode rc) {
  *                  timeout=, connect_timeout=, stall_timeout=, raw_headers= }
  * -> status, headers, body, seconds  |  nil, kind, message, sent
  * With raw_headers true, `headers` is the header block as one string (see
- * core.parse_headers) and a fifth value tells whether it holds rate-limit
- * headers.  Raises only for programmer mistakes (missing url, bad header
+ * core.parse_headers) and, when the session watches header prefixes, a fifth
+ * value tells whether one of them is there.  Raises only for programmer mistakes (missing url, bad header
  * lines). */
 static int session_request(lua_State *L) {
   http_session *s = session_check(L);
@@ -445,8 +448,8 @@ static int session_request(lua_State *L) {
   lua_settop(L, 2);
   if (!request_prepare(L, 2, s)) return luaL_error(L, "out of memory");
   n = request_result(L, s, curl_easy_perform(s->easy));
-  if (s->raw_headers && !lua_isnil(L, -4)) {
-    lua_pushboolean(L, s->rate_headers);
+  if (s->raw_headers && s->nwatch > 0 && !lua_isnil(L, -4)) {
+    lua_pushboolean(L, s->watched);
     n++;
   }
   return n;
@@ -575,8 +578,29 @@ static int session_tostring(lua_State *L) {
   return 1;
 }
 
-/* http_new{ ca_file=, proxy=, max_response= } -> session
- * Raises if libcurl cannot create a handle. */
+/* Copies the strings of the array `watch_headers` of the options at index 1
+ * (header-name prefixes, at most HTTP_MAX_WATCHED) into the session, which
+ * owns them from then on.  Raises for a bad list or when out of memory. */
+static void session_watch(lua_State *L, http_session *s) {
+  lua_Integer i, n;
+  lua_getfield(L, 1, "watch_headers");
+  if (lua_isnil(L, -1)) { lua_pop(L, 1); return; }
+  luaL_argcheck(L, lua_istable(L, -1), 1, "watch_headers must be an array of strings");
+  n = (lua_Integer)lua_rawlen(L, -1);
+  luaL_argcheck(L, n <= HTTP_MAX_WATCHED, 1, "too many watch_headers");
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, -1, i);
+    luaL_argcheck(L, lua_type(L, -1) == LUA_TSTRING, 1, "watch_headers must be an array of strings");
+    if (!(s->watch[s->nwatch] = strdup(lua_tostring(L, -1)))) luaL_error(L, "out of memory");
+    s->nwatch++;
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+}
+
+/* http_new{ ca_file=, proxy=, max_response=, watch_headers= } -> session
+ * `watch_headers`: header-name prefixes whose presence a raw_headers request
+ * reports (see session:request).  Raises if libcurl cannot create a handle. */
 static int http_new(lua_State *L) {
   http_session *s;
   const char *ca_file = NULL, *proxy = NULL;
@@ -605,6 +629,7 @@ static int http_new(lua_State *L) {
   curl_share_setopt(s->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
   curl_share_setopt(s->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
   curl_share_setopt(s->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+  if (!lua_isnoneornil(L, 1)) session_watch(L, s);
   if (ca_file && !(s->ca_file = strdup(ca_file))) return luaL_error(L, "out of memory");
   if (proxy && !(s->proxy = strdup(proxy))) return luaL_error(L, "out of memory");
   easy_setup(s->easy, s, s->ca_file, s->proxy, s->share);

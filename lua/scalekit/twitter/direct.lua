@@ -69,6 +69,7 @@ function M.new(cfg)
     ca_file = cfg.ca_file, proxy = cfg.proxy, max_response = cfg.max_response,
     timeout = cfg.timeout, connect_timeout = cfg.connect_timeout,
     stall_timeout = cfg.stall_timeout, debug = cfg.debug, redact = cfg.redact,
+    watch_headers = policy.RATE_HEADER_PREFIXES,
   }
   if self.token_file then
     local t = read_token_file(self.token_file)

@@ -23,9 +23,13 @@ local function int(h, k) return math.tointeger(tonumber(h[k] or "")) end
 --- The rate-limit headers of a response: `{ limit, remaining, reset,
 -- day = { app = {...}, user = {...} } }`, or nil when there are none.
 local DAY = {}      -- header names per who, built once
+--- The prefixes of every header `rate_of` reads (transports are asked to
+-- flag them, so answers without any skip the header table).
+M.RATE_HEADER_PREFIXES = { "x-rate-limit-" }
 for _, who in ipairs{ "app", "user" } do
   local p = "x-" .. who .. "-limit-24hour-"
   DAY[#DAY + 1] = { who = who, limit = p .. "limit", remaining = p .. "remaining", reset = p .. "reset" }
+  M.RATE_HEADER_PREFIXES[#M.RATE_HEADER_PREFIXES + 1] = p
 end
 
 function M.rate_of(headers)
@@ -46,7 +50,7 @@ function M.rate_of(headers)
 end
 
 --- `rate_of` for a transport response, skipping the header table when the
--- transport saw no rate-limit header.
+-- transport saw none of RATE_HEADER_PREFIXES.
 function M.rate_of_response(resp)
   if rawget(resp, "has_rate_headers") == false then return nil end
   return M.rate_of(resp.headers)

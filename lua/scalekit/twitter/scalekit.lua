@@ -34,6 +34,7 @@ function M.new(cfg)
     ca_file = cfg.ca_file, proxy = cfg.proxy, max_response = cfg.max_response,
     timeout = cfg.timeout, connect_timeout = cfg.connect_timeout,
     stall_timeout = cfg.stall_timeout, debug = cfg.debug, redact = cfg.redact,
+    watch_headers = policy.RATE_HEADER_PREFIXES,
     headers = { ["x-sdk-version"] = transport.SDK_VERSION, ["x-api-version"] = M.API_VERSION },
   }
   self.execute_url = self.env_url .. M.EXECUTE_PATH

@@ -67,11 +67,12 @@ Transport.__index = Transport
 -- @tparam table opts `ca_file`, `proxy`, `max_response`, `timeout`,
 --   `connect_timeout`, `stall_timeout` (seconds), `headers` (name -> value,
 --   sent on every request), `debug` (function(line) or nil), `redact`
---   (function(string) -> string).
+--   (function(string) -> string), `watch_headers` (header-name prefixes
+--   whose presence each response reports as `has_rate_headers`).
 function M.new(opts)
   return setmetatable({
     session = core.http_new{ ca_file = opts.ca_file, proxy = opts.proxy,
-                             max_response = opts.max_response },
+                             max_response = opts.max_response, watch_headers = opts.watch_headers },
     timeout = opts.timeout or 60,
     connect_timeout = opts.connect_timeout,
     stall_timeout = opts.stall_timeout,
@@ -244,7 +245,7 @@ end
 
 --- Turn what the C session returned for `creq` into a response or an error.
 -- `headers` is a table, or the raw header block (then `rate` tells whether
--- it holds rate-limit headers, and the table is made on first use).
+-- it holds a watched header, and the table is made on first use).
 function Transport:finish(req, creq, status, headers, rbody, seconds, rate)
   if not status then
     local kind, msg, sent = headers, rbody, seconds
