@@ -133,13 +133,16 @@ local ok, err = pcall(function()
     twitter.object_mt))
   -- The C loop sends the very header lines the SDK sends (libcurl adds the
   -- same Host, Content-Length and Accept-Encoding).
-  local function lines_of(fixed, req)
-    local quoted = {}
-    for i, h in ipairs(transport.new{ headers = fixed }:build(req).headers) do quoted[i] = "'" .. h .. "'" end
-    quoted[#quoted + 1] = "'Accept-Encoding: " .. core.accept_encoding .. "'"
-    return quoted
-  end
   local bearer = { authorization = "Bearer bench-token" }
+  local small_headers = transport.new{ headers = { ["x-sdk-version"] = transport.SDK_VERSION,
+    ["x-api-version"] = scalekit.API_VERSION } }:build{ method = "POST", url = base, json = {},
+                                                        override = bearer }.headers
+  local function quoted(headers)
+    local out = {}
+    for i, h in ipairs(headers) do out[i] = "'" .. h .. "'" end
+    out[#out + 1] = "'Accept-Encoding: " .. core.accept_encoding .. "'"
+    return out
+  end
   local c_rss = 0
   local function c_loop(url, method, b, n, lines, env)
     local okc, out = sh(("%s%s/build/bench/c_loop '%s' %s '%s' %d %s"):format(env or "", ROOT, url, method, b, n,
@@ -154,8 +157,7 @@ local ok, err = pcall(function()
     for _ = 1, n do assert(fn()) end
     return n / (core.monotonic() - t)
   end
-  local small_lines = lines_of({ ["x-sdk-version"] = transport.SDK_VERSION, ["x-api-version"] = scalekit.API_VERSION },
-                               { method = "POST", url = base, json = {}, override = bearer })
+  local small_lines = quoted(small_headers)
   local c_small, sdk_small, r_small, s_small = rounds(
     function() return c_loop(base .. "/api/v1/execute_tool", "POST", body, N, small_lines) end,
     function() return sdk_loop(N, function() return tw:user_lookup{ id = "2244994945" } end) end)
@@ -165,9 +167,7 @@ local ok, err = pcall(function()
   -- validation, no JSON either way), against the C loop.
   local raw_session = core.http_new()
   local raw_req = { method = "POST", url = base .. "/api/v1/execute_tool", body = body, raw_headers = true,
-                    headers = transport.new{ headers = { ["x-sdk-version"] = transport.SDK_VERSION,
-                      ["x-api-version"] = scalekit.API_VERSION } }:build{ method = "POST", url = base, json = {},
-                      override = bearer }.headers }
+                    headers = small_headers }
   local _, sdk_raw, r_raw, s_raw = rounds(
     function() return c_loop(base .. "/api/v1/execute_tool", "POST", body, N, small_lines) end,
     function() return sdk_loop(N, function() return raw_session:request(raw_req) end) end)
@@ -175,7 +175,7 @@ local ok, err = pcall(function()
 
   local direct = twitter.new{ mode = "direct", api_base_url = base, bearer_token = "bench-token" }
   local bigN = math.max(10, N // 5)
-  local big_lines = lines_of(nil, { url = base, override = bearer })
+  local big_lines = quoted(transport.new{}:build{ url = base, override = bearer }.headers)
   local c_big, sdk_big_raw, r_big, s_big = rounds(
     function() return c_loop(base .. "/big", "GET", "-", bigN, big_lines) end,
     function() return sdk_loop(bigN, function() return direct:request{ path = "/big" } end) end)
