@@ -93,17 +93,15 @@ describe("the tool catalog", function()
   end)
 end)
 
+-- A client whose connected account exists on the fake.
+local function connected_client(f)
+  fake.connect(f)
+  return fake.client(f)
+end
+
 describe("every tool", function()
   local f, tw
-  setup(function()
-    f = fake.start()
-    fake.connect(f)
-    tw = fake.client(f)
-  end)
-  teardown(function()
-    tw:close()
-    f:stop()
-  end)
+  fake.per_block(function(a, b) f, tw = a, b end, nil, connected_client)
 
   for _, tool in ipairs(tools.list) do
     it(tool.name .. " sends exactly its input and returns exactly the output", function()
@@ -180,10 +178,7 @@ end)
 
 describe("tool input", function()
   local f, tw
-  fake.per_block(function(a, b) f, tw = a, b end, nil, function(s)
-    fake.connect(s)
-    return fake.client(s)
-  end)
+  fake.per_block(function(a, b) f, tw = a, b end, nil, connected_client)
 
   local function sent_params()
     local reqs = f:requests("/api/v1/execute_tool")
