@@ -36,17 +36,29 @@ int scalekit_interrupt_armed = 0;
 #define UTIL_MAX_RANDOM 1024
 #define UTIL_MAX_SLEEP 86400.0
 
-/* urlencode(s) -> s with every byte outside A-Z a-z 0-9 - . _ ~ as %XX. */
+/* RFC 3986 unreserved: A-Z a-z 0-9 - . _ ~ */
+static int is_unreserved(unsigned char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+         c == '-' || c == '.' || c == '_' || c == '~';
+}
+
+/* urlencode(s) -> s with every byte outside A-Z a-z 0-9 - . _ ~ as %XX
+ * (s itself when it has none). */
 static int util_urlencode(lua_State *L) {
   static const char hex[] = "0123456789ABCDEF";
   size_t n, i;
   const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &n);
   luaL_Buffer b;
+  for (i = 0; i < n && is_unreserved(s[i]); i++) {}
+  if (i == n) {                       /* nothing to escape: s itself */
+    lua_settop(L, 1);
+    return 1;
+  }
   luaL_buffinit(L, &b);
-  for (i = 0; i < n; i++) {
+  luaL_addlstring(&b, (const char *)s, i);
+  for (; i < n; i++) {
     unsigned char c = s[i];
-    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-        (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~') {
+    if (is_unreserved(c)) {
       luaL_addchar(&b, (char)c);
     } else {
       luaL_addchar(&b, '%');
@@ -55,6 +67,19 @@ static int util_urlencode(lua_State *L) {
     }
   }
   luaL_pushresult(&b);
+  return 1;
+}
+
+/* span(s, chars) -> the length of the longest prefix of s made only of bytes
+ * found in chars (strspn for Lua strings: embedded zeros count as bytes). */
+static int util_span(lua_State *L) {
+  size_t n, k, i;
+  unsigned char in_set[256] = {0};
+  const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &n);
+  const unsigned char *set = (const unsigned char *)luaL_checklstring(L, 2, &k);
+  for (i = 0; i < k; i++) in_set[set[i]] = 1;
+  for (i = 0; i < n && in_set[s[i]]; i++) {}
+  lua_pushinteger(L, (lua_Integer)i);
   return 1;
 }
 
@@ -399,6 +424,7 @@ static int util_listen(lua_State *L) {
 void util_register(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"urlencode", util_urlencode},
+    {"span", util_span},
     {"platform", util_platform},
     {"random_bytes", util_random_bytes},
     {"now", util_now},

@@ -28,6 +28,7 @@ M.STREAM_MAX_EVENTS = 100    -- a stream tool called as a tool stops after this 
 M.STREAM_MAX_SECONDS = 10    -- ... or this long
 
 local object_mt, array_mt = core.object_mt, core.array_mt
+local urlencode, json_decode = core.urlencode, core.json_decode
 local ACCEPTS = { user = "an OAuth 2.0 user-context token", app = "an app-only bearer token",
                   any = "a user-context or app-only token", none = "no token" }
 
@@ -129,7 +130,12 @@ end
 
 -- The Authorization header value for a tool with auth kind `kind`.
 function Direct:authorization(kind, tool_name)
-  local user, app = self:has_user_token(), self.secret.bearer_token
+  local secret = self.secret
+  local app = secret.bearer_token
+  if kind ~= "user" and app and secret.access_token == nil and secret.refresh_token == nil then
+    return self:bearer(app), "app"           -- the usual app-only client
+  end
+  local user = self:has_user_token()
   local use
   if kind == "app" then use = app and "app"
   elseif kind == "user" then use = user and "user"
@@ -204,10 +210,11 @@ function M.build(tool, params)
   local route = route_of(tool)
   local path = route[1]
   for i = 2, #route, 2 do
-    path = path .. core.urlencode(tostring(params[route[i]])) .. route[i + 1]
+    local v = params[route[i]]
+    path = path .. urlencode(type(v) == "string" and v or tostring(v)) .. route[i + 1]
   end
   local used = route.names
-  local query, body = {}, nil
+  local query, body = nil, nil
   local in_query = tool.method == "GET" or tool.method == "DELETE"
   local param = tool.param
   for name, v in next, params do            -- the given ones only: usually a few of many
@@ -215,6 +222,7 @@ function M.build(tool, params)
     if p and not used[name] and p.wire ~= false then
       if p.split and type(v) == "string" then v = split_list(v) end
       if in_query then
+        query = query or {}
         query[p.wire or p.name] = v
       else
         body = body or setmetatable({}, object_mt)
@@ -223,6 +231,7 @@ function M.build(tool, params)
     end
   end
   if tool.query_const then
+    query = query or {}
     for k, v in pairs(tool.query_const) do query[k] = v end
   end
   if tool.body_const then
@@ -257,25 +266,29 @@ end
 -- scalekit.twitter.policy); on a 401 with a user token, refresh and repeat
 -- once.  `opts` are per-call settings over the client's.
 function Direct:send(kind, tool_name, req, opts)
-  local ctx = not opts and self.ctx_cache[req.method]
+  local method = req.method
+  local ctx = not opts and self.ctx_cache[method]
   if not ctx then
-    ctx = policy.context({ method = req.method }, opts, self.policy)
-    if not opts then self.ctx_cache[req.method] = ctx end
+    ctx = policy.context({ method = method }, opts, self.policy)
+    if not opts then self.ctx_cache[method] = ctx end
   end
-  local rate_key = req.rate_key or tool_name
   local hreq = {
-    method = req.method, url = self.base .. req.path, query = req.query,
+    method = method, url = self.base .. req.path, query = req.query,
     json = req.body, body = req.raw, headers = req.headers, timeout = req.timeout or (opts and opts.timeout),
     connect_timeout = opts and opts.connect_timeout, stall_timeout = opts and opts.stall_timeout,
-    tool = tool_name,
+    tool = tool_name, override = nil,
   }
+  local http = self.http
   for attempt = 1, 2 do
     local auth, used = self:authorization(kind, tool_name)
     if not auth and used ~= "none" then return nil, used end
     hreq.override = self:auth_header(auth)
-    local resp, err = policy.send(ctx, self.http.send, self.http, hreq)
+    local resp, err = policy.send(ctx, http.send, http, hreq)
     if not resp then return nil, err end
-    self.rate[rate_key] = policy.rate_of_response(resp) or self.rate[rate_key]
+    if resp.has_rate_headers ~= false then         -- false: the transport saw none
+      local rate_key = req.rate_key or tool_name
+      self.rate[rate_key] = policy.rate_of(resp.headers) or self.rate[rate_key]
+    end
     if resp.status ~= 401 or used ~= "user" or attempt == 2 or not self.secret.refresh_token then
       return resp
     end
@@ -296,8 +309,14 @@ end
 
 -- The decoded JSON of a 2xx answer to `tool`, or nil, err.
 function Direct:decode(tool, resp)
-  if resp.status < 200 or resp.status > 299 then
+  local status = resp.status
+  if status < 200 or status > 299 then
     return nil, M.error_from(resp, tool.name, self.redact)
+  end
+  local first = resp.body:byte(1)
+  if first == 123 or first == 91 then          -- '{' or '[': the usual answer
+    local j = json_decode(resp.body)
+    if j ~= nil then return j, resp end
   end
   local j = resp.json
   if type(j) == "table" then return j, resp end
@@ -428,13 +447,14 @@ end
 -- @return data, info `{ tool =, status =, rate_limit = }` or nil, err
 function Direct:execute(tool, params, opts)
   local data, resp_or_err
-  self.call_opts = opts            -- seen by every request of a sequence
-  if tool.direct and sequences[tool.direct] then
-    data, resp_or_err = sequences[tool.direct](self, tool, params)
+  local sequence = tool.direct and sequences[tool.direct]
+  if sequence then
+    self.call_opts = opts          -- seen by every request of a sequence
+    data, resp_or_err = sequence(self, tool, params)
+    self.call_opts = nil
   else
-    data, resp_or_err = self:call(tool, M.build(tool, params))
+    data, resp_or_err = self:call(tool, M.build(tool, params), opts)
   end
-  self.call_opts = nil
   if data == nil then return nil, resp_or_err end
   return data, { tool = tool.name, status = type(resp_or_err) == "table" and resp_or_err.status or nil,
                  rate_limit = self.rate[tool.name] }

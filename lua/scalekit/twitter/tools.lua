@@ -16,12 +16,29 @@ local M = {}
 
 local array_mt, object_mt, null = core.array_mt, core.object_mt, core.null
 local PREFIX = "twitter_"
+-- String formats: 1 to `max` characters of the class `chars` (ranges as in
+-- a Lua pattern); `pattern` and the byte list `set` are derived from it.
 local FORMATS = {
-  id = { pattern = "^[0-9]+$", max = 19, what = "a numeric ID string (1-19 digits)" },
-  username = { pattern = "^[A-Za-z0-9_]+$", max = 15, what = "a username (letters, digits, _; up to 15)" },
-  space_id = { pattern = "^[A-Za-z0-9]+$", max = 13, what = "a Space ID (letters and digits; up to 13)" },
+  id = { chars = "0-9", max = 19, what = "a numeric ID string (1-19 digits)" },
+  username = { chars = "A-Za-z0-9_", max = 15, what = "a username (letters, digits, _; up to 15)" },
+  space_id = { chars = "A-Za-z0-9", max = 13, what = "a Space ID (letters and digits; up to 13)" },
 }
+for _, f in pairs(FORMATS) do
+  f.pattern = "^[" .. f.chars .. "]+$"
+  f.set = f.chars:gsub("(.)%-(.)", function(a, b)
+    local s = {}
+    for c = a:byte(), b:byte() do s[#s + 1] = string.char(c) end
+    return table.concat(s)
+  end)
+end
 M.FORMATS = FORMATS
+
+local span = core.span
+-- True when `s` is in format `f` (one C scan, no pattern matching).
+local function is_format(f, s)
+  local n = #s
+  return n > 0 and n <= f.max and span(s, f.set) == n
+end
 
 -- Turns one catalog param entry into a full record.
 local function normalize_param(entry)
@@ -163,7 +180,7 @@ local function check_string(p, s)
     return ("at most %d characters, got %d"):format(p.max_len, utf8.len(s) or #s)
   end
   local f = p.format and FORMATS[p.format]
-  if f and (#s == 0 or #s > f.max or not s:match(f.pattern)) then
+  if f and not is_format(f, s) then
     return f.what .. ", got " .. describe(s)
   end
   if p.enum then
@@ -184,7 +201,7 @@ local function to_string(p, v)
   if type(v) == "string" then
     local f = p.format and FORMATS[p.format]           -- the usual case: an ID
     if f and not p.max_len and not p.enum and not p.max_items then
-      if #v > 0 and #v <= f.max and v:find(f.pattern) then return v end
+      if is_format(f, v) then return v end
       return nil, "expected " .. f.what .. ", got " .. describe(v)
     end
   elseif math.type(v) == "integer" then
