@@ -70,16 +70,21 @@ static int util_urlencode(lua_State *L) {
   return 1;
 }
 
-/* span(s, chars) -> the length of the longest prefix of s made only of bytes
- * found in chars (strspn for Lua strings: embedded zeros count as bytes). */
-static int util_span(lua_State *L) {
+/* all_in(v, chars, max) -> true when v is a string of 1 to max bytes, every
+ * one of them found in chars; false for anything else (numbers included). */
+static int util_all_in(lua_State *L) {
   size_t n, k, i;
   unsigned char in_set[256] = {0};
-  const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &n);
-  const unsigned char *set = (const unsigned char *)luaL_checklstring(L, 2, &k);
+  const unsigned char *s, *set = (const unsigned char *)luaL_checklstring(L, 2, &k);
+  lua_Integer max = luaL_checkinteger(L, 3);
+  if (lua_type(L, 1) != LUA_TSTRING) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  s = (const unsigned char *)lua_tolstring(L, 1, &n);
   for (i = 0; i < k; i++) in_set[set[i]] = 1;
   for (i = 0; i < n && in_set[s[i]]; i++) {}
-  lua_pushinteger(L, (lua_Integer)i);
+  lua_pushboolean(L, n > 0 && (lua_Integer)n <= max && i == n);
   return 1;
 }
 
@@ -424,7 +429,7 @@ static int util_listen(lua_State *L) {
 void util_register(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"urlencode", util_urlencode},
-    {"span", util_span},
+    {"all_in", util_all_in},
     {"platform", util_platform},
     {"random_bytes", util_random_bytes},
     {"now", util_now},

@@ -28,7 +28,7 @@ M.STREAM_MAX_EVENTS = 100    -- a stream tool called as a tool stops after this 
 M.STREAM_MAX_SECONDS = 10    -- ... or this long
 
 local object_mt, array_mt = core.object_mt, core.array_mt
-local urlencode, json_decode = core.urlencode, core.json_decode
+local urlencode = core.urlencode
 local ACCEPTS = { user = "an OAuth 2.0 user-context token", app = "an app-only bearer token",
                   any = "a user-context or app-only token", none = "no token" }
 
@@ -210,8 +210,7 @@ function M.build(tool, params)
   local route = route_of(tool)
   local path = route[1]
   for i = 2, #route, 2 do
-    local v = params[route[i]]
-    path = path .. urlencode(type(v) == "string" and v or tostring(v)) .. route[i + 1]
+    path = path .. urlencode(params[route[i]]) .. route[i + 1]    -- validated strings
   end
   local used = route.names
   local query, body = nil, nil
@@ -285,10 +284,8 @@ function Direct:send(kind, tool_name, req, opts)
     hreq.override = self:auth_header(auth)
     local resp, err = policy.send(ctx, http.send, http, hreq)
     if not resp then return nil, err end
-    if resp.has_rate_headers ~= false then         -- false: the transport saw none
-      local rate_key = req.rate_key or tool_name
-      self.rate[rate_key] = policy.rate_of(resp.headers) or self.rate[rate_key]
-    end
+    local rate_key = req.rate_key or tool_name
+    self.rate[rate_key] = policy.rate_of_response(resp) or self.rate[rate_key]
     if resp.status ~= 401 or used ~= "user" or attempt == 2 or not self.secret.refresh_token then
       return resp
     end
@@ -313,12 +310,7 @@ function Direct:decode(tool, resp)
   if status < 200 or status > 299 then
     return nil, M.error_from(resp, tool.name, self.redact)
   end
-  local first = resp.body:byte(1)
-  if first == 123 or first == 91 then          -- '{' or '[': the usual answer
-    local j = json_decode(resp.body)
-    if j ~= nil then return j, resp end
-  end
-  local j = resp.json
+  local j = transport.json_of(resp)
   if type(j) == "table" then return j, resp end
   if not resp.body:find("%S") then return setmetatable({}, object_mt), resp end
   return nil, errors.new("protocol", ("%s: X answered with something that is not JSON (%s)"):format(

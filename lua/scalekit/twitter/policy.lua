@@ -52,7 +52,7 @@ end
 --- `rate_of` for a transport response, skipping the header table when the
 -- transport saw none of RATE_HEADER_PREFIXES.
 function M.rate_of_response(resp)
-  if rawget(resp, "has_rate_headers") == false then return nil end
+  if resp.has_rate_headers == false then return nil end
   return M.rate_of(resp.headers)
 end
 

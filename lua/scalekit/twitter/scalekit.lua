@@ -203,7 +203,7 @@ function Scalekit:decode(resp, method, path, tool)
   if resp.status < 200 or resp.status > 299 then
     return nil, M.error_from(resp, { tool = tool, redact = self.http.redact })
   end
-  local j = resp.json
+  local j = transport.json_of(resp)
   if type(j) == "table" then return j, resp end
   if not resp.body:find("%S") then return setmetatable({}, object_mt), resp end
   return nil, errors.new("protocol", ("%s%s %s: the response is not a JSON object (%s)"):format(

@@ -33,11 +33,10 @@ for _, f in pairs(FORMATS) do
 end
 M.FORMATS = FORMATS
 
-local span = core.span
--- True when `s` is in format `f` (one C scan, no pattern matching).
+local all_in = core.all_in
+-- True when `s` is a string in format `f` (one C scan, no pattern matching).
 local function is_format(f, s)
-  local n = #s
-  return n > 0 and n <= f.max and span(s, f.set) == n
+  return all_in(s, f.set, f.max)
 end
 
 -- Turns one catalog param entry into a full record.
@@ -54,6 +53,10 @@ local function normalize_param(entry)
   if p.doc == nil and base then p.doc = base.doc end
   p.required = p.required == true
   assert(p.type and p.doc, "catalog: parameter without type or doc: " .. p.name)
+  -- a string checked by its format alone (the usual ID): one check per call
+  if p.type == "string" and p.format and not (p.max_len or p.enum or p.max_items) then
+    p.only_format = FORMATS[p.format]
+  end
   return p
 end
 
@@ -198,12 +201,10 @@ end
 
 -- Coerce a scalar for a string parameter: integers become decimal strings.
 local function to_string(p, v)
+  local f = p.only_format
+  if f and is_format(f, v) then return v end         -- the usual case: an ID
   if type(v) == "string" then
-    local f = p.format and FORMATS[p.format]           -- the usual case: an ID
-    if f and not p.max_len and not p.enum and not p.max_items then
-      if is_format(f, v) then return v end
-      return nil, "expected " .. f.what .. ", got " .. describe(v)
-    end
+    if f then return nil, "expected " .. f.what .. ", got " .. describe(v) end
   elseif math.type(v) == "integer" then
     v = ("%d"):format(v)
   end
@@ -313,8 +314,8 @@ end
 function M.validate(tool, input)
   local out, param = setmetatable({}, object_mt), tool.param
   for k, v in next, input do
-    local p = param[k]
-    if p == nil or type(k) ~= "string" then return validate_sorted(tool, input) end
+    local p = param[k]                      -- found: k is a string
+    if p == nil then return validate_sorted(tool, input) end
     if v ~= null then
       local value = COERCE[p.type](p, v)
       if value == nil then return validate_sorted(tool, input) end

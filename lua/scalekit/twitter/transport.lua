@@ -9,7 +9,7 @@ local errors = require "scalekit.twitter.errors"
 local M = {}
 
 local null = core.null
-local encode = core.urlencode
+local encode, json_decode = core.urlencode, core.json_decode
 
 -- The request's own headers win over nothing; these are sent on every call.
 local VERSION = core._VERSION
@@ -149,6 +149,16 @@ M.lazy_json = { __index = function(resp, key)
   return err
 end }
 local lazy_json = M.lazy_json
+
+--- The JSON value of a response body, decoded at once (the usual answer is
+-- JSON whatever its content type); a body that does not decode is left to
+-- `resp.json`.
+-- @return the decoded value, or nil (then `resp.json_error` tells why)
+function M.json_of(resp)
+  local j = json_decode(resp.body)
+  if j ~= nil then return j end
+  return resp.json
+end
 
 local TRANSPORT_KIND = { timeout = "timeout", network = "network", tls = "network",
                          too_large = "protocol", interrupted = "network" }
