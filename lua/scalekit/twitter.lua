@@ -643,7 +643,7 @@ end
 -- One function per tool, on the client methods and on the module.
 -- Level 3 blames the user's call: dispatcher <- C trampoline <- user.
 core.bind_tools(Client, tools.list, function(self, name, input, opts)
-  if getmetatable(self) ~= client_mt then check_client(self, tools.get(name).short, 3) end
+  if state[self] == nil then check_client(self, tools.get(name).short, 3) end
   if input ~= nil and type(input) ~= "table" then check_table(input, name, 3) end
   if opts ~= nil and type(opts) ~= "table" then check_table(opts, name .. " options", 3) end
   return run(self, name, input, opts)

@@ -448,7 +448,8 @@ function Direct:execute(tool, params, opts)
     data, resp_or_err = self:call(tool, M.build(tool, params), opts)
   end
   if data == nil then return nil, resp_or_err end
-  return data, { tool = tool.name, status = type(resp_or_err) == "table" and resp_or_err.status or nil,
+  -- after data: the last response, or nil for sequences that make their own
+  return data, { tool = tool.name, status = resp_or_err and resp_or_err.status,
                  rate_limit = self.rate[tool.name] }
 end
 

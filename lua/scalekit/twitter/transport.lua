@@ -265,7 +265,7 @@ function Transport:finish(req, creq, status, headers, rbody, seconds, rate)
                            { transport = kind, sent = sent, tool = req.tool })
   end
   local resp
-  if type(headers) == "string" then
+  if creq.raw_headers then
     -- headers, json and json_error are filled in later: sized for them now
     resp = setmetatable({ status = status, raw_headers = headers, has_rate_headers = rate, body = rbody,
                           seconds = seconds, headers = nil, json = nil, json_error = nil }, lazy_json)
