@@ -246,6 +246,31 @@ describe("tool input", function()
     assert.equals(0, #f:requests())
   end)
 
+  it("checks ID, username and Space ID formats at their edges, strings only", function()
+    local cases = {    -- tool, param, value, accepted
+      { "user_lookup", "id", "1", true }, { "user_lookup", "id", ("9"):rep(19), true },
+      { "user_lookup", "id", ("9"):rep(20), false }, { "user_lookup", "id", "", false },
+      { "user_lookup", "id", "12\0", false }, { "user_lookup", "id", " 12", false },
+      { "user_lookup", "id", "0x1F", false }, { "user_lookup", "id", { "1" }, false },
+      { "user_lookup", "id", true, false },
+      { "user_lookup_by_username", "username", "Ab_9" .. ("x"):rep(11), true },
+      { "user_lookup_by_username", "username", ("x"):rep(16), false },
+      { "user_lookup_by_username", "username", "a-b", false },
+      { "space_get", "id", "1YqKDqWqdPLsV", true }, { "space_get", "id", "1YqKDqWq_PLsV", false },
+    }
+    for _, c in ipairs(cases) do
+      local data, err = tw[c[1]](tw, { [c[2]] = c[3] })
+      if c[4] then
+        assert(data, c[1] .. " " .. c[2])
+        assert.equals('{"' .. c[2] .. '":"' .. c[3] .. '"}', sent_params(), c[1])
+      else
+        assert.is_nil(data, c[1] .. " " .. tostring(c[3]))
+        assert.equals(c[2], err.param, c[1])
+        assert.matches("expected ", err.message, 1, true)
+      end
+    end
+  end)
+
   it("suggests the closest parameter for a typo", function()
     local _, err = tw:post_create{ txet = "hi" }
     assert.equals("twitter_post_create: parameter 'txet': unknown parameter; did you mean 'text'?", err.message)
