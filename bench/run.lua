@@ -30,7 +30,7 @@ end
 
 -- The machines are noisy: the reference and the SDK run in alternating
 -- rounds, and the median of the per-round ratios is reported with its range.
-local ROUNDS = N >= 1000 and 5 or 1
+local ROUNDS = N >= 1000 and 9 or 1
 local function rounds(reference, sdk)
   local refs, sdks, ratios = {}, {}, {}
   for r = 1, ROUNDS do

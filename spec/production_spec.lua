@@ -44,6 +44,8 @@ describe("rate limits", function()
     assert.same(rl, info.rate_limit)
     assert(tw:request{ path = "/2/users/me" })
     assert.equals(898, tw:rate_limit("GET /2/users/me").remaining)
+    assert(tw:request{ path = "2/users/me?user.fields=id" })      -- keyed without the query
+    assert.equals(897, tw:rate_limit("GET /2/users/me").remaining)
     tw:close()
   end)
 
@@ -202,6 +204,16 @@ describe("retries", function()
     assert.equals("server", err.kind)
     assert.equals(503, err.status)
     assert.equals(3, count(f, "/2/users/me"))
+  end)
+
+  it("takes a raw request's own retry settings, and the client's when it has none", function()
+    f:script{ path = "/2/users/me", status = 503, times = 5, json = { title = "Service Unavailable" } }
+    local _, err = tw:request{ path = "/2/users/me", max_retries = 0 }
+    assert.equals(503, err.status)
+    assert.equals(1, count(f, "/2/users/me"))
+    _, err = tw:request{ path = "2/users/me?user.fields=id" }
+    assert.equals(503, err.status)
+    assert.equals(4, count(f, "/2/users/me"))      -- 1 + the client's max_retries (2)
   end)
 
   it("never repeats a POST that reached the server", function()

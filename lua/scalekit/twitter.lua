@@ -20,6 +20,7 @@ local oauth2 = require "scalekit.twitter.oauth2"
 local paging = require "scalekit.twitter.paging"
 local batch = require "scalekit.twitter.batch"
 local media = require "scalekit.twitter.media"
+local policy = require "scalekit.twitter.policy"
 
 local M = {}
 
@@ -383,7 +384,7 @@ function Client:request(req)
     for k, v in pairs(req.params or {}) do query[k] = v end
   end
   local r = { path = req.path, method = req.method, query = query, body = req.body,
-              headers = req.headers, timeout = req.timeout, opts = req }
+              headers = req.headers, timeout = req.timeout, opts = policy.call_options(req) }
   if self.mode == "direct" then return state[self].backend:request(r) end
   return state[self].backend:proxy(r, context(self))
 end

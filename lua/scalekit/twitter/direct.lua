@@ -455,13 +455,13 @@ end
 
 --- A raw call to any X API v2 path, in the proxy's result shape.
 function Direct:request(req)
-  local path = req.path:sub(1, 1) == "/" and req.path or "/" .. req.path
-  local method = (req.method or "GET"):upper()
+  local method, path, rate_key = transport.raw_target(req)
+  local body = req.body
+  local kind = type(body)
   local resp, err = self:send("any", "request", {
     method = method, path = path, query = req.query,
-    body = type(req.body) == "table" and req.body or nil,
-    raw = type(req.body) == "string" and req.body or nil,
-    headers = req.headers, timeout = req.timeout, rate_key = method .. " " .. path:gsub("%?.*$", "") }, req.opts)
+    body = kind == "table" and body or nil, raw = kind == "string" and body or nil,
+    headers = req.headers, timeout = req.timeout, rate_key = rate_key }, req.opts)
   if not resp then return nil, err end
   local out = resp               -- status, headers, body, json (made on first use), seconds
   if resp.status < 200 or resp.status > 299 then

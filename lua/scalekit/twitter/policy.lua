@@ -89,6 +89,17 @@ end
 local CONTEXT_KEYS = { "max_retries", "retry_base", "wait_on_rate_limit", "max_wait", "on_wait", "sleep",
                        "retry_any_method", "final" }
 
+local CALL_KEYS = { "timeout", "connect_timeout", "stall_timeout", table.unpack(CONTEXT_KEYS) }
+
+--- `t` when it sets any per-call setting (a timeout or a CONTEXT_KEYS
+-- field), else nil: then the client's settings, built once, apply.
+function M.call_options(t)
+  for i = 1, #CALL_KEYS do
+    if t[CALL_KEYS[i]] ~= nil then return t end
+  end
+  return nil
+end
+
 --- The settings of one call: the fields of `fixed`, then the call's own
 -- `opts`, then the client's `defaults` (resolved now, into `fixed`).
 function M.context(fixed, opts, defaults)

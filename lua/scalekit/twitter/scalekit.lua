@@ -298,16 +298,15 @@ end
 -- @return `{ status, headers, body, json }` for a 2xx answer, or nil, err
 -- (with `err.response` holding the same table for HTTP failures).
 function Scalekit:proxy(req, ctx)
-  local path = req.path
-  if path:sub(1, 1) ~= "/" then path = "/" .. path end
+  local method, path, rate_key = transport.raw_target(req)
   local override = { connection_name = ctx.connector, identifier = ctx.identifier or false }
-  local method = (req.method or "GET"):upper()
+  local body = req.body
+  local kind = type(body)
   local resp, err = self:send({
     method = method, path = "/proxy" .. path, query = req.query,
     headers = req.headers, override = override, timeout = req.timeout,
-    json = type(req.body) == "table" and req.body or nil,
-    body = type(req.body) == "string" and req.body or nil,
-    json_root = "body", tool = "request", rate_key = method .. " " .. path:gsub("%?.*$", ""),
+    json = kind == "table" and body or nil, body = kind == "string" and body or nil,
+    json_root = "body", tool = "request", rate_key = rate_key,
   }, req.opts)
   if not resp then return nil, err end
   local out = resp               -- status, headers, body, json (made on first use), seconds

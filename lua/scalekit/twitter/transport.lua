@@ -164,6 +164,17 @@ local TRANSPORT_KIND = { timeout = "timeout", network = "network", tls = "networ
                          too_large = "protocol", interrupted = "network" }
 
 local METHOD = { GET = "GET", POST = "POST", PUT = "PUT", PATCH = "PATCH", DELETE = "DELETE" }
+
+--- The method (upper case), the path (with its leading "/") and the
+-- rate-limit key (method and path without the query: "GET /2/users/me")
+-- of a raw request `{ method =, path = }`.
+function M.raw_target(req)
+  local path, method = req.path, req.method or "GET"
+  if path:byte(1) ~= 47 then path = "/" .. path end      -- '/'
+  method = METHOD[method] or method:upper()
+  local q = path:find("?", 1, true)
+  return method, path, method .. " " .. (q and path:sub(1, q - 1) or path)
+end
 local LINES_CACHE_MAX = 8
 
 -- The header lines of a request without headers of its own: the
