@@ -374,15 +374,16 @@ function Client:request(req)
   if type(req) ~= "table" or type(req.path) ~= "string" then
     error("scalekit.twitter: request expects a table with a string 'path'", 2)
   end
-  check_table(req.params, "request params", 2)
-  check_table(req.query_params, "request query_params", 2)
-  check_table(req.headers, "request headers", 2)
+  local params, query_params = req.params, req.query_params
   local query
-  if req.params or req.query_params then
+  if params ~= nil or query_params ~= nil then
+    check_table(params, "request params", 2)
+    check_table(query_params, "request query_params", 2)
     query = {}
-    for k, v in pairs(req.query_params or {}) do query[k] = v end
-    for k, v in pairs(req.params or {}) do query[k] = v end
+    for k, v in pairs(query_params or {}) do query[k] = v end
+    for k, v in pairs(params or {}) do query[k] = v end
   end
+  if req.headers ~= nil then check_table(req.headers, "request headers", 2) end
   local r = { path = req.path, method = req.method, query = query, body = req.body,
               headers = req.headers, timeout = req.timeout, opts = policy.call_options(req) }
   if self.mode == "direct" then return state[self].backend:request(r) end

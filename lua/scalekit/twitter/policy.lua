@@ -89,13 +89,14 @@ end
 local CONTEXT_KEYS = { "max_retries", "retry_base", "wait_on_rate_limit", "max_wait", "on_wait", "sleep",
                        "retry_any_method", "final" }
 
-local CALL_KEYS = { "timeout", "connect_timeout", "stall_timeout", table.unpack(CONTEXT_KEYS) }
+local CALL_KEY = { timeout = true, connect_timeout = true, stall_timeout = true }
+for _, k in ipairs(CONTEXT_KEYS) do CALL_KEY[k] = true end
 
 --- `t` when it sets any per-call setting (a timeout or a CONTEXT_KEYS
 -- field), else nil: then the client's settings, built once, apply.
 function M.call_options(t)
-  for i = 1, #CALL_KEYS do
-    if t[CALL_KEYS[i]] ~= nil then return t end
+  for k in next, t do                  -- a request has few fields
+    if CALL_KEY[k] then return t end
   end
   return nil
 end
