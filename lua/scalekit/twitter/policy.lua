@@ -18,7 +18,12 @@ M.MAX_WAITS = 3
 M.IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true }
 local RETRY_STATUS = { [502] = true, [503] = true, [504] = true }
 
-local function int(h, k) return math.tointeger(tonumber(h[k] or "")) end
+local tointeger = math.tointeger
+-- Header k of h as an integer (math.tointeger reads numeric strings), or nil.
+local function int(h, k)
+  local v = h[k]
+  return v and tointeger(v)
+end
 
 --- The rate-limit headers of a response: `{ limit, remaining, reset,
 -- day = { app = {...}, user = {...} } }`, or nil when there are none.
@@ -38,7 +43,8 @@ function M.rate_of(headers)
     out = { limit = int(headers, "x-rate-limit-limit"), remaining = int(headers, "x-rate-limit-remaining"),
             reset = int(headers, "x-rate-limit-reset") }
   end
-  for _, d in ipairs(DAY) do
+  for i = 1, #DAY do
+    local d = DAY[i]
     if headers[d.limit] or headers[d.remaining] then
       out = out or {}
       out.day = out.day or {}
