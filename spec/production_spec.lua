@@ -60,6 +60,7 @@ describe("rate limits", function()
     assert.equals("application/json", resp.headers["content-type"])
     assert.is_nil(resp.headers["X-Multi"])
     assert.is_true(resp.has_rate_headers)
+    assert.same({ ["x-rate-limit-remaining"] = "7" }, resp.rate_headers)
     tw:close()
   end)
 
@@ -71,15 +72,16 @@ describe("rate limits", function()
     assert.same({ ok = "1" }, core.parse_headers("HTTP/1.1 200 OK: fine\r\n\tfolded: 2\r\nbad name: 3\r\nok: 1"))
   end)
 
-  it("flags a response holding a watched header prefix, and checks the prefixes given", function()
-    f:script{ path = "/2/users/me", json = { data = { id = ME } }, headers = { ["X-Watched-One"] = "1" } }
+  it("keeps the headers with a watched prefix apart, and checks the prefixes given", function()
+    f:script{ path = "/2/users/me", json = { data = { id = ME } },
+              headers = { ["X-Watched-One"] = "1", ["x-watched-two"] = { "a", "b" }, ["X-Other"] = "no" } }
     local url = f.url .. "/2/users/me"
     local creq = { url = url, raw_headers = true, headers = { "Authorization: Bearer user-token-1" } }
     local s = core.http_new{ watch_headers = { "x-watched-" } }
-    local status, raw, _, _, flagged = s:request(creq)
+    local status, raw, _, _, watched = s:request(creq)
     assert.equals(200, status)
-    assert.equals("1", core.parse_headers(raw)["x-watched-one"])
-    assert.is_true(flagged)
+    assert.equals("no", core.parse_headers(raw)["x-other"])
+    assert.same({ ["x-watched-one"] = "1", ["x-watched-two"] = "a, b" }, watched)
     assert.is_false(select(5, s:request(creq)))              -- the script was used up: not there
     s:close()
     local plain = core.http_new()                             -- nothing watched: no fifth value

@@ -269,18 +269,20 @@ static int seen_before(const char *start, const char *line, const char *name, si
 /* Pushes a table of the header lines in block[0..len): lower-case names,
  * values trimmed, repeated headers joined with ", ".  Lines whose name is
  * empty, longer than HTTP_MAX_NAME or holds spaces or control characters
- * (status lines, folded lines) are skipped. */
+ * (status lines, folded lines) are skipped, and so are lines that do not
+ * start with a prefix `only` watches (when `only` is not NULL). */
 #define HTTP_MAX_NAME 128
-static void push_header_block(lua_State *L, const char *block, size_t len) {
+static void push_header_block(lua_State *L, const char *block, size_t len, const http_session *only) {
   const char *p = block, *end = block + len;
   char name[HTTP_MAX_NAME];
   int lines = 0;
-  lua_createtable(L, 0, 8);
+  lua_createtable(L, 0, only ? 4 : 8);
   while (p < end && lines++ < HTTP_MAX_HEADER_LINES) {
     const char *eol = memchr(p, '\n', (size_t)(end - p));
     const char *colon, *v, *ve;
     size_t i, nlen;
     if (!eol) eol = end;
+    if (only && !is_watched(only, p, (size_t)(eol - p))) { p = eol + 1; continue; }
     colon = memchr(p, ':', (size_t)(eol - p));
     nlen = colon ? (size_t)(colon - p) : 0;
     if (nlen > 0 && nlen <= HTTP_MAX_NAME) {
@@ -317,7 +319,7 @@ static void push_header_block(lua_State *L, const char *block, size_t len) {
 }
 
 static void push_headers(lua_State *L, http_session *s) {
-  push_header_block(L, buf_cstr(&s->head), s->head.len);
+  push_header_block(L, buf_cstr(&s->head), s->head.len, NULL);
 }
 
 /* Pushes the header lines of the response as one string, without the status
@@ -332,7 +334,7 @@ static void push_raw_headers(lua_State *L, http_session *s) {
 static int http_parse_headers(lua_State *L) {
   size_t len;
   const char *block = luaL_checklstring(L, 1, &len);
-  push_header_block(L, block, len);
+  push_header_block(L, block, len, NULL);
   return 1;
 }
 
@@ -440,8 +442,9 @@ static int request_result(lua_State *L, http_session *s, CURLcode rc) {
  * -> status, headers, body, seconds  |  nil, kind, message, sent
  * With raw_headers true, `headers` is the header block as one string (see
  * core.parse_headers) and, when the session watches header prefixes, a fifth
- * value tells whether one of them is there.  Raises only for programmer mistakes (missing url, bad header
- * lines). */
+ * value holds the watched headers alone, as a table like parse_headers
+ * gives, or false when there are none.  Raises only for programmer mistakes
+ * (missing url, bad header lines). */
 static int session_request(lua_State *L) {
   http_session *s = session_check(L);
   int n;
@@ -449,7 +452,8 @@ static int session_request(lua_State *L) {
   if (!request_prepare(L, 2, s)) return luaL_error(L, "out of memory");
   n = request_result(L, s, curl_easy_perform(s->easy));
   if (s->raw_headers && s->nwatch > 0 && !lua_isnil(L, -4)) {
-    lua_pushboolean(L, s->watched);
+    if (s->watched) push_header_block(L, buf_cstr(&s->head), s->head.len, s);
+    else lua_pushboolean(L, 0);
     n++;
   }
   return n;

@@ -55,11 +55,12 @@ function M.rate_of(headers)
   return out
 end
 
---- `rate_of` for a transport response, skipping the header table when the
--- transport saw none of RATE_HEADER_PREFIXES.
+--- `rate_of` for a transport response: from the headers the transport kept
+-- apart (`rate_headers`, RATE_HEADER_PREFIXES), without the full header
+-- table; nil when it saw none.
 function M.rate_of_response(resp)
   if resp.has_rate_headers == false then return nil end
-  return M.rate_of(resp.headers)
+  return M.rate_of(resp.rate_headers or resp.headers)
 end
 
 --- True when a 429 is a usage cap (daily/monthly), which no short wait fixes.

@@ -67,8 +67,9 @@ Transport.__index = Transport
 -- @tparam table opts `ca_file`, `proxy`, `max_response`, `timeout`,
 --   `connect_timeout`, `stall_timeout` (seconds), `headers` (name -> value,
 --   sent on every request), `debug` (function(line) or nil), `redact`
---   (function(string) -> string), `watch_headers` (header-name prefixes
---   whose presence each response reports as `has_rate_headers`).
+--   (function(string) -> string), `watch_headers` (header-name prefixes:
+--   each response tells whether it has any, `has_rate_headers`, and keeps
+--   them apart as `rate_headers`).
 function M.new(opts)
   return setmetatable({
     session = core.http_new{ ca_file = opts.ca_file, proxy = opts.proxy,
@@ -265,9 +266,9 @@ function Transport:build(req, into)
 end
 
 --- Turn what the C session returned for `creq` into a response or an error.
--- `headers` is a table, or the raw header block (then `rate` tells whether
--- it holds a watched header, and the table is made on first use).
-function Transport:finish(req, creq, status, headers, rbody, seconds, rate)
+-- `headers` is a table, or the raw header block (then `watched` holds the
+-- watched headers alone, or false, and the full table is made on first use).
+function Transport:finish(req, creq, status, headers, rbody, seconds, watched)
   if not status then
     local kind, msg, sent = headers, rbody, seconds
     self:trace(("< %s: %s"):format(kind, msg))
@@ -278,8 +279,9 @@ function Transport:finish(req, creq, status, headers, rbody, seconds, rate)
   local resp
   if creq.raw_headers then
     -- headers, json and json_error are filled in later: sized for them now
-    resp = setmetatable({ status = status, raw_headers = headers, has_rate_headers = rate, body = rbody,
-                          seconds = seconds, headers = nil, json = nil, json_error = nil }, lazy_json)
+    resp = setmetatable({ status = status, raw_headers = headers, has_rate_headers = watched and true or watched,
+                          rate_headers = watched or nil, body = rbody, seconds = seconds,
+                          headers = nil, json = nil, json_error = nil }, lazy_json)
   else
     resp = setmetatable({ status = status, headers = headers, body = rbody, seconds = seconds,
                           json = nil, json_error = nil }, lazy_json)
