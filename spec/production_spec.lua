@@ -70,6 +70,13 @@ describe("rate limits", function()
     assert.same({}, core.parse_headers(""))
     assert.same({ a = "x" }, core.parse_headers("A:\r\nA: x\r\nA:\r\n"))      -- empty items add nothing
     assert.same({ ok = "1" }, core.parse_headers("HTTP/1.1 200 OK: fine\r\n\tfolded: 2\r\nbad name: 3\r\nok: 1"))
+    -- with prefixes: only the headers a session watching them keeps apart
+    local block = "A: 1\r\nX-Rate-Limit-Limit: 15\r\nx-rate-limit-limit: 16\r\nx-other: 2\r\n\r\n"
+    assert.same({ ["x-rate-limit-limit"] = "15, 16" }, core.parse_headers(block, { "x-rate-" }))
+    assert.same({ a = "1", ["x-other"] = "2" }, core.parse_headers(block, { "a", "X-O" }))
+    assert.same({}, core.parse_headers(block, {}))
+    assert.has_error(function() core.parse_headers(block, { 1 }) end)
+    assert.has_error(function() core.parse_headers(block, { "a", "b", "c", "d", "e", "f", "g", "h", "i" }) end)
   end)
 
   it("keeps the headers with a watched prefix apart, and checks the prefixes given", function()

@@ -103,15 +103,19 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud) {
   return len;
 }
 
-/* True when the header line p[0..len) starts with one of the session's
- * watched prefixes (given by the Lua side), whatever its case. */
-static int is_watched(const http_session *s, const char *p, size_t len) {
+/* True when the header line p[0..len) starts with one of the n prefixes
+ * (the session's watched ones, given by the Lua side), whatever its case. */
+static int has_prefix(const char *const *prefix, int n, const char *p, size_t len) {
   int i;
-  for (i = 0; i < s->nwatch; i++) {
-    size_t n = strlen(s->watch[i]);
-    if (len > n && strncasecmp(p, s->watch[i], n) == 0) return 1;
+  for (i = 0; i < n; i++) {
+    size_t k = strlen(prefix[i]);
+    if (len > k && strncasecmp(p, prefix[i], k) == 0) return 1;
   }
   return 0;
+}
+
+static int is_watched(const http_session *s, const char *p, size_t len) {
+  return has_prefix((const char *const *)s->watch, s->nwatch, p, len);
 }
 
 /* Keeps the header lines of the last response only (1xx responses and any
@@ -269,10 +273,11 @@ static int seen_before(const char *start, const char *line, const char *name, si
 /* Pushes a table of the header lines in block[0..len): lower-case names,
  * values trimmed, repeated headers joined with ", ".  Lines whose name is
  * empty, longer than HTTP_MAX_NAME or holds spaces or control characters
- * (status lines, folded lines) are skipped, and so are lines that do not
- * start with a prefix `only` watches (when `only` is not NULL). */
+ * (status lines, folded lines) are skipped, and so are lines that start
+ * with none of the `nonly` prefixes in `only` (when `only` is not NULL). */
 #define HTTP_MAX_NAME 128
-static void push_header_block(lua_State *L, const char *block, size_t len, const http_session *only) {
+static void push_header_block(lua_State *L, const char *block, size_t len,
+                              const char *const *only, int nonly) {
   const char *p = block, *end = block + len;
   char name[HTTP_MAX_NAME];
   int lines = 0;
@@ -282,7 +287,7 @@ static void push_header_block(lua_State *L, const char *block, size_t len, const
     const char *colon, *v, *ve;
     size_t i, nlen;
     if (!eol) eol = end;
-    if (only && !is_watched(only, p, (size_t)(eol - p))) { p = eol + 1; continue; }
+    if (only && !has_prefix(only, nonly, p, (size_t)(eol - p))) { p = eol + 1; continue; }
     colon = memchr(p, ':', (size_t)(eol - p));
     nlen = colon ? (size_t)(colon - p) : 0;
     if (nlen > 0 && nlen <= HTTP_MAX_NAME) {
@@ -319,7 +324,7 @@ static void push_header_block(lua_State *L, const char *block, size_t len, const
 }
 
 static void push_headers(lua_State *L, http_session *s) {
-  push_header_block(L, buf_cstr(&s->head), s->head.len, NULL);
+  push_header_block(L, buf_cstr(&s->head), s->head.len, NULL, 0);
 }
 
 /* Pushes the header lines of the response as one string, without the status
@@ -330,11 +335,27 @@ static void push_raw_headers(lua_State *L, http_session *s) {
   lua_pushlstring(L, p + skip, s->head.len - skip);
 }
 
-/* parse_headers(block) -> table, as session:request gives headers. */
+/* parse_headers(block [, prefixes]) -> table, as session:request gives
+ * headers; with the array `prefixes` (at most HTTP_MAX_WATCHED strings), only
+ * the headers whose names start with one of them, as a session watching
+ * them gives its fifth value. */
 static int http_parse_headers(lua_State *L) {
   size_t len;
   const char *block = luaL_checklstring(L, 1, &len);
-  push_header_block(L, block, len, NULL);
+  const char *prefix[HTTP_MAX_WATCHED];
+  int i, n = 0;
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    n = (int)luaL_len(L, 2);
+    luaL_argcheck(L, n >= 0 && n <= HTTP_MAX_WATCHED, 2, "too many prefixes");
+    for (i = 0; i < n; i++) {
+      lua_rawgeti(L, 2, i + 1);        /* anchored by the table at 2 */
+      luaL_argcheck(L, lua_type(L, -1) == LUA_TSTRING, 2, "prefixes must be strings");
+      prefix[i] = lua_tostring(L, -1);
+      lua_pop(L, 1);
+    }
+  }
+  push_header_block(L, block, len, lua_isnoneornil(L, 2) ? NULL : prefix, n);
   return 1;
 }
 
@@ -452,7 +473,8 @@ static int session_request(lua_State *L) {
   if (!request_prepare(L, 2, s)) return luaL_error(L, "out of memory");
   n = request_result(L, s, curl_easy_perform(s->easy));
   if (s->raw_headers && s->nwatch > 0 && !lua_isnil(L, -4)) {
-    if (s->watched) push_header_block(L, buf_cstr(&s->head), s->head.len, s);
+    if (s->watched)
+      push_header_block(L, buf_cstr(&s->head), s->head.len, (const char *const *)s->watch, s->nwatch);
     else lua_pushboolean(L, 0);
     n++;
   }
