@@ -315,23 +315,28 @@ local function my_id(self)
   return id
 end
 
--- The tool and the params to send for a call, or nil, err: lookup,
--- validation, the account check and the "your own id" fill-in.
+-- The tool, the params to send and (Scalekit mode) the account context of
+-- a call, or nil, err: lookup, validation, the account check and the "your
+-- own id" fill-in.
 local function prepare_call(self, name, input)
   local tool, err = tools.lookup(name)
   if not tool then return nil, err end
   local params
   params, err = tools.validate(tool, input or {})
   if not params then return nil, err end
-  if self.mode == "scalekit" and not rawget(self, "identifier") and not rawget(self, "connected_account_id") then
-    return nil, errors.new("invalid_input", tool.name .. ": no connected account: set identifier "
-      .. "(or SCALEKIT_IDENTIFIER) or connected_account_id", { tool = tool.name })
+  local ctx
+  if self.mode == "scalekit" then
+    ctx = context(self)
+    if not ctx.identifier and not ctx.connected_account_id then
+      return nil, errors.new("invalid_input", tool.name .. ": no connected account: set identifier "
+        .. "(or SCALEKIT_IDENTIFIER) or connected_account_id", { tool = tool.name })
+    end
   end
   if tool.self_id and params.id == nil then
     params.id, err = my_id(self)
     if not params.id then return nil, err end
   end
-  return tool, params
+  return tool, params, ctx
 end
 
 --- Run a tool by name (full or short).
@@ -342,10 +347,10 @@ end
 -- @return data (the tool output), info `{ execution_id =, tool =, rate_limit = }`; or nil, err
 -- A checked call: prepare, then hand it to the backend.
 local function run(self, name, input, opts)
-  local tool, params = prepare_call(self, name, input)
+  local tool, params, ctx = prepare_call(self, name, input)
   if not tool then return nil, params end
-  if self.mode == "direct" then return state[self].backend:execute(tool, params, opts) end
-  return state[self].backend:execute(tool.name, params, context(self), opts)
+  if ctx == nil then return state[self].backend:execute(tool, params, opts) end
+  return state[self].backend:execute(tool.name, params, ctx, opts)
 end
 
 function Client:execute(name, input, opts)

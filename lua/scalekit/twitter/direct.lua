@@ -205,7 +205,9 @@ local function route_of(tool)
   return route
 end
 
---- The X request for validated `params`: `{ method, path, query, body }`.
+--- The X request for validated `params`: `{ method, path, query, json }`
+-- (`json` the body as a Lua value), shaped for the transport: `send` fills
+-- in its url, tool and authorization in place.
 function M.build(tool, params)
   local route = route_of(tool)
   local path = route[1]
@@ -238,7 +240,9 @@ function M.build(tool, params)
     for k, v in pairs(tool.body_const) do body[k] = v end
   end
   if not in_query and body == nil then body = setmetatable({}, object_mt) end
-  return { method = tool.method, path = path, query = query, body = body }
+  -- sized for the fields send() adds (nil slots), so they never rehash it
+  return { method = tool.method, path = path, query = query, json = body,
+           url = nil, tool = nil, override = nil }
 end
 
 --- Turn a non-2xx X answer into an error: problem details, v1.1-style
@@ -263,7 +267,10 @@ end
 
 -- One authenticated request with retries and rate-limit waits (see
 -- scalekit.twitter.policy); on a 401 with a user token, refresh and repeat
--- once.  `opts` are per-call settings over the client's.
+-- once.  `req` (`method`, `path`, `query`, `json` or `body`, `headers`,
+-- `timeout`, `rate_key`; a table of the caller's own making) becomes the
+-- transport request: its url, tool and authorization are set in place.
+-- `opts` are per-call settings over the client's.
 function Direct:send(kind, tool_name, req, opts)
   local method = req.method
   local ctx = not opts and self.ctx_cache[method]
@@ -271,18 +278,17 @@ function Direct:send(kind, tool_name, req, opts)
     ctx = policy.context({ method = method }, opts, self.policy)
     if not opts then self.ctx_cache[method] = ctx end
   end
-  local hreq = {
-    method = method, url = self.base .. req.path, query = req.query,
-    json = req.body, body = req.raw, headers = req.headers, timeout = req.timeout or (opts and opts.timeout),
-    connect_timeout = opts and opts.connect_timeout, stall_timeout = opts and opts.stall_timeout,
-    tool = tool_name, override = nil,
-  }
+  req.url, req.tool = self.base .. req.path, tool_name
+  if opts then
+    req.timeout = req.timeout or opts.timeout
+    req.connect_timeout, req.stall_timeout = opts.connect_timeout, opts.stall_timeout
+  end
   local http = self.http
   for attempt = 1, 2 do
     local auth, used = self:authorization(kind, tool_name)
     if not auth and used ~= "none" then return nil, used end
-    hreq.override = self:auth_header(auth)
-    local resp, err = policy.send(ctx, http.send, http, hreq)
+    req.override = self:auth_header(auth)
+    local resp, err = policy.send(ctx, http.send, http, req)
     if not resp then return nil, err end
     local rate_key = req.rate_key or tool_name
     self.rate[rate_key] = policy.rate_of_response(resp) or self.rate[rate_key]
@@ -331,8 +337,9 @@ function Direct:batch_request(tool, params, opts)
   local auth, used = self:authorization(tool.auth, tool.name)
   if not auth and used ~= "none" then return nil, used end
   local req = M.build(tool, params)
-  return { method = req.method, url = self.base .. req.path, query = req.query, json = req.body,
-           tool = tool.name, timeout = opts and opts.timeout, override = self:auth_header(auth) }
+  req.url, req.tool, req.override = self.base .. req.path, tool.name, self:auth_header(auth)
+  req.timeout = opts and opts.timeout
+  return req
 end
 
 --- data, info or nil, err for a batch answer.
@@ -379,7 +386,7 @@ end
 
 function sequences.media_upload(self, tool, params)
   local req = M.build(tool, params)
-  req.body.media_category = req.body.media_category or default_category(params.media_type)
+  req.json.media_category = req.json.media_category or default_category(params.media_type)
   return self:call(tool, req)
 end
 
@@ -397,7 +404,7 @@ function sequences.media_upload_large(self, tool, params)
   local init = setmetatable({ media_type = params.media_type, total_bytes = params.total_bytes,
     media_category = params.media_category or default_category(params.media_type) }, object_mt)
   if params.additional_owners then init.additional_owners = split_list(params.additional_owners) end
-  local j, err = self:call(tool, { method = "POST", path = "/2/media/upload/initialize", body = init })
+  local j, err = self:call(tool, { method = "POST", path = "/2/media/upload/initialize", json = init })
   if not j then return nil, err end
   local id = j.data and j.data.id
   if type(id) ~= "string" then
@@ -407,7 +414,7 @@ function sequences.media_upload_large(self, tool, params)
   for off = 1, #bytes, M.CHUNK_SIZE do
     local chunk = bytes:sub(off, off + M.CHUNK_SIZE - 1)
     j, err = self:call(tool, { method = "POST", path = "/2/media/upload/" .. id .. "/append",
-      body = setmetatable({ media = core.base64(chunk), segment_index = seg }, object_mt) })
+      json = setmetatable({ media = core.base64(chunk), segment_index = seg }, object_mt) })
     if not j then return nil, err end
     seg = seg + 1
   end
@@ -460,7 +467,7 @@ function Direct:request(req)
   local kind = type(body)
   local resp, err = self:send("any", "request", {
     method = method, path = path, query = req.query,
-    body = kind == "table" and body or nil, raw = kind == "string" and body or nil,
+    json = kind == "table" and body or nil, body = kind == "string" and body or nil,
     headers = req.headers, timeout = req.timeout, rate_key = rate_key }, req.opts)
   if not resp then return nil, err end
   local out = resp               -- status, headers, body, json (made on first use), seconds

@@ -270,7 +270,7 @@ end
 -- The careful pass: parameters in name order, so the error reported is
 -- always the same one whatever the table's traversal order.
 local function validate_sorted(tool, input)
-  local out = setmetatable({}, object_mt)
+  local out = {}
   local names = {}
   for k in pairs(input) do
     if type(k) ~= "string" then
@@ -310,9 +310,10 @@ end
 -- sorted pass, so the message does not depend on traversal order.
 -- @tparam table tool a record from `list`
 -- @tparam table input the caller's parameters
--- @return params (a new table marked as a JSON object) or nil, err
+-- @return params (a new table; its keys are parameter names, so it encodes
+--   as a JSON object, `{}` when empty) or nil, err
 function M.validate(tool, input)
-  local out, param = setmetatable({}, object_mt), tool.param
+  local out, param = {}, tool.param
   for k, v in next, input do
     local p = param[k]                      -- found: k is a string
     if p == nil then return validate_sorted(tool, input) end
