@@ -249,9 +249,10 @@ local function execute_body(tool_name, params, ctx)
     end
     ctx.fields = fields
   end
-  -- sized for every field at once (nil slots), so filling it never rehashes
-  local body = setmetatable({ tool_name = tool_name, params = params, identifier = nil, connector = nil,
-                              connected_account_id = nil, organization_id = nil, user_id = nil }, object_mt)
+  -- sized for every field at once (nil slots), so filling it never rehashes;
+  -- string keys only, so it encodes as an object without a mark
+  local body = { tool_name = tool_name, params = params, identifier = nil, connector = nil,
+                 connected_account_id = nil, organization_id = nil, user_id = nil }
   for i = 1, #fields, 2 do body[fields[i]] = fields[i + 1] end
   return body
 end
