@@ -278,10 +278,10 @@ function Transport:finish(req, creq, status, headers, rbody, seconds, watched)
   end
   local resp
   if creq.raw_headers then
-    -- headers, json and json_error are filled in later: sized for them now
+    -- headers, json and json_error are filled in when read (tool calls read
+    -- none of them: they decode with json_of and take rate_headers)
     resp = setmetatable({ status = status, raw_headers = headers, has_rate_headers = watched and true or watched,
-                          rate_headers = watched or nil, body = rbody, seconds = seconds,
-                          headers = nil, json = nil, json_error = nil }, lazy_json)
+                          rate_headers = watched or nil, body = rbody, seconds = seconds }, lazy_json)
   else
     resp = setmetatable({ status = status, headers = headers, body = rbody, seconds = seconds,
                           json = nil, json_error = nil }, lazy_json)
