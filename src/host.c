@@ -100,11 +100,18 @@ static int host_report(lua_State *L, int status) {
 /* ------------------------------------------------------------------------ */
 /* Built-in modules and .env                                                 */
 
+/* package.preload loader of embedded module number upvalue(1): runs its
+ * precompiled form when this Lua is the release that made it (no parsing at
+ * start-up), its source otherwise.  Raises when the chunk does not load. */
 static int host_load_embedded(lua_State *L) {
   const embedded_module *m = &embedded_modules[lua_tointeger(L, lua_upvalueindex(1))];
   char chunkname[256];
   snprintf(chunkname, sizeof chunkname, "@[builtin]/%s.lua", m->name);
-  if (luaL_loadbuffer(L, m->source, m->size, chunkname) != LUA_OK) return lua_error(L);
+  if (strcmp(embedded_release, LUA_RELEASE) == 0) {        /* no parsing */
+    if (luaL_loadbufferx(L, m->binary, m->binary_size, chunkname, "b") != LUA_OK) return lua_error(L);
+  } else if (luaL_loadbufferx(L, m->source, m->size, chunkname, "t") != LUA_OK) {
+    return lua_error(L);
+  }
   lua_pushstring(L, m->name);
   lua_call(L, 1, 1);
   return 1;
