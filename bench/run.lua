@@ -105,7 +105,12 @@ http {
     ssl_certificate %s/cert.pem;
     ssl_certificate_key %s/key.pem;
     keepalive_requests 1000000;
-    location = /2/users/2244994945 { return 200 '{"data":%s}'; }
+    location = /2/users/2244994945 {
+      add_header x-rate-limit-limit 900;
+      add_header x-rate-limit-remaining 899;
+      add_header x-rate-limit-reset 1764460000;
+      return 200 '{"data":%s}';
+    }
   }
 }
 ]]):format(dir, dir, dir, dir, dir, dir, dir, port, USER, USER, table.concat(users, ","), dir,
@@ -246,6 +251,7 @@ local ok, err = pcall(function()
         local t = core.monotonic()
         for _ = 1, %d do assert(tw:user_lookup{ id = "2244994945" }) end
         local rate = %d / (core.monotonic() - t)
+        assert(tw:rate_limit("user_lookup").remaining == 899, "X's rate-limit headers were read")
         print(rate, io.open("/proc/self/status"):read("a"):match("VmHWM:%%s*(%%d+) kB") / 1024)]]):format(
           tls_base, cert, PN, PN)))
       assert(oks, sout)
