@@ -163,10 +163,7 @@ end)
 
 describe("the module", function()
   local f
-  setup(function()
-    f = fake.start()
-    fake.connect(f)
-  end)
+  setup(function() f = fake.start_connected() end)
   teardown(function() f:stop() end)
 
   it("has a version", function()

@@ -139,10 +139,7 @@ end)
 
 describe("scalekit-lua commands", function()
   local f
-  setup(function()
-    f = fake.start()
-    fake.connect(f)
-  end)
+  setup(function() f = fake.start_connected() end)
   teardown(function() f:stop() end)
   local function env()
     return ("SCALEKIT_ENVIRONMENT_URL=%s SCALEKIT_CLIENT_ID=%s SCALEKIT_CLIENT_SECRET=%s SCALEKIT_IDENTIFIER=user_123")

@@ -141,6 +141,14 @@ function M.connect(fake, identifier)
   tw:close()
 end
 
+--- A fake Scalekit (`opts` as for `start`) with the connected account of
+-- `identifier` (default "user_123") already made.
+function M.start_connected(opts, identifier)
+  local f = M.start(opts)
+  M.connect(f, identifier)
+  return f
+end
+
 --- Inside a describe block: a fake server (`start_opts` as for `start`) and
 -- a client `make(f)` for the whole block, closed and stopped after it, with
 -- the request log cleared before each test.  `bind(f, tw)` hands both to the

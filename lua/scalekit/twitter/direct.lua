@@ -352,13 +352,6 @@ end
 
 -- Sequences -----------------------------------------------------------------
 
-local function default_category(media_type)
-  if media_type:match("^text/") then return "subtitles" end
-  if media_type == "image/gif" then return "tweet_gif" end
-  if media_type:match("^video/") then return "tweet_video" end
-  return "tweet_image"
-end
-
 local sequences = {}
 
 -- One POST per item of the fan-out parameter; results in order.  Fails as a
@@ -386,7 +379,7 @@ end
 
 function sequences.media_upload(self, tool, params)
   local req = M.build(tool, params)
-  req.json.media_category = req.json.media_category or default_category(params.media_type)
+  req.json.media_category = req.json.media_category or media_mod.category_for(params.media_type)
   return self:call(tool, req)
 end
 
@@ -402,7 +395,7 @@ function sequences.media_upload_large(self, tool, params)
       :format(tool.name, params.total_bytes, #bytes), { tool = tool.name, param = "total_bytes" })
   end
   local init = setmetatable({ media_type = params.media_type, total_bytes = params.total_bytes,
-    media_category = params.media_category or default_category(params.media_type) }, object_mt)
+    media_category = params.media_category or media_mod.category_for(params.media_type) }, object_mt)
   if params.additional_owners then init.additional_owners = split_list(params.additional_owners) end
   local j, err = self:call(tool, { method = "POST", path = "/2/media/upload/initialize", json = init })
   if not j then return nil, err end

@@ -45,7 +45,9 @@ function M.detect(head)
   return nil
 end
 
-local function category_for(media_type)
+--- X's media_category for a MIME type: subtitles, tweet_gif, tweet_video or
+-- tweet_image.
+function M.category_for(media_type)
   if media_type:match("^text/") then return "subtitles" end
   if media_type == "image/gif" then return "tweet_gif" end
   if media_type:match("^video/") then return "tweet_video" end
@@ -110,7 +112,7 @@ function M.upload(client, opts)
     f:close()
     return fail("invalid_input", opts.file .. ": unknown media type (pass media_type)", { param = "media_type" })
   end
-  local category = opts.media_category or category_for(media_type)
+  local category = opts.media_category or M.category_for(media_type)
   local progress = opts.on_progress or function() end
   local chunk = opts.chunk_size or M.CHUNK_SIZE
 
