@@ -285,6 +285,126 @@ describe("retries", function()
   end)
 end)
 
+describe("the one-pass tool call", function()
+  -- A tool call without options finishes in one pass when the answer is 2xx
+  -- JSON; with options (even none set) it takes the general path.  For every
+  -- kind of answer both must send the same requests and give the same result.
+  local RESET = "4102444800"            -- 2100-01-01: a fixed rate-limit reset
+  local SCENARIOS = {
+    { "a 2xx JSON answer", { json = { data = { id = ME } } } },
+    { "a 2xx answer with rate-limit headers",
+      { json = { data = { id = ME, name = "n" }, execution_id = "e1" },
+        headers = { ["x-rate-limit-limit"] = "900", ["x-rate-limit-remaining"] = "17",
+                    ["x-rate-limit-reset"] = RESET } } },
+    { "an empty 2xx answer", { body = "" } },
+    { "a 2xx answer that is not JSON", { body = "<html>" } },
+    { "a 2xx JSON answer that is not an object", { body = "[1, 2]" } },
+    { "a 429", { status = 429, json = { title = "Too Many Requests" },
+                 headers = { ["retry-after"] = "7", ["x-rate-limit-remaining"] = "0",
+                             ["x-rate-limit-reset"] = RESET } } },
+    { "a 503, then the answer", { status = 503, json = { title = "Service Unavailable" } },
+      then_answer = { json = { data = { id = ME } } } },
+    { "a 500 in plain text", { status = 500, body = "upstream exploded" } },
+    { "a dropped connection, every time", { drop = true, times = 5 } },
+    { "a 401, then the answer (token fetched again)", { status = 401, json = { title = "Unauthorized" } },
+      scalekit_only = true },
+  }
+
+  -- The requests `f` recorded, reduced to what was sent; tokens become
+  -- "<token>" (a repeated call may hold a fresher one).
+  local function sent(f)
+    local out = {}
+    for i, r in ipairs(f:requests()) do
+      local headers = {}
+      for j, kv in ipairs(r.headers) do
+        headers[j] = kv[1]:lower() .. ": " .. kv[2]:gsub("^Bearer %S+", "Bearer <token>")
+      end
+      out[i] = { r.method, r.path, r.query, r.body, table.concat(headers, "\n") }
+    end
+    return out
+  end
+
+  -- What a call gave, comparable across calls (errors by their fields).
+  local function outcome(data, info)
+    if data == nil then
+      return { kind = info.kind, message = info.message, status = info.status, tool = info.tool,
+               retry_after = info.retry_after, rate_limit = info.rate_limit,
+               may_have_been_applied = info.may_have_been_applied }
+    end
+    local i = {}
+    for k, v in pairs(info) do i[k] = v end
+    if type(i.execution_id) == "string" then i.execution_id = i.execution_id:gsub("^exec_%d+$", "exec_<n>") end
+    return { data = data, info = i }
+  end
+
+  -- Run scenario `sc` without options, then with `{}`; returns the outcome.
+  local function compare(f, tw, path, sc)
+    local runs = {}
+    for n, opts in ipairs{ false, {} } do
+      -- both start on a live kept-alive connection, the same rate limit seen
+      f:clear()
+      f:script{ path = path, json = { data = { id = ME } },
+                headers = { ["x-rate-limit-limit"] = "900", ["x-rate-limit-remaining"] = "500",
+                            ["x-rate-limit-reset"] = RESET } }
+      assert(tw:user_me{})
+      f:clear()
+      for _, script in ipairs{ sc[2], sc.then_answer } do
+        local s = { path = path }
+        for k, v in pairs(script) do s[k] = v end
+        f:script(s)
+      end
+      runs[n] = { outcome(tw:user_me({}, opts or nil)), sent(f) }
+    end
+    assert(#runs[1][2] > 0)
+    assert.same(runs[2][2], runs[1][2])
+    assert(fake.same(runs[2][1], runs[1][1]))
+    return runs[1][1]
+  end
+
+  local fx, fs, direct_tw, scalekit_tw
+  setup(function()
+    fx = fake.start{ script = "fake_x.py" }
+    direct_tw = direct(fx)
+    fs = fake.start_connected()
+    scalekit_tw = fake.client(fs, { retry_base = 0.01 })
+    assert(scalekit_tw:user_me{})           -- the token is fetched before the comparisons
+  end)
+  teardown(function()
+    direct_tw:close()
+    scalekit_tw:close()
+    fx:stop()
+    fs:stop()
+  end)
+  before_each(function() fx:control("tokens", { access_token = "user-token-1" }) end)
+
+  it("sends and gives the same in direct mode as the general path", function()
+    for _, sc in ipairs(SCENARIOS) do
+      if not sc.scalekit_only then
+        local ok, err = pcall(compare, fx, direct_tw, "/2/users/me", sc)
+        assert(ok, sc[1] .. ": " .. tostring(err))
+      end
+    end
+  end)
+
+  it("sends and gives the same through Scalekit as the general path", function()
+    for _, sc in ipairs(SCENARIOS) do
+      local ok, err = pcall(compare, fs, scalekit_tw, "/api/v1/execute_tool", sc)
+      assert(ok, sc[1] .. ": " .. tostring(err))
+    end
+  end)
+
+  it("finishes a 2xx JSON answer with the data, the status or execution id and the rate limit", function()
+    local got = compare(fx, direct_tw, "/2/users/me", SCENARIOS[2])
+    assert(fake.same({ data = { data = { id = ME, name = "n" }, execution_id = "e1" },
+                       info = { tool = "twitter_user_me", status = 200,
+                                rate_limit = { limit = 900, remaining = 17, reset = 4102444800 } } }, got))
+    got = compare(fs, scalekit_tw, "/api/v1/execute_tool", SCENARIOS[2])
+    assert(fake.same({ data = { id = ME, name = "n" },
+                       info = { tool = "twitter_user_me", execution_id = "e1",
+                                rate_limit = { limit = 900, remaining = 17, reset = 4102444800 } } }, got))
+  end)
+end)
+
 describe("pagination", function()
   local f, tw
   fake.per_block(function(a, b) f, tw = a, b end, { script = "fake_x.py" }, function(s)

@@ -3,8 +3,8 @@
  *
  * Gathers the JSON codec (json.c), the libcurl transport (http.c) and the
  * system helpers (util.c) into one module, and turns the tool catalog into
- * functions: bind_tools() makes one C closure per tool name that forwards to
- * a Lua dispatcher, so the 80 tools exist only as data in the catalog.
+ * functions: bind_tools() makes one C closure per tool that forwards to a
+ * Lua dispatcher, so the 80 tools exist only as data in the catalog.
  */
 #include "http.h"
 #include "json.h"
@@ -17,9 +17,9 @@
 
 LUAMOD_API int luaopen_scalekit_core(lua_State *L);
 
-/* The closure made for each tool.  Upvalues: dispatcher, full tool name,
+/* The closure made for each tool.  Upvalues: dispatcher, the tool's entry,
  * whether the first argument is `self`.  Calls
- *   dispatcher(self, name, ...)   or   dispatcher(name, ...)
+ *   dispatcher(self, entry, ...)   or   dispatcher(entry, ...)
  * and returns whatever it returns; errors propagate to the caller. */
 static int tool_trampoline(lua_State *L) {
   int nargs = lua_gettop(L);
@@ -39,8 +39,9 @@ static int tool_trampoline(lua_State *L) {
 }
 
 /* bind_tools(target, tools, dispatcher, has_self)
- * For each entry { name = "twitter_x", short = "x" } of the array `tools`,
- * sets target[name] and target[short] to one closure calling `dispatcher`. */
+ * For each entry { name = "twitter_x", short = "x", ... } of the array
+ * `tools`, sets target[name] and target[short] to one closure calling
+ * `dispatcher` with that entry (so the dispatcher needs no lookup). */
 static int core_bind_tools(lua_State *L) {
   lua_Integer i, n;
   luaL_checktype(L, 1, LUA_TTABLE);
@@ -50,9 +51,11 @@ static int core_bind_tools(lua_State *L) {
   for (i = 1; i <= n; i++) {
     lua_rawgeti(L, 2, i);
     luaL_argcheck(L, lua_istable(L, -1), 2, "entries must be tables");
-    lua_pushvalue(L, 3);
-    lua_getfield(L, -2, "name");
+    lua_getfield(L, -1, "name");
     luaL_argcheck(L, lua_type(L, -1) == LUA_TSTRING, 2, "entry without a name");
+    lua_pop(L, 1);
+    lua_pushvalue(L, 3);
+    lua_pushvalue(L, -2);
     lua_pushboolean(L, lua_toboolean(L, 4));
     lua_pushcclosure(L, tool_trampoline, 3);
     lua_getfield(L, -2, "name");

@@ -315,14 +315,11 @@ local function my_id(self)
   return id
 end
 
--- The tool, the params to send and (Scalekit mode) the account context of
--- a call, or nil, err: lookup, validation, the account check and the "your
--- own id" fill-in.
-local function prepare_call(self, name, input)
-  local tool, err = tools.lookup(name)
-  if not tool then return nil, err end
-  local params
-  params, err = tools.validate(tool, input or {})
+-- The params to send and (Scalekit mode) the account context of a call of
+-- `tool`, or nil, err: validation, the account check and the "your own id"
+-- fill-in.
+local function prepare_call(self, tool, input)
+  local params, err = tools.validate(tool, input or {})
   if not params then return nil, err end
   local ctx
   if self.mode == "scalekit" then
@@ -336,7 +333,15 @@ local function prepare_call(self, name, input)
     params.id, err = my_id(self)
     if not params.id then return nil, err end
   end
-  return tool, params, ctx
+  return params, ctx
+end
+
+-- A checked call of `tool`: prepare, then hand it to the backend.
+local function run(self, tool, input, opts)
+  local params, ctx = prepare_call(self, tool, input)
+  if not params then return nil, ctx end
+  if ctx == nil then return state[self].backend:execute(tool, params, opts) end
+  return state[self].backend:execute(tool.name, params, ctx, opts)
 end
 
 --- Run a tool by name (full or short).
@@ -345,19 +350,13 @@ end
 -- @tparam[opt] table opts this call's `timeout`, `max_retries`,
 --   `wait_on_rate_limit`, `max_wait` (over the client's)
 -- @return data (the tool output), info `{ execution_id =, tool =, rate_limit = }`; or nil, err
--- A checked call: prepare, then hand it to the backend.
-local function run(self, name, input, opts)
-  local tool, params, ctx = prepare_call(self, name, input)
-  if not tool then return nil, params end
-  if ctx == nil then return state[self].backend:execute(tool, params, opts) end
-  return state[self].backend:execute(tool.name, params, ctx, opts)
-end
-
 function Client:execute(name, input, opts)
   check_client(self, "execute")
   check_table(input, "tool input", 2)
   check_table(opts, "call options", 2)
-  return run(self, name, input, opts)
+  local tool, err = tools.lookup(name)
+  if not tool then return nil, err end
+  return run(self, tool, input, opts)
 end
 
 --- The last rate-limit headers seen for a tool (full or short name) or a raw
@@ -563,7 +562,11 @@ function Client:batch(calls, opts)
       if type(input) ~= "table" and input ~= nil then
         return nil, errors.new("invalid_input", tostring(name) .. ": input must be a table")
       end
-      return prepare_call(self, name, input)
+      local tool, err = tools.lookup(name)
+      if not tool then return nil, err end
+      local params, ctx = prepare_call(self, tool, input)
+      if not params then return nil, ctx end
+      return tool, params, ctx
     end,
     request = function(tool, params)
       if self.mode == "direct" then return backend:batch_request(tool, params, opts) end
@@ -649,16 +652,16 @@ end
 
 -- One function per tool, on the client methods and on the module.
 -- Level 3 blames the user's call: dispatcher <- C trampoline <- user.
-core.bind_tools(Client, tools.list, function(self, name, input, opts)
-  if state[self] == nil then check_client(self, tools.get(name).short, 3) end
-  if input ~= nil and type(input) ~= "table" then check_table(input, name, 3) end
-  if opts ~= nil and type(opts) ~= "table" then check_table(opts, name .. " options", 3) end
-  return run(self, name, input, opts)
+core.bind_tools(Client, tools.list, function(self, tool, input, opts)
+  if state[self] == nil then check_client(self, tool.short, 3) end
+  if input ~= nil and type(input) ~= "table" then check_table(input, tool.name, 3) end
+  if opts ~= nil and type(opts) ~= "table" then check_table(opts, tool.name .. " options", 3) end
+  return run(self, tool, input, opts)
 end, true)
-core.bind_tools(M, tools.list, function(name, input, opts)
-  check_table(input, name, 3)
-  check_table(opts, name .. " options", 3)
-  return default():execute(name, input, opts)
+core.bind_tools(M, tools.list, function(tool, input, opts)
+  check_table(input, tool.name, 3)
+  check_table(opts, tool.name .. " options", 3)
+  return default():execute(tool.name, input, opts)
 end, false)
 
 M.Client = Client

@@ -28,7 +28,7 @@ M.STREAM_MAX_EVENTS = 100    -- a stream tool called as a tool stops after this 
 M.STREAM_MAX_SECONDS = 10    -- ... or this long
 
 local object_mt, array_mt = core.object_mt, core.array_mt
-local urlencode = core.urlencode
+local urlencode, json_decode = core.urlencode, core.json_decode
 local ACCEPTS = { user = "an OAuth 2.0 user-context token", app = "an app-only bearer token",
                   any = "a user-context or app-only token", none = "no token" }
 
@@ -270,8 +270,10 @@ end
 -- once.  `req` (`method`, `path`, `query`, `json` or `body`, `headers`,
 -- `timeout`, `rate_key`; a table of the caller's own making) becomes the
 -- transport request: its url, tool and authorization are set in place.
--- `opts` are per-call settings over the client's.
-function Direct:send(kind, tool_name, req, opts)
+-- `opts` are per-call settings over the client's.  `answer`, when given, is
+-- what a first attempt already got (`{ resp =, err =, used = }`, see
+-- `execute`): the loop goes on from it instead of sending.
+function Direct:send(kind, tool_name, req, opts, answer)
   local method = req.method
   local ctx = not opts and self.ctx_cache[method]
   if not ctx then
@@ -285,10 +287,14 @@ function Direct:send(kind, tool_name, req, opts)
   end
   local http = self.http
   for attempt = 1, 2 do
-    local auth, used = self:authorization(kind, tool_name)
-    if not auth and used ~= "none" then return nil, used end
-    req.override = self:auth_header(auth)
-    local resp, err = policy.send(ctx, http.send, http, req)
+    local resp, err, used
+    if answer then
+      resp, err, used, answer = answer.resp, answer.err, answer.used, nil
+    else
+      used, err = self:authorize(req, kind, tool_name)
+      if not used then return nil, err end
+    end
+    resp, err = policy.send(ctx, http.send, http, req, resp, err)
     if not resp then return nil, err end
     local rate_key = req.rate_key or tool_name
     self.rate[rate_key] = policy.rate_of_response(resp) or self.rate[rate_key]
@@ -298,6 +304,15 @@ function Direct:send(kind, tool_name, req, opts)
     local ok, rerr = self:refresh(self.secret.access_token)
     if not ok then rerr.tool = tool_name; return nil, rerr end
   end
+end
+
+-- Set the Authorization header of `req` for a tool with auth kind `kind`.
+-- Returns the kind of token used ("app", "user" or "none"), or nil, err.
+function Direct:authorize(req, kind, tool_name)
+  local auth, used = self:authorization(kind, tool_name)
+  if not auth and used ~= "none" then return nil, used end
+  req.override = self:auth_header(auth)
+  return used
 end
 
 -- The header map carrying `auth` (nil: no Authorization header), one table
@@ -435,9 +450,43 @@ function sequences.stream(self, tool, params)
   return setmetatable({ data = events }, object_mt)
 end
 
+-- One tool request in one pass, for a call without options, sequence or
+-- debug trace: a 2xx JSON answer is finished here; any other answer (or a
+-- transport failure) goes on through `send` (retries, waits, the 401
+-- refresh) and `decode` from what was received, so nothing is sent twice.
+-- Returns data, info or nil, err, as `execute`.
+local function execute_once(self, tool, params)
+  local name, kind = tool.name, tool.auth
+  local req = M.build(tool, params)
+  req.url, req.tool = self.base .. req.path, name
+  local used, err = self:authorize(req, kind, name)
+  if not used then return nil, err end
+  local http = self.http
+  local creq, status, headers, body, seconds, watched = http:perform(req)
+  if not creq then return nil, status end
+  local rate = self.rate
+  if status and status >= 200 and status <= 299 then
+    -- the transport watches the rate headers: `watched` is a table or false
+    if watched then rate[name] = policy.rate_of(watched) or rate[name] end
+    local j = json_decode(body)
+    if type(j) == "table" then return j, { tool = name, status = status, rate_limit = rate[name] } end
+  end
+  local resp
+  resp, err = http:finish(req, creq, status, headers, body, seconds, watched)
+  resp, err = self:send(kind, name, req, nil, { resp = resp, err = err, used = used })
+  if not resp then return nil, err end
+  local data
+  data, err = self:decode(tool, resp)
+  if data == nil then return nil, err end
+  return data, { tool = name, status = resp.status, rate_limit = rate[name] }
+end
+
 --- Run one validated tool call.
 -- @return data, info `{ tool =, status =, rate_limit = }` or nil, err
 function Direct:execute(tool, params, opts)
+  if opts == nil and tool.direct == nil and not self.http.debug then
+    return execute_once(self, tool, params)
+  end
   local data, resp_or_err
   local sequence = tool.direct and sequences[tool.direct]
   if sequence then

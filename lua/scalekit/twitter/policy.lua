@@ -130,10 +130,12 @@ end
 -- @tparam function attempt sends once: `attempt(a, b)` returns resp or nil, err
 -- @param a first argument of `attempt`
 -- @param b second argument of `attempt`
+-- @param[opt] resp the answer of a first attempt made by the caller
+-- @param[opt] err  ... or its error; with neither, the first attempt is made here
 -- @return resp or nil, err (`err.may_have_been_applied` for a write whose
 --   request left the machine)
-function M.send(ctx, attempt, a, b)
-  local resp, err = attempt(a, b)
+function M.send(ctx, attempt, a, b, resp, err)
+  if resp == nil and err == nil then resp, err = attempt(a, b) end
   -- the usual answer needs no bookkeeping
   if resp and resp.status ~= 429 and not RETRY_STATUS[resp.status] then return resp end
   local idempotent = M.IDEMPOTENT[ctx.method] or false

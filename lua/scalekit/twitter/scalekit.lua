@@ -18,7 +18,7 @@ M.API_VERSION = "20260727"
 M.EXECUTE_PATH = "/api/v1/execute_tool"
 M.TOKEN_SKEW = 60          -- refresh this many seconds before expiry
 
-local null, object_mt = core.null, core.object_mt
+local null, object_mt, json_decode = core.null, core.object_mt, core.json_decode
 
 local Scalekit = {}
 Scalekit.__index = Scalekit
@@ -171,25 +171,43 @@ local function call_policy(self, method, opts)
   return ctx
 end
 
+-- Put the access token (fetched when needed) on `req`: in the caller's own
+-- header map `own` when there is one, else as the client's shared override.
+-- Returns the token, or nil, err.
+function Scalekit:authorize(req, own)
+  local tok, err = self:token()
+  if not tok then err.tool = req.tool; return nil, err end
+  if own then own.authorization = "Bearer " .. tok else req.override = self.auth_override end
+  return tok
+end
+
 --- An authenticated request to `env_url .. path`, with retries (see
 -- scalekit.twitter.policy).  On a 401 the token is fetched again and the
 -- request repeated once.  `opts` are per-call settings (timeout, max_retries,
--- wait_on_rate_limit, max_wait).
+-- wait_on_rate_limit, max_wait).  `answer`, when given, is what a first
+-- attempt already got (`{ resp =, err = }`, see `execute`): the loop goes on
+-- from it instead of sending.
 -- @return resp (any status) or nil, err
-function Scalekit:send(req, opts)
+function Scalekit:send(req, opts, answer)
   req.url = req.url or self.env_url .. req.path
   if opts then
     req.timeout = req.timeout or opts.timeout
     req.connect_timeout, req.stall_timeout = opts.connect_timeout, opts.stall_timeout
   end
   local ctx = call_policy(self, req.method or "GET", opts)
-  local own = req.override          -- the caller's own header map (the proxy's)
+  -- the caller's own header map (the proxy's); `execute`, which hands over
+  -- a first answer, sends with the client's shared one
+  local own = not answer and req.override or nil
   for attempt = 1, 2 do
-    local tok, err = self:token()
-    if not tok then err.tool = req.tool; return nil, err end
-    if own then own.authorization = "Bearer " .. tok else req.override = self.auth_override end
-    local resp
-    resp, err = policy.send(ctx, self.http.send, self.http, req)
+    local resp, err
+    if answer then
+      resp, err, answer = answer.resp, answer.err, nil
+    else
+      local tok
+      tok, err = self:authorize(req, own)
+      if not tok then return nil, err end
+    end
+    resp, err = policy.send(ctx, self.http.send, self.http, req, resp, err)
     if not resp then return nil, err end
     local key = req.rate_key or req.tool or req.path
     self.rate[key] = policy.rate_of_response(resp) or self.rate[key]
@@ -269,8 +287,30 @@ end
 -- organization_id and user_id.
 -- @return data, info `{ execution_id =, tool = }` or nil, err
 function Scalekit:execute(tool_name, params, ctx, call_opts)
-  local resp, err = self:send({ method = "POST", path = M.EXECUTE_PATH, url = self.execute_url,
-                                json = execute_body(tool_name, params, ctx), tool = tool_name }, call_opts)
+  local req = { method = "POST", path = M.EXECUTE_PATH, url = self.execute_url,
+                json = execute_body(tool_name, params, ctx), tool = tool_name, override = nil }
+  local resp, err
+  if call_opts == nil and not self.http.debug then
+    -- one pass for the usual call: a 2xx JSON answer is finished here; any
+    -- other answer goes on through `send` from what was received (retries,
+    -- the 401 token refresh), so nothing is sent twice
+    local tok
+    tok, err = self:authorize(req)
+    if not tok then return nil, err end
+    local http = self.http
+    local creq, status, headers, body, seconds, watched = http:perform(req)
+    if not creq then return nil, status end
+    if status and status >= 200 and status <= 299 then
+      -- the transport watches the rate headers: `watched` is a table or false
+      if watched then self.rate[tool_name] = policy.rate_of(watched) or self.rate[tool_name] end
+      local j = json_decode(body)
+      if type(j) == "table" then return self:tool_result(tool_name, j) end
+    end
+    resp, err = http:finish(req, creq, status, headers, body, seconds, watched)
+    resp, err = self:send(req, nil, { resp = resp, err = err })
+  else
+    resp, err = self:send(req, call_opts)
+  end
   if not resp then return nil, err end
   local j
   j, err = self:decode(resp, "POST", M.EXECUTE_PATH, tool_name)

@@ -317,7 +317,10 @@ function M.validate(tool, input)
   for k, v in next, input do
     local p = param[k]                      -- found: k is a string
     if p == nil then return validate_sorted(tool, input) end
-    if v ~= null then
+    local f = p.only_format
+    if f and all_in(v, f.set, f.max) then        -- the usual case: an ID
+      out[k] = v
+    elseif v ~= null then
       local value = COERCE[p.type](p, v)
       if value == nil then return validate_sorted(tool, input) end
       out[k] = value

@@ -302,15 +302,27 @@ end
 --   HTTP status, or nil and an error for a transport failure or a body that
 --   cannot be encoded.
 function Transport:send(req)
+  local creq, status, headers, rbody, seconds, watched = self:perform(req)
+  if not creq then return nil, status end
+  return self:finish(req, creq, status, headers, rbody, seconds, watched)
+end
+
+--- Send one request and return what the C session answered, before any
+-- response table is made: the request as sent (`creq`), then status, header
+-- block, body, seconds and the watched headers (a table, or false); or `creq`,
+-- nil, kind, message, sent for a transport failure; or nil, err when the body
+-- cannot be encoded.  `finish(req, creq, ...)` turns the answer into what
+-- `send` returns, so a caller that only needs the body of a 2xx answer can
+-- skip it.  `creq` stays valid until the next request on this transport.
+function Transport:perform(req)
   -- one request table per transport, reused: the C session does not keep it
   local creq, err = self:build(req, self.creq)
   if not creq then return nil, err end
   creq.raw_headers = true            -- parsed only if someone looks (see lazy_json)
   self.creq = nil                    -- a nested send (from a debug hook) gets its own
-  local resp
-  resp, err = self:finish(req, creq, self.session:request(creq))
+  local status, headers, rbody, seconds, watched = self.session:request(creq)
   self.creq = creq
-  return resp, err
+  return creq, status, headers, rbody, seconds, watched
 end
 
 --- Send many requests at once over the same connection pool.
