@@ -28,7 +28,7 @@ M.STREAM_MAX_EVENTS = 100    -- a stream tool called as a tool stops after this 
 M.STREAM_MAX_SECONDS = 10    -- ... or this long
 
 local object_mt, array_mt = core.object_mt, core.array_mt
-local urlencode, json_decode = core.urlencode, core.json_decode
+local urlencode = core.urlencode
 local ACCEPTS = { user = "an OAuth 2.0 user-context token", app = "an app-only bearer token",
                   any = "a user-context or app-only token", none = "no token" }
 
@@ -451,34 +451,29 @@ function sequences.stream(self, tool, params)
 end
 
 -- One tool request in one pass, for a call without options, sequence or
--- debug trace: a 2xx JSON answer is finished here; any other answer (or a
--- transport failure) goes on through `send` (retries, waits, the 401
--- refresh) and `decode` from what was received, so nothing is sent twice.
--- Returns data, info or nil, err, as `execute`.
+-- debug trace: a 2xx JSON answer is finished here; anything else goes on
+-- through `send` (retries, waits, the 401 refresh) and `decode` from what was
+-- received, so nothing is sent twice.  Returns data, info or nil, err, as
+-- `execute`.
 local function execute_once(self, tool, params)
   local name, kind = tool.name, tool.auth
   local req = M.build(tool, params)
   req.url, req.tool = self.base .. req.path, name
   local used, err = self:authorize(req, kind, name)
   if not used then return nil, err end
-  local http = self.http
-  local creq, status, headers, body, seconds, watched = http:perform(req)
-  if not creq then return nil, status end
   local rate = self.rate
-  if status and status >= 200 and status <= 299 then
+  local j, status, watched = self.http:send_json(req)
+  if j then
     -- the transport watches the rate headers: `watched` is a table or false
     if watched then rate[name] = policy.rate_of(watched) or rate[name] end
-    local j = json_decode(body)
-    if type(j) == "table" then return j, { tool = name, status = status, rate_limit = rate[name] } end
+    return j, { tool = name, status = status, rate_limit = rate[name] }
   end
   local resp
-  resp, err = http:finish(req, creq, status, headers, body, seconds, watched)
-  resp, err = self:send(kind, name, req, nil, { resp = resp, err = err, used = used })
+  resp, err = self:send(kind, name, req, nil, { resp = status, err = watched, used = used })
   if not resp then return nil, err end
-  local data
-  data, err = self:decode(tool, resp)
-  if data == nil then return nil, err end
-  return data, { tool = name, status = resp.status, rate_limit = rate[name] }
+  j, err = self:decode(tool, resp)
+  if j == nil then return nil, err end
+  return j, { tool = name, status = resp.status, rate_limit = rate[name] }
 end
 
 --- Run one validated tool call.

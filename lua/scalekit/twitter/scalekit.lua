@@ -18,7 +18,7 @@ M.API_VERSION = "20260727"
 M.EXECUTE_PATH = "/api/v1/execute_tool"
 M.TOKEN_SKEW = 60          -- refresh this many seconds before expiry
 
-local null, object_mt, json_decode = core.null, core.object_mt, core.json_decode
+local null, object_mt = core.null, core.object_mt
 
 local Scalekit = {}
 Scalekit.__index = Scalekit
@@ -297,17 +297,13 @@ function Scalekit:execute(tool_name, params, ctx, call_opts)
     local tok
     tok, err = self:authorize(req)
     if not tok then return nil, err end
-    local http = self.http
-    local creq, status, headers, body, seconds, watched = http:perform(req)
-    if not creq then return nil, status end
-    if status and status >= 200 and status <= 299 then
+    local j, status, watched = self.http:send_json(req)
+    if j then
       -- the transport watches the rate headers: `watched` is a table or false
       if watched then self.rate[tool_name] = policy.rate_of(watched) or self.rate[tool_name] end
-      local j = json_decode(body)
-      if type(j) == "table" then return self:tool_result(tool_name, j) end
+      return self:tool_result(tool_name, j)
     end
-    resp, err = http:finish(req, creq, status, headers, body, seconds, watched)
-    resp, err = self:send(req, nil, { resp = resp, err = err })
+    resp, err = self:send(req, nil, { resp = status, err = watched })
   else
     resp, err = self:send(req, call_opts)
   end

@@ -325,6 +325,20 @@ function Transport:perform(req)
   return creq, status, headers, rbody, seconds, watched
 end
 
+--- Send one request and decode a 2xx JSON answer at once, without making
+-- a response table: returns the decoded table (object or array), the status
+-- and the watched headers (a table, or false).  Any other outcome comes back
+-- as `send` gives it, after a nil: `nil, resp` or `nil, nil, err`.
+function Transport:send_json(req)
+  local creq, status, headers, rbody, seconds, watched = self:perform(req)
+  if not creq then return nil, nil, status end
+  if status and status >= 200 and status <= 299 then
+    local j = json_decode(rbody)
+    if type(j) == "table" then return j, status, watched end
+  end
+  return nil, self:finish(req, creq, status, headers, rbody, seconds, watched)
+end
+
 --- Send many requests at once over the same connection pool.
 -- @tparam table reqs array of `send` requests
 -- @tparam integer concurrency at most this many in flight
