@@ -468,6 +468,7 @@ local function execute_once(self, tool, params)
     if watched then rate[name] = policy.rate_of(watched) or rate[name] end
     return j, { tool = name, status = status, rate_limit = rate[name] }
   end
+  -- anything else: send_json gave nil, resp or nil, nil, err
   local resp
   resp, err = self:send(kind, name, req, nil, { resp = status, err = watched, used = used })
   if not resp then return nil, err end

@@ -303,6 +303,7 @@ function Scalekit:execute(tool_name, params, ctx, call_opts)
       if watched then self.rate[tool_name] = policy.rate_of(watched) or self.rate[tool_name] end
       return self:tool_result(tool_name, j)
     end
+    -- anything else: send_json gave nil, resp or nil, nil, err
     resp, err = self:send(req, nil, { resp = status, err = watched })
   else
     resp, err = self:send(req, call_opts)

@@ -327,8 +327,9 @@ end
 
 --- Send one request and decode a 2xx JSON answer at once, without making
 -- a response table: returns the decoded table (object or array), the status
--- and the watched headers (a table, or false).  Any other outcome comes back
--- as `send` gives it, after a nil: `nil, resp` or `nil, nil, err`.
+-- and the watched headers (a table, or false; nil when the transport watches
+-- none).  Any other outcome comes back as `send` gives it, after a nil:
+-- `nil, resp` or `nil, nil, err`.
 function Transport:send_json(req)
   local creq, status, headers, rbody, seconds, watched = self:perform(req)
   if not creq then return nil, nil, status end
