@@ -253,23 +253,6 @@ static int set_url(http_session *s, const char *url) {
   return 1;
 }
 
-/* True when a header line between `start` and `line` has the lower-case
- * name name[0..n) (its case ignored). */
-static int seen_before(const char *start, const char *line, const char *name, size_t n) {
-  const char *p = start;
-  while (p < line) {
-    const char *eol = memchr(p, '\n', (size_t)(line - p));
-    size_t i;
-    if ((size_t)(line - p) > n && p[n] == ':') {
-      for (i = 0; i < n && tolower((unsigned char)p[i]) == name[i]; i++) {}
-      if (i == n) return 1;
-    }
-    if (!eol) break;
-    p = eol + 1;
-  }
-  return 0;
-}
-
 /* Pushes a table of the header lines in block[0..len): lower-case names,
  * values trimmed, repeated headers joined with ", ".  Lines whose name is
  * empty, longer than HTTP_MAX_NAME or holds spaces or control characters
@@ -302,20 +285,19 @@ static void push_header_block(lua_State *L, const char *block, size_t len,
       }
       if (i < nlen) { p = eol + 1; continue; }
       lua_pushlstring(L, name, nlen);
-      if (seen_before(block, p, name, nlen)) {            /* repeated: join */
-        lua_pushvalue(L, -1);
-        lua_rawget(L, -3);
-        if (ve == v) {                                   /* empty items add nothing */
-        } else if (lua_rawlen(L, -1) == 0) {
-          lua_pop(L, 1);
-          lua_pushlstring(L, v, (size_t)(ve - v));
-        } else {
-          lua_pushliteral(L, ", ");
-          lua_pushlstring(L, v, (size_t)(ve - v));
-          lua_concat(L, 3);
-        }
-      } else {
+      lua_pushvalue(L, -1);
+      lua_rawget(L, -3);
+      if (lua_isnil(L, -1)) {                            /* first of its name */
+        lua_pop(L, 1);
         lua_pushlstring(L, v, (size_t)(ve - v));
+      } else if (ve == v) {                              /* empty items add nothing */
+      } else if (lua_rawlen(L, -1) == 0) {
+        lua_pop(L, 1);
+        lua_pushlstring(L, v, (size_t)(ve - v));
+      } else {                                           /* repeated: join */
+        lua_pushliteral(L, ", ");
+        lua_pushlstring(L, v, (size_t)(ve - v));
+        lua_concat(L, 3);
       }
       lua_rawset(L, -3);
     }

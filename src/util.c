@@ -82,9 +82,13 @@ static int util_all_in(lua_State *L) {
     return 1;
   }
   s = (const unsigned char *)lua_tolstring(L, 1, &n);
+  if (n == 0 || (lua_Integer)n > max) {       /* too short or too long: no scan */
+    lua_pushboolean(L, 0);
+    return 1;
+  }
   for (i = 0; i < k; i++) in_set[set[i]] = 1;
   for (i = 0; i < n && in_set[s[i]]; i++) {}
-  lua_pushboolean(L, n > 0 && (lua_Integer)n <= max && i == n);
+  lua_pushboolean(L, i == n);
   return 1;
 }
 

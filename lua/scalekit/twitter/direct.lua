@@ -338,9 +338,10 @@ function Direct:decode(tool, resp)
     tool.name, resp.json_error or "unexpected value"), { status = resp.status, tool = tool.name })
 end
 
--- A tool request: decoded JSON of a 2xx answer, or nil, err.
-function Direct:call(tool, req, opts)
-  local resp, err = self:send(tool.auth, tool.name, req, opts or self.call_opts)
+-- A tool request: decoded JSON of a 2xx answer, or nil, err.  `answer` as
+-- for `send`.
+function Direct:call(tool, req, opts, answer)
+  local resp, err = self:send(tool.auth, tool.name, req, opts or self.call_opts, answer)
   if not resp then return nil, err end
   return self:decode(tool, resp)
 end
@@ -349,10 +350,10 @@ end
 -- is a sequence (run on its own), or nil, err.
 function Direct:batch_request(tool, params, opts)
   if tool.direct then return nil end
-  local auth, used = self:authorization(tool.auth, tool.name)
-  if not auth and used ~= "none" then return nil, used end
   local req = M.build(tool, params)
-  req.url, req.tool, req.override = self.base .. req.path, tool.name, self:auth_header(auth)
+  req.url, req.tool = self.base .. req.path, tool.name
+  local used, err = self:authorize(req, tool.auth, tool.name)
+  if not used then return nil, err end
   req.timeout = opts and opts.timeout
   return req
 end
@@ -466,15 +467,14 @@ local function execute_once(self, tool, params)
   if j then
     -- the transport watches the rate headers: `watched` is a table or false
     if watched then rate[name] = policy.rate_of(watched) or rate[name] end
-    return j, { tool = name, status = status, rate_limit = rate[name] }
+  else
+    -- anything else: send_json gave nil, resp or nil, nil, err
+    local resp
+    j, resp = self:call(tool, req, nil, { resp = status, err = watched, used = used })
+    if j == nil then return nil, resp end
+    status = resp.status
   end
-  -- anything else: send_json gave nil, resp or nil, nil, err
-  local resp
-  resp, err = self:send(kind, name, req, nil, { resp = status, err = watched, used = used })
-  if not resp then return nil, err end
-  j, err = self:decode(tool, resp)
-  if j == nil then return nil, err end
-  return j, { tool = name, status = resp.status, rate_limit = rate[name] }
+  return j, { tool = name, status = status, rate_limit = rate[name] }
 end
 
 --- Run one validated tool call.

@@ -318,11 +318,11 @@ end
 --- The transport request for one tool call in a batch (token included), or
 -- nil, err.
 function Scalekit:batch_request(tool, params, ctx, opts)
-  local tok, err = self:token()
+  local req = { method = "POST", url = self.execute_url, tool = tool.name,
+                json = execute_body(tool.name, params, ctx), timeout = opts and opts.timeout }
+  local tok, err = self:authorize(req)
   if not tok then return nil, err end
-  return { method = "POST", url = self.execute_url, tool = tool.name,
-           json = execute_body(tool.name, params, ctx), timeout = opts and opts.timeout,
-           override = { authorization = "Bearer " .. tok } }
+  return req
 end
 
 --- data, info or nil, err for a batch answer.
