@@ -72,7 +72,7 @@ describe("configuration", function()
     assert.has_error(function() twitter.new(with{ identifer = "u" }) end,
       "scalekit.twitter.new: unknown option 'identifer'; did you mean 'identifier'?")
     assert.has_error(function() twitter.new(with{ timeout = 0 }) end,
-      "scalekit.twitter.new: 'timeout' must be a positive number of seconds")
+      "scalekit.twitter.new: 'timeout' must be a positive number of seconds, got 0")
     assert.has_error(function() twitter.new("x") end,
       "scalekit.twitter.new: expected a table of options, got string")
     assert.has_error(function() twitter.new(with{ mode = "direct" }) end)

@@ -545,7 +545,7 @@ static int session_request_many(lua_State *L) {
     b->nslots = k + 1;
     if (!b->slot[k].easy) return luaL_error(L, "libcurl could not create a handle");
     easy_setup(b->slot[k].easy, &b->slot[k], s->ca_file, s->proxy, s->share);
-    curl_easy_setopt(b->slot[k].easy, CURLOPT_PRIVATE, (char *)NULL + k);
+    curl_easy_setopt(b->slot[k].easy, CURLOPT_PRIVATE, (void *)&b->slot[k]);
   }
   for (;;) {
     int running = 0, left = 0;
@@ -562,10 +562,10 @@ static int session_request_many(lua_State *L) {
     if (active == 0) break;
     curl_multi_perform(b->multi, &running);
     while ((msg = curl_multi_info_read(b->multi, &left)) != NULL) {
-      char *priv = NULL;
+      http_session *slot = NULL;                         /* set by CURLOPT_PRIVATE */
       if (msg->msg != CURLMSG_DONE) continue;
-      curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
-      k = (int)(priv - (char *)NULL);
+      curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&slot);
+      k = (int)(slot - b->slot);
       batch_store(L, results, b, k, msg->data.result);
       active--;
     }

@@ -17,17 +17,25 @@
  *  - Encoding fails (it never raises for bad data) on NaN/inf, cycles,
  *    non-string keys, sparse arrays, depth > JSON_MAX_DEPTH, invalid UTF-8 and
  *    unsupported types; the message names the path (`params.poll_options[2]`).
- *  - Decoding is strict RFC 8259 with a depth cap; numbers beyond double
- *    range are refused (they would be infinity); errors give the byte offset.
+ *  - Decoding is strict RFC 8259 with a depth cap (JSON_DECODE_DEPTH, or the
+ *    caller's, at most JSON_MAX_DECODE_DEPTH: the decoder recurses on the C
+ *    stack); numbers beyond double range are refused (they would be
+ *    infinity); errors give the byte offset.
+ *  - Numbers are written and read with '.' whatever the C locale says
+ *    (LC_NUMERIC=de_DE would otherwise give "1,5").
  *
  * Scratch memory lives in one userdata (a "box") shared by both directions and
- * freed by its __gc, so an out-of-memory longjmp cannot leak.
+ * freed by its __gc, so an out-of-memory longjmp cannot leak.  A call made
+ * while another is under way (from a __gc finalizer that runs during an
+ * allocation, say) gets a box of its own, so the outer call's scratch is never
+ * touched.
  */
 #include "json.h"
 #include "buf.h"
 #include "class.h"
 
 #include <limits.h>
+#include <locale.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -38,6 +46,10 @@
 
 #define JSON_MAX_DEPTH 64
 #define JSON_DECODE_DEPTH 128
+#define JSON_MAX_DECODE_DEPTH 1000      /* C stack: a few hundred bytes a level */
+#define JSON_NUMBER_MAX 64              /* longer number tokens are copied to the heap */
+#define JSON_STR_(x) #x
+#define JSON_STR(x) JSON_STR_(x)
 #define JSON_MAX_OUTPUT ((size_t)1 << 30)  /* 1 GiB of encoded text */
 #define JSON_ERRLEN 512
 
@@ -49,11 +61,13 @@ typedef struct json_key {
   int value;          /* stack index of the value, 0: look it up */
 } json_key;
 
-/* Scratch memory shared by encoder and decoder (neither is re-entrant). */
+/* Scratch memory shared by encoder and decoder.  `busy` is set while a call
+ * uses it; a nested call then makes a box of its own (see box_acquire). */
 typedef struct json_box {
   buf_t out;          /* encoder output / decoder string unescaping */
   json_key *keys;     /* stack of object keys being sorted */
   size_t nkeys, keycap;
+  int busy;
 } json_box;
 
 /* Upvalues of json_encode / json_decode. */
@@ -75,6 +89,35 @@ static void box_trim(json_box *box) {
   if (box->out.cap > (1u << 20)) buf_free(&box->out);
   buf_reset(&box->out);
   box->nkeys = 0;
+}
+
+/* The box for one call: the shared one (upvalue UV_BOX), or, when a call is
+ * already using it, a new one pushed on the stack (freed by its __gc).  An
+ * out-of-memory error inside a call leaves the shared box marked busy; later
+ * calls then each get a fresh box, which is slower but still correct.
+ * Release it with box_release. */
+static json_box *box_acquire(lua_State *L) {
+  json_box *box = lua_touserdata(L, lua_upvalueindex(UV_BOX));
+  if (box->busy) {
+    box = lua_newuserdatauv(L, sizeof *box, 0);
+    memset(box, 0, sizeof *box);
+    buf_init(&box->out, JSON_MAX_OUTPUT);
+    luaL_setmetatable(L, BOX_MT);
+  }
+  box_trim(box);
+  box->busy = 1;
+  return box;
+}
+
+static void box_release(json_box *box) {
+  box_trim(box);
+  box->busy = 0;
+}
+
+/* The C library's decimal point (',' under some LC_NUMERIC locales). */
+static char locale_point(void) {
+  const char *p = localeconv()->decimal_point;
+  return (p && p[0] && !p[1]) ? p[0] : '.';
 }
 
 /* ------------------------------------------------------------------------ */
@@ -249,13 +292,34 @@ static int enc_string(json_enc *e, const char *s, size_t n) {
   return enc_out(e, s + run, n - run) && enc_out(e, "\"", 1);
 }
 
-/* Shortest of %.15g..%.17g that reads back as the same double. */
+/* strtod over s[0..n) (a grammatical JSON number) with '.' as the decimal
+ * point whatever the locale: the point is swapped for the locale's, as Lua's
+ * own l_str2d does. */
+static double json_strtod(const char *s, size_t n) {
+  char local[JSON_NUMBER_MAX], *copy = local, *dot;
+  char point = locale_point();
+  double v;
+  if (point == '.') return strtod(s, NULL);
+  if (n >= sizeof local && (copy = malloc(n + 1)) == NULL) return strtod(s, NULL);
+  memcpy(copy, s, n);
+  copy[n] = '\0';
+  if ((dot = strchr(copy, '.')) != NULL) *dot = point;
+  v = strtod(copy, NULL);
+  if (copy != local) free(copy);
+  return v;
+}
+
+/* Shortest of %.15g..%.17g that reads back as the same double, with '.' as
+ * the decimal point whatever the locale. */
 static size_t format_double(char *out, size_t size, double d) {
   int prec;
   size_t n = 0;
+  char point = locale_point(), *p;
   for (prec = 15; prec <= 17; prec++) {
     n = (size_t)snprintf(out, size, "%.*g", prec, d);
-    if (strtod(out, NULL) == d) break;
+    if (n >= size) n = size - 1;
+    if (point != '.' && (p = strchr(out, point)) != NULL) *p = '.';
+    if (json_strtod(out, n) == d) break;
   }
   if (!strpbrk(out, ".eE") && n + 2 < size) {   /* keep it a float */
     memcpy(out + n, ".0", 3);
@@ -332,7 +396,7 @@ static void sort_keys(json_key *keys, size_t n) {
 /* Writes the object whose keys are box->keys[base..nkeys), sorted. */
 static int enc_object(json_enc *e, int idx, size_t base) {
   size_t i, count = e->box->nkeys - base;
-  sort_keys(e->box->keys + base, count);
+  if (count > 1) sort_keys(e->box->keys + base, count);   /* keys may still be NULL */
   if (!enc_out(e, "{", 1)) return 0;
   for (i = 0; i < count; i++) {
     json_key k = e->box->keys[base + i];   /* copy: keys may be reallocated */
@@ -464,24 +528,23 @@ static int json_encode(lua_State *L) {
   e.root = luaL_optstring(L, 2, "value");
   lua_settop(L, 2);
   e.L = L;
-  e.box = lua_touserdata(L, lua_upvalueindex(UV_BOX));
+  e.box = box_acquire(L);                              /* [3: own box] */
   lua_pushvalue(L, lua_upvalueindex(UV_ARRAY_MT));
   e.array_mt = lua_gettop(L);
   lua_pushvalue(L, lua_upvalueindex(UV_OBJECT_MT));
   e.object_mt = lua_gettop(L);
   e.depth = 0;
   e.err[0] = '\0';
-  box_trim(e.box);
   e.box->out.max = JSON_MAX_OUTPUT;
   ok = enc_value(&e, 1);
   if (!ok) {
-    box_trim(e.box);
+    box_release(e.box);
     lua_pushnil(L);
     lua_pushstring(L, e.err);
     return 2;
   }
   lua_pushlstring(L, buf_cstr(&e.box->out), e.box->out.len);
-  box_trim(e.box);
+  box_release(e.box);
   return 1;
 }
 
@@ -662,7 +725,7 @@ static int dec_number(json_dec *d) {
     /* The input is NUL-terminated and the token is grammatical, so strtod
      * stops exactly at its end.  A number beyond double range would come back
      * as infinity, which no JSON can carry: refuse it (found by fuzzing). */
-    double v = strtod(s, NULL);
+    double v = json_strtod(s, (size_t)(d->p - s));
     if (isinf(v)) { d->p = s; return dec_fail(d, "number out of range"); }
     lua_pushnumber(d->L, (lua_Number)v);
   }
@@ -789,16 +852,20 @@ static int dec_value(json_dec *d) {
   }
 }
 
-/* json_decode(text [, max_depth]) -> value | nil, message */
+/* json_decode(text [, max_depth]) -> value | nil, message
+ * Raises when max_depth is not an integer from 1 to JSON_MAX_DECODE_DEPTH. */
 static int json_decode(lua_State *L) {
   json_dec d;
   size_t n;
   int ok;
   const char *s = luaL_checklstring(L, 1, &n);
-  d.max_depth = (int)luaL_optinteger(L, 2, JSON_DECODE_DEPTH);
+  lua_Integer depth = luaL_optinteger(L, 2, JSON_DECODE_DEPTH);
+  luaL_argcheck(L, depth >= 1 && depth <= JSON_MAX_DECODE_DEPTH, 2,
+                "max_depth must be from 1 to " JSON_STR(JSON_MAX_DECODE_DEPTH));
+  d.max_depth = (int)depth;
   lua_settop(L, 1);
   d.L = L;
-  d.box = lua_touserdata(L, lua_upvalueindex(UV_BOX));
+  d.box = box_acquire(L);                              /* [2: own box] */
   lua_pushvalue(L, lua_upvalueindex(UV_ARRAY_MT));
   d.array_mt = lua_gettop(L);
   lua_pushvalue(L, lua_upvalueindex(UV_OBJECT_MT));
@@ -807,14 +874,13 @@ static int json_decode(lua_State *L) {
   d.end = s + n;
   d.depth = 0;
   d.err[0] = '\0';
-  box_trim(d.box);
   d.box->out.max = n + 16;          /* an unescaped string is never longer */
   ok = dec_value(&d);
   if (ok) {
     dec_space(&d);
     if (d.p < d.end) ok = dec_fail(&d, "trailing characters after JSON value");
   }
-  box_trim(d.box);
+  box_release(d.box);
   if (!ok) {
     lua_pushnil(L);
     lua_pushfstring(L, "invalid JSON: %s", d.err);

@@ -1,8 +1,9 @@
 /*
  * util.c - small system helpers the Lua layer cannot write portably:
  * RFC 3986 percent-encoding, base64, SHA-256, the OS/arch for the
- * User-Agent, a CSPRNG, clocks, a sleep, an atomic file write and an
- * advisory file lock (for token files shared between processes).
+ * User-Agent, a CSPRNG, clocks, a sleep, atomic file replacement and a
+ * bounded advisory file lock (for token files shared between processes),
+ * the ID check `all_in`, and a one-shot loopback listener (OAuth redirects).
  */
 #define _POSIX_C_SOURCE 200809L
 #define _DEFAULT_SOURCE
@@ -256,79 +257,219 @@ static int push_errno(lua_State *L, const char *what, const char *path) {
   return 2;
 }
 
-/* write_file_atomic(path, data [, mode]) -> true | nil, message
- * Writes to a temporary file in the same directory, fsyncs it, renames it
- * over `path` and fsyncs the directory: a crash leaves the old file or the
- * new one, never a partial one.  `mode` defaults to 0600. */
-static int util_write_file_atomic(lua_State *L) {
-  size_t n, plen, off = 0;
-  const char *path = luaL_checklstring(L, 1, &plen);
-  const char *data = luaL_checklstring(L, 2, &n);
-  mode_t mode = (mode_t)luaL_optinteger(L, 3, 0600);
-  char tmp[4096], dir[4096];
+/* ------------------------------------------------------------------------ */
+/* Atomic file replacement, in two steps so that a caller can learn that a
+ * file cannot be written before it does something that cannot be undone
+ * (refreshing a token that X rotates).                                       */
+
+#define ATOMIC_MT "scalekit.atomic_file"
+#define ATOMIC_MAX_LINKS 16
+#define ATOMIC_PATH_MAX 4096
+
+typedef struct atomic_file {
+  int fd;                          /* the temporary file, -1 when done */
+  char target[ATOMIC_PATH_MAX];    /* the file it will replace */
+  char tmp[ATOMIC_PATH_MAX];
+} atomic_file;
+
+/* Follows symbolic links from `path` (at most ATOMIC_MAX_LINKS) and writes
+ * the file they end at into out: replacing that file keeps the links.  A
+ * path that does not exist yet is its own target.  Returns 0 (errno set) when
+ * a link cannot be read or the result does not fit. */
+static int resolve_links(const char *path, char *out, size_t size) {
+  char link[ATOMIC_PATH_MAX];
+  int hops;
+  if (strlen(path) >= size) { errno = ENAMETOOLONG; return 0; }
+  snprintf(out, size, "%s", path);
+  for (hops = 0; hops < ATOMIC_MAX_LINKS; hops++) {
+    struct stat st;
+    ssize_t n;
+    const char *slash;
+    if (lstat(out, &st) != 0 || !S_ISLNK(st.st_mode)) return 1;
+    n = readlink(out, link, sizeof link - 1);
+    if (n < 0) return 0;
+    link[n] = '\0';
+    slash = strrchr(out, '/');
+    if (link[0] == '/' || slash == NULL) {
+      if ((size_t)n >= size) { errno = ENAMETOOLONG; return 0; }
+      memcpy(out, link, (size_t)n + 1);
+    } else {                               /* relative to the link's directory */
+      size_t dlen = (size_t)(slash - out) + 1;
+      if (dlen + (size_t)n >= size) { errno = ENAMETOOLONG; return 0; }
+      memcpy(out + dlen, link, (size_t)n + 1);
+    }
+  }
+  errno = ELOOP;
+  return 0;
+}
+
+static void atomic_discard(atomic_file *a) {
+  if (a->fd >= 0) {
+    close(a->fd);
+    unlink(a->tmp);
+    a->fd = -1;
+  }
+}
+
+static int atomic_gc(lua_State *L) {
+  atomic_discard(luaL_checkudata(L, 1, ATOMIC_MT));
+  return 0;
+}
+
+/* atomic_file(path [, mode]) -> writer | nil, message
+ * Creates the temporary file (mode, default 0600) next to the file `path`
+ * ends at after following symbolic links, so the write itself can no longer
+ * fail for want of a writable directory.  writer:commit(data) replaces the
+ * file; writer:discard() (or __gc/__close) removes the temporary file. */
+static int util_atomic_file(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  mode_t mode = (mode_t)luaL_optinteger(L, 2, 0600);
+  atomic_file *a = lua_newuserdatauv(L, sizeof *a, 0);
+  a->fd = -1;
+  a->tmp[0] = '\0';
+  luaL_setmetatable(L, ATOMIC_MT);
+  if (!resolve_links(path, a->target, sizeof a->target)) return push_errno(L, "cannot resolve", path);
+  if (strlen(a->target) + 16 >= sizeof a->tmp) return luaL_error(L, "path too long");
+  snprintf(a->tmp, sizeof a->tmp, "%s.tmpXXXXXX", a->target);
+  a->fd = mkstemp(a->tmp);
+  if (a->fd < 0) return push_errno(L, "cannot create a temporary file for", path);
+  if (fchmod(a->fd, mode) != 0) {
+    int e = errno;
+    atomic_discard(a);
+    errno = e;
+    return push_errno(L, "cannot set the mode of a temporary file for", path);
+  }
+  return 1;
+}
+
+/* Writes data, fsyncs, renames over the target and fsyncs its directory: a
+ * crash leaves the old file or the new one, never a partial one.  Returns 1,
+ * or 0 with errno set (the temporary file is then removed).  Either way the
+ * writer is done. */
+static int atomic_write(atomic_file *a, const char *data, size_t n) {
+  char dir[ATOMIC_PATH_MAX];
   const char *slash;
+  size_t off = 0;
   int fd;
-  if (plen + 16 >= sizeof tmp) return luaL_error(L, "path too long");
-  snprintf(tmp, sizeof tmp, "%s.tmpXXXXXX", path);
-  fd = mkstemp(tmp);
-  if (fd < 0) return push_errno(L, "cannot create a temporary file for", path);
-  if (fchmod(fd, mode) != 0) goto fail;
   while (off < n) {
-    ssize_t w = write(fd, data + off, n - off);
+    ssize_t w = write(a->fd, data + off, n - off);
     if (w < 0) { if (errno == EINTR) continue; goto fail; }
     off += (size_t)w;
   }
-  if (fsync(fd) != 0) goto fail;
-  if (close(fd) != 0) { fd = -1; goto fail; }
-  fd = -1;
-  if (rename(tmp, path) != 0) goto fail;
-  slash = strrchr(path, '/');
-  if (slash) snprintf(dir, sizeof dir, "%.*s", (int)(slash - path) + (slash == path), path);
+  if (fsync(a->fd) != 0) goto fail;
+  fd = a->fd;
+  a->fd = -1;
+  if (close(fd) != 0 || rename(a->tmp, a->target) != 0) {
+    int e = errno;
+    unlink(a->tmp);
+    errno = e;
+    return 0;
+  }
+  slash = strrchr(a->target, '/');
+  if (slash) snprintf(dir, sizeof dir, "%.*s", (int)(slash - a->target) + (slash == a->target), a->target);
   else snprintf(dir, sizeof dir, ".");
   fd = open(dir, O_RDONLY);
   if (fd >= 0) { fsync(fd); close(fd); }
-  lua_pushboolean(L, 1);
   return 1;
 fail:
   {
     int e = errno;
-    if (fd >= 0) close(fd);
-    unlink(tmp);
+    atomic_discard(a);
     errno = e;
   }
-  return push_errno(L, "cannot write", path);
+  return 0;
+}
+
+/* writer:commit(data) -> true | nil, message */
+static int atomic_commit(lua_State *L) {
+  atomic_file *a = luaL_checkudata(L, 1, ATOMIC_MT);
+  size_t n;
+  const char *data = luaL_checklstring(L, 2, &n);
+  if (a->fd < 0) return luaL_error(L, "atomic file already committed or discarded");
+  if (!atomic_write(a, data, n)) return push_errno(L, "cannot write", a->target);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* writer:target() -> the path the writer replaces (symbolic links followed) */
+static int atomic_target(lua_State *L) {
+  atomic_file *a = luaL_checkudata(L, 1, ATOMIC_MT);
+  lua_pushstring(L, a->target);
+  return 1;
+}
+
+/* write_file_atomic(path, data [, mode]) -> true | nil, message
+ * atomic_file(path, mode) and commit(data) in one call. */
+static int util_write_file_atomic(lua_State *L) {
+  size_t n;
+  luaL_checkstring(L, 1);
+  luaL_checklstring(L, 2, &n);
+  lua_settop(L, 3);
+  lua_pushcfunction(L, util_atomic_file);
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, 3);
+  lua_call(L, 2, 2);                               /* 4: writer | nil, 5: message */
+  if (lua_isnil(L, 4)) return 2;
+  {
+    atomic_file *a = lua_touserdata(L, 4);
+    if (!atomic_write(a, lua_tostring(L, 2), n)) return push_errno(L, "cannot write", a->target);
+  }
+  lua_pushboolean(L, 1);
+  return 1;
 }
 
 #define LOCK_MT "scalekit.lock"
+#define LOCK_POLL_MS 20
 
-static int lock_release(lua_State *L) {
-  int *fd = luaL_checkudata(L, 1, LOCK_MT);
+static void lock_drop(int *fd) {
   if (*fd >= 0) {
     flock(*fd, LOCK_UN);
     close(*fd);
     *fd = -1;
   }
+}
+
+static int lock_release(lua_State *L) {
+  lock_drop(luaL_checkudata(L, 1, LOCK_MT));
   return 0;
 }
 
-/* lock_file(path) -> lock | nil, message
+/* lock_file(path [, timeout]) -> lock | nil, message, kind
  * Takes an exclusive advisory lock (flock) on `path`, creating it (0600) if
- * needed; blocks until it is free.  lock:unlock() (or __close/__gc)
- * releases it. */
+ * needed.  Waits at most `timeout` seconds (default 60), polling, and gives
+ * up early on Ctrl-C in the host: kind is then "timeout" or "interrupted"
+ * ("io" for any other failure).  lock:unlock() (or __close/__gc) releases
+ * it. */
 static int util_lock_file(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
+  lua_Number timeout = luaL_optnumber(L, 2, 60.0);
+  lua_Number deadline = clock_seconds(CLOCK_MONOTONIC) + (timeout > 0 ? timeout : 0);
   int *fd = lua_newuserdatauv(L, sizeof *fd, 0);
   *fd = -1;
   luaL_setmetatable(L, LOCK_MT);
   *fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (*fd < 0) return push_errno(L, "cannot open lock file", path);
-  while (flock(*fd, LOCK_EX) != 0) {
-    if (errno != EINTR) {
-      lock_release(L);
-      return push_errno(L, "cannot lock", path);
+  if (*fd < 0) { push_errno(L, "cannot open lock file", path); lua_pushliteral(L, "io"); return 3; }
+  for (;;) {
+    struct timespec ts = { 0, LOCK_POLL_MS * 1000000L };
+    if (flock(*fd, LOCK_EX | LOCK_NB) == 0) return 1;
+    if (errno != EWOULDBLOCK && errno != EINTR) {
+      int e = errno;
+      lock_drop(fd);
+      errno = e;
+      push_errno(L, "cannot lock", path);
+      lua_pushliteral(L, "io");
+      return 3;
     }
+    if (scalekit_interrupted || clock_seconds(CLOCK_MONOTONIC) >= deadline) {
+      int interrupted = scalekit_interrupted != 0;
+      lock_drop(fd);
+      lua_pushnil(L);
+      lua_pushfstring(L, "%s waiting for the lock on %s", interrupted ? "interrupted" : "timed out", path);
+      lua_pushstring(L, interrupted ? "interrupted" : "timeout");
+      return 3;
+    }
+    nanosleep(&ts, NULL);
   }
-  return 1;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -444,6 +585,7 @@ void util_register(lua_State *L) {
     {"unbase64", util_unbase64},
     {"sha256", util_sha256},
     {"write_file_atomic", util_write_file_atomic},
+    {"atomic_file", util_atomic_file},
     {"lock_file", util_lock_file},
     {"listen", util_listen},
     {NULL, NULL}
@@ -458,7 +600,14 @@ void util_register(lua_State *L) {
     {"unlock", lock_release},
     {NULL, NULL}
   };
+  static const luaL_Reg atomicmethods[] = {
+    {"commit", atomic_commit},
+    {"discard", atomic_gc},
+    {"target", atomic_target},
+    {NULL, NULL}
+  };
   class_register(L, LISTEN_MT, lmethods, listener_close);
   class_register(L, LOCK_MT, lockmethods, lock_release);
+  class_register(L, ATOMIC_MT, atomicmethods, atomic_gc);
   luaL_setfuncs(L, fns, 0);
 }

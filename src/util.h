@@ -12,9 +12,9 @@ extern volatile sig_atomic_t scalekit_interrupted;
 /* Set by the host at start-up: transfers then watch scalekit_interrupted. */
 extern int scalekit_interrupt_armed;
 
-/* Sets urlencode, base64, unbase64, sha256, platform, random_bytes, now,
- * monotonic, sleep, isatty, write_file_atomic and lock_file on the table at
- * the top of the stack. */
+/* Sets urlencode, all_in, base64, unbase64, sha256, platform, random_bytes,
+ * now, monotonic, sleep, isatty, atomic_file, write_file_atomic, lock_file
+ * and listen on the table at the top of the stack. */
 void util_register(lua_State *L);
 
 #endif

@@ -8,19 +8,21 @@
 -- Each of the 80 tools is a method (`tw:post_create`, or by its full name
 -- `tw:twitter_post_create`) and a module function using the default client
 -- (`twitter.configure{...}`, then `twitter.post_create{...}`).  The functions
--- are made from the catalog (`scalekit.twitter.catalog`) by the C core.
+-- are made from the catalog (`scalekit.twitter.catalog`) at load time.
 -- @module scalekit.twitter
 
 local core = require "scalekit.core"
 local errors = require "scalekit.twitter.errors"
 local tools = require "scalekit.twitter.tools"
 local scalekit = require "scalekit.twitter.scalekit"
+local transport = require "scalekit.twitter.transport"
 local direct = require "scalekit.twitter.direct"
 local oauth2 = require "scalekit.twitter.oauth2"
 local paging = require "scalekit.twitter.paging"
 local batch = require "scalekit.twitter.batch"
 local media = require "scalekit.twitter.media"
 local policy = require "scalekit.twitter.policy"
+local options = require "scalekit.twitter.options"
 
 local M = {}
 
@@ -69,17 +71,7 @@ local state = setmetatable({}, { __mode = "k" })
 local Client = {}
 local client_mt = { __name = "scalekit.twitter.client" }
 
-local OPTIONS = {
-  "mode", "env_url", "client_id", "client_secret", "identifier", "connection_name",
-  "connected_account_id", "organization_id", "user_id", "timeout", "connect_timeout",
-  "stall_timeout", "ca_file", "proxy", "allow_insecure_http", "max_response", "debug",
-  "max_retries", "retry_base", "wait_on_rate_limit", "max_wait", "on_wait",
-  -- direct mode
-  "bearer_token", "access_token", "refresh_token", "expires_at", "token_file", "on_token",
-  "api_base_url", "token_url",
-}
-local KNOWN_OPTION = {}
-for _, k in ipairs(OPTIONS) do KNOWN_OPTION[k] = true end
+local KNOWN_OPTION = options.SPEC
 
 local LOOPBACK = { ["127.0.0.1"] = true, ["localhost"] = true, ["[::1]"] = true }
 
@@ -91,42 +83,43 @@ local function getenv(...)
   return nil
 end
 
--- Raise a configuration mistake at the caller of twitter.new.
-local function config_error(msg, level)
-  error("scalekit.twitter.new: " .. msg, (level or 1) + 1)
+-- Configuration mistakes are raised as a ConfigError and re-raised as a
+-- message by the public function that was called (`new`, or a module-level
+-- call that makes the default client), at its caller's line.
+local ConfigError = {}
+
+local function config_error(msg)
+  error(setmetatable({ message = "scalekit.twitter.new: " .. msg }, ConfigError), 0)
 end
 
-local function check_options(opts)
-  for k in pairs(opts) do
-    if not KNOWN_OPTION[k] then
-      local guess = type(k) == "string" and tools.suggest(k, OPTIONS)
-      config_error(("unknown option '%s'%s"):format(tostring(k),
-        guess and ("; did you mean '%s'?"):format(guess) or ""), 3)
-    end
-  end
-  if opts.max_retries ~= nil and (math.type(opts.max_retries) ~= "integer" or opts.max_retries < 0
-                                  or opts.max_retries > 10) then
-    config_error("'max_retries' must be an integer from 0 to 10", 3)
-  end
-  for _, k in ipairs{ "timeout", "connect_timeout", "stall_timeout", "retry_base", "max_wait" } do
-    local v = opts[k]
-    if v ~= nil and (type(v) ~= "number" or v ~= v or v <= 0) then
-      config_error(("'%s' must be a positive number of seconds"):format(k), 3)
-    end
+-- Run make(opts); re-raise a configuration mistake at `level` (as for
+-- error, counted from the caller of guarded).
+local function guarded(make, opts, level)
+  local ok, r = pcall(make, opts)
+  if ok then return r end
+  if getmetatable(r) == ConfigError then error(r.message, level + 1) end
+  error(r, 0)
+end
+
+-- Refuse a credential that cannot go in an HTTP header (CR, LF or other
+-- control characters, spaces): it would make every call fail.
+local function check_secret(name, value)
+  if value ~= nil and (type(value) ~= "string" or value:find("[%c ]")) then
+    config_error(("%s must be a string without spaces or control characters"):format(name))
   end
 end
 
 local function check_url(name, url, allow_http)
   local scheme, host = url:match("^(%a+)://([^/?#]+)")
-  if not scheme then config_error(("%s %q is not an http(s) URL"):format(name, url), 4) end
+  if not scheme then config_error(("%s %q is not an http(s) URL"):format(name, url)) end
   scheme = scheme:lower()
   host = host:gsub("^.*@", ""):gsub(":%d+$", ""):lower()
   if scheme ~= "https" and scheme ~= "http" then
-    config_error(("%s must use https, got %s://"):format(name, scheme), 4)
+    config_error(("%s must use https, got %s://"):format(name, scheme))
   end
   if scheme == "http" and not LOOPBACK[host] and not allow_http then
     config_error(name .. " uses http:// for a non-loopback host; use https:// "
-                 .. "(or set allow_insecure_http = true)", 4)
+                 .. "(or set allow_insecure_http = true)")
   end
 end
 
@@ -139,13 +132,14 @@ local function debug_writer(opt)
 end
 
 local DIRECT_ONLY = { "bearer_token", "access_token", "refresh_token", "token_file" }
+local DIRECT_ENV = { "X_BEARER_TOKEN", "X_ACCESS_TOKEN", "X_REFRESH_TOKEN", "X_TOKEN_FILE" }
 
 -- "scalekit" or "direct": as asked, else Scalekit when its credentials are
 -- there, else direct when X credentials are.
 local function pick_mode(opts)
   if opts.mode ~= nil then
     if opts.mode ~= "scalekit" and opts.mode ~= "direct" then
-      config_error(("mode must be \"scalekit\" or \"direct\", got %q"):format(tostring(opts.mode)), 3)
+      config_error(("mode must be \"scalekit\" or \"direct\", got %q"):format(tostring(opts.mode)))
     end
     return opts.mode
   end
@@ -153,7 +147,7 @@ local function pick_mode(opts)
     return "scalekit"
   end
   for _, k in ipairs(DIRECT_ONLY) do if opts[k] then return "direct" end end
-  if getenv("X_BEARER_TOKEN", "X_ACCESS_TOKEN", "X_REFRESH_TOKEN") then return "direct" end
+  if getenv(table.unpack(DIRECT_ENV)) then return "direct" end
   return "scalekit"
 end
 
@@ -167,8 +161,9 @@ local function new_scalekit(self, opts, common)
   if not secret.client_secret then missing[#missing + 1] = "client_secret (SCALEKIT_CLIENT_SECRET)" end
   if #missing > 0 then
     config_error("missing " .. table.concat(missing, ", ")
-                 .. " (or, for direct mode, X_BEARER_TOKEN / X_ACCESS_TOKEN)", 3)
+                 .. " (or, for direct mode, X_BEARER_TOKEN / X_ACCESS_TOKEN)")
   end
+  check_secret("client_secret", secret.client_secret)
   check_url("env_url", env_url, opts.allow_insecure_http)
   self.env_url = env_url:gsub("/+$", "")
   self.client_id = client_id
@@ -189,20 +184,21 @@ local function new_direct(self, opts, common)
     refresh_token = opts.refresh_token or getenv("X_REFRESH_TOKEN"),
     client_secret = opts.client_secret or getenv("X_CLIENT_SECRET"),
   }
-  if opts.on_token ~= nil and type(opts.on_token) ~= "function" then
-    config_error("on_token must be a function", 3)
-  end
-  if not (secret.bearer_token or secret.access_token or secret.refresh_token or opts.token_file) then
+  local token_file = opts.token_file or getenv("X_TOKEN_FILE")
+  if not (secret.bearer_token or secret.access_token or secret.refresh_token or token_file) then
     config_error("direct mode needs bearer_token, access_token, refresh_token or token_file "
-                 .. "(X_BEARER_TOKEN, X_ACCESS_TOKEN, X_REFRESH_TOKEN)", 3)
+                 .. "(X_BEARER_TOKEN, X_ACCESS_TOKEN, X_REFRESH_TOKEN, X_TOKEN_FILE)")
+  end
+  for _, k in ipairs{ "bearer_token", "access_token", "refresh_token", "client_secret" } do
+    check_secret(k, secret[k])
   end
   local base = opts.api_base_url or getenv("X_API_BASE_URL") or oauth2.API_BASE_URL
   check_url("api_base_url", base, opts.allow_insecure_http)
   self.api_base_url = base:gsub("/+$", "")
   self.client_id = opts.client_id or getenv("X_CLIENT_ID")
-  self.token_file = opts.token_file
+  self.token_file = token_file
   common.secret, common.client_id, common.api_base_url = secret, self.client_id, self.api_base_url
-  common.expires_at, common.token_file, common.on_token = opts.expires_at, opts.token_file, opts.on_token
+  common.expires_at, common.token_file, common.on_token = opts.expires_at, token_file, opts.on_token
   common.token_url = opts.token_url
   common.redact = errors.redactor(secret)
   return direct.new(common), common.redact
@@ -213,26 +209,40 @@ end
 -- `SCALEKIT_ENVIRONMENT_URL` (or `SCALEKIT_ENV_URL`), `SCALEKIT_CLIENT_ID`,
 -- `SCALEKIT_CLIENT_SECRET`, `SCALEKIT_IDENTIFIER`.  Direct mode (`mode =
 -- "direct"`, or picked when only X credentials are given): `X_BEARER_TOKEN`,
--- `X_ACCESS_TOKEN`, `X_REFRESH_TOKEN`, `X_CLIENT_ID`, `X_CLIENT_SECRET`,
--- `X_API_BASE_URL`.  `ca_file` defaults to `SSL_CERT_FILE` or `CURL_CA_BUNDLE`.
--- Raises on a configuration mistake (missing credentials, unknown option,
--- plain-http URL to a remote host).
+-- `X_ACCESS_TOKEN`, `X_REFRESH_TOKEN`, `X_TOKEN_FILE`, `X_CLIENT_ID`,
+-- `X_CLIENT_SECRET`, `X_API_BASE_URL`.  `ca_file` defaults to
+-- `SSL_CERT_FILE` or `CURL_CA_BUNDLE`.  Raises on a configuration mistake
+-- (missing credentials, unknown option or bad value, a credential with
+-- control characters, plain-http URL to a remote host).
 -- @tparam[opt] table opts see README "Configuration"
 -- @treturn table the client
+local make_client
+
 function M.new(opts)
+  local client = guarded(make_client, opts, 2)    -- not a tail call: level 2 is our caller
+  return client
+end
+
+-- twitter.new without the re-raise (raises ConfigErrors).
+function make_client(opts)
   if opts ~= nil and type(opts) ~= "table" then
-    error("scalekit.twitter.new: expected a table of options, got " .. type(opts), 2)
+    config_error("expected a table of options, got " .. type(opts))
   end
   opts = opts or {}
-  check_options(opts)
-  local self = setmetatable({ mode = pick_mode(opts), timeout = opts.timeout or 60 }, client_mt)
+  local ok, why = pcall(options.check, opts, "scalekit.twitter.new", 1)
+  if not ok then error(setmetatable({ message = why }, ConfigError), 0) end
+  local wait = opts.wait_on_rate_limit == true
+  local max_wait = opts.max_wait or 900
+  -- the whole call's deadline; each attempt is bounded by the transport's
+  local call_timeout = opts.timeout or policy.DEFAULT_TIMEOUT + (wait and max_wait or 0)
+  local self = setmetatable({ mode = pick_mode(opts), timeout = call_timeout }, client_mt)
   local common = {
     ca_file = opts.ca_file or getenv("SSL_CERT_FILE", "CURL_CA_BUNDLE"),
-    proxy = opts.proxy, max_response = opts.max_response, timeout = self.timeout,
+    proxy = opts.proxy, max_response = opts.max_response, timeout = opts.timeout or policy.DEFAULT_TIMEOUT,
     connect_timeout = opts.connect_timeout, stall_timeout = opts.stall_timeout,
     debug = debug_writer(opts.debug),
     policy = { max_retries = opts.max_retries or 2, retry_base = opts.retry_base or 0.5,
-               wait_on_rate_limit = opts.wait_on_rate_limit == true, max_wait = opts.max_wait or 900,
+               wait_on_rate_limit = wait, max_wait = max_wait, timeout = opts.timeout,
                on_wait = opts.on_wait or function(...) if M.on_wait then return M.on_wait(...) end end },
   }
   local backend, redact
@@ -354,6 +364,7 @@ function Client:execute(name, input, opts)
   check_client(self, "execute")
   check_table(input, "tool input", 2)
   check_table(opts, "call options", 2)
+  if opts ~= nil then options.check(opts, "scalekit.twitter: " .. tostring(name) .. " options", 2, nil, true) end
   local tool, err = tools.lookup(name)
   if not tool then return nil, err end
   return run(self, tool, input, opts)
@@ -368,28 +379,79 @@ function Client:rate_limit(name)
   return state[self].backend.rate[tool and tool.name or name]
 end
 
---- Call the provider API through Scalekit's proxy.
--- @tparam table req `path` (required), `method` ("GET"), `params` or
---   `query_params` (query table), `body` (table: JSON; string: raw),
---   `headers`, `timeout`
+-- The keys a raw request takes besides the per-call options; each value
+-- says what it must be.
+local REQUEST_KEYS = {
+  path = "string", method = "string", params = "table", query_params = "table", queryParams = "table",
+  body = "table or string", form_data = "table", raw_body = "string", headers = "table",
+}
+local REQUEST_NAMES = {}
+for k in pairs(REQUEST_KEYS) do REQUEST_NAMES[#REQUEST_NAMES + 1] = k end
+for _, k in ipairs(options.CALL_NAMES) do REQUEST_NAMES[#REQUEST_NAMES + 1] = k end
+table.sort(REQUEST_NAMES)
+
+-- A form body from `form_data`: a map (sent in key order) or an array of
+-- { name, value } pairs (sent in that order).
+local function form_pairs(form)
+  if form[1] ~= nil then return form end
+  local names, out = {}, {}
+  for k in pairs(form) do names[#names + 1] = k end
+  table.sort(names)
+  for i, k in ipairs(names) do out[i] = { k, form[k] } end
+  return out
+end
+
+-- The backend's form of a raw request `req` (see Client:request); raises
+-- for a programmer mistake, blaming the caller of `request`.
+local function raw_request(req)
+  if type(req) ~= "table" or type(req.path) ~= "string" then
+    error("scalekit.twitter: request expects a table with a string 'path'", 3)
+  end
+  local call_opts
+  for k, v in pairs(req) do
+    local want = REQUEST_KEYS[k]
+    if want == nil then
+      if not (options.SPEC[k] and options.SPEC[k].call) then
+        local guess = type(k) == "string" and tools.suggest(k, REQUEST_NAMES)
+        error(("scalekit.twitter: request has no field '%s'%s"):format(tostring(k),
+          guess and ("; did you mean '%s'?"):format(guess) or "; it takes " .. table.concat(REQUEST_NAMES, ", ")), 3)
+      end
+      call_opts = call_opts or {}
+      call_opts[k] = v
+    elseif not want:find(type(v), 1, true) then
+      error(("scalekit.twitter: request field '%s' must be a %s, got %s"):format(k, want, type(v)), 3)
+    end
+  end
+  if call_opts then options.check(call_opts, "scalekit.twitter: request", 3, nil, true) end
+  local bodies = (req.body ~= nil and 1 or 0) + (req.form_data ~= nil and 1 or 0) + (req.raw_body ~= nil and 1 or 0)
+  if bodies > 1 then error("scalekit.twitter: request takes one of body, form_data and raw_body", 3) end
+  local query
+  for _, k in ipairs{ "query_params", "queryParams", "params" } do
+    if req[k] then
+      query = query or {}
+      for name, v in pairs(req[k]) do query[name] = v end
+    end
+  end
+  local method, path, rate_key = transport.raw_target(req, 3)
+  local body = req.body
+  return { path = path, method = method, rate_key = rate_key, query = query,
+           json = type(body) == "table" and body or nil,
+           body = type(body) == "string" and body or req.raw_body,
+           form = req.form_data and form_pairs(req.form_data) or nil,
+           headers = req.headers, timeout = req.timeout, opts = call_opts }
+end
+
+--- Call the provider API: through Scalekit's proxy, or straight to X in
+-- direct mode.
+-- @tparam table req `path` (required), `method` ("GET"), `params`,
+--   `query_params` or `queryParams` (query table), one of `body` (table:
+--   JSON; string: sent as is), `form_data` (table: urlencoded form) and
+--   `raw_body` (string, sent as is), `headers`, and any per-call option
+--   (`timeout`, `max_retries`, ...).  Unknown fields raise.
 -- @return `{ status =, headers =, body =, json = }` or nil, err
 function Client:request(req)
   check_client(self, "request")
-  if type(req) ~= "table" or type(req.path) ~= "string" then
-    error("scalekit.twitter: request expects a table with a string 'path'", 2)
-  end
-  local params, query_params = req.params, req.query_params
-  local query
-  if params ~= nil or query_params ~= nil then
-    check_table(params, "request params", 2)
-    check_table(query_params, "request query_params", 2)
-    query = {}
-    for k, v in pairs(query_params or {}) do query[k] = v end
-    for k, v in pairs(params or {}) do query[k] = v end
-  end
-  if req.headers ~= nil then check_table(req.headers, "request headers", 2) end
-  local r = { path = req.path, method = req.method, query = query, body = req.body,
-              headers = req.headers, timeout = req.timeout, opts = policy.call_options(req) }
+  local r = raw_request(req)
   if self.mode == "direct" then return state[self].backend:request(r) end
   return state[self].backend:proxy(r, context(self))
 end
@@ -528,9 +590,26 @@ end
 -- @tparam string name tool name
 -- @tparam table input the tool's parameters
 -- @tparam[opt] table opts `limit` (pages) and per-call options
+local COUNT = { kind = "count", min = 1, max = math.maxinteger }
+local PAGES_OPTIONS = { limit = COUNT, on_page = { kind = "function" } }
+local ITEMS_OPTIONS = { limit = COUNT, pages = COUNT, expand = { kind = "boolean" }, on_page = { kind = "function" } }
+local BATCH_OPTIONS = { concurrency = { kind = "count", min = 1, max = 64 } }
+local STREAM_OPTIONS = { reconnect = { kind = "boolean" }, sleep = { kind = "function" } }
+local UPLOAD_OPTIONS = { file = { kind = "string" }, media_type = { kind = "string" },
+                         media_category = { kind = "string" }, on_progress = { kind = "function" },
+                         chunk_size = { kind = "count", min = 1, max = 5 * 1024 * 1024 }, on_wait = { kind = "function" } }
+
+-- Raise (blaming the caller's caller) unless opts is nil or a table of the
+-- per-call options plus `extra`.
+local function check_call_options(opts, what, extra)
+  check_table(opts, what .. " options", 3)
+  if opts ~= nil then options.check(opts, "scalekit.twitter: " .. what, 3, extra, true) end
+end
+
 function Client:pages(name, input, opts)
   check_client(self, "pages")
   check_table(input, "pages input", 2)
+  check_call_options(opts, "pages", PAGES_OPTIONS)
   return paging.pages(self, paging_tool(name), input, with_page_hook(opts))
 end
 
@@ -541,6 +620,7 @@ end
 function Client:items(name, input, opts)
   check_client(self, "items")
   check_table(input, "items input", 2)
+  check_call_options(opts, "items", ITEMS_OPTIONS)
   return paging.items(self, paging_tool(name), input, with_page_hook(opts))
 end
 
@@ -554,7 +634,7 @@ function Client:batch(calls, opts)
   if #calls > batch.MAX_CALLS then
     error(("scalekit.twitter: batch takes at most %d calls"):format(batch.MAX_CALLS), 2)
   end
-  check_table(opts, "batch options", 2)
+  check_call_options(opts, "batch", BATCH_OPTIONS)
   opts = opts or {}
   local backend = state[self].backend
   local hooks = {
@@ -585,6 +665,7 @@ function Client:upload_media(opts)
   if type(opts) ~= "table" or type(opts.file) ~= "string" then
     error("scalekit.twitter: upload_media expects { file = path, ... }", 2)
   end
+  options.check(opts, "scalekit.twitter: upload_media", 2, UPLOAD_OPTIONS, true)
   if opts.on_progress == nil and M.on_progress then
     local o = {}
     for k, v in pairs(opts) do o[k] = v end
@@ -604,6 +685,7 @@ function Client:stream(name, input, on_event, opts)
   check_client(self, "stream")
   check_table(input, "stream input", 2)
   if type(on_event) ~= "function" then error("scalekit.twitter: stream needs an on_event function", 2) end
+  check_call_options(opts, "stream", STREAM_OPTIONS)
   if self.mode ~= "direct" then error("scalekit.twitter: stream is available in direct mode", 2) end
   local tool, err = tools.lookup(name)
   if not tool then return nil, err end
@@ -624,15 +706,21 @@ function M.configure(opts)
   default_opts, default_client = opts or {}, nil
 end
 
-local function default()
-  if not default_client then default_client = M.new(default_opts) end
+-- The default client, made now if needed; a configuration mistake is
+-- raised at `level` (as for error, counted from the caller of default).
+local function default(level)
+  if not default_client then default_client = guarded(make_client, default_opts, level + 1) end
   return default_client
 end
 
 --- Run a tool with the default client.
-function M.execute(name, input) return default():execute(name, input) end
---- Proxy request with the default client.
-function M.request(req) return default():request(req) end
+function M.execute(name, input, opts)
+  check_table(input, "tool input", 2)
+  check_table(opts, "call options", 2)
+  return default(2):execute(name, input, opts)
+end
+--- A raw request with the default client (see `Client:request`).
+function M.request(req) return default(2):request(req) end
 
 --- Every tool: `{ name =, short_name =, description =, params = {...} }`, sorted by name.
 function M.tools()
@@ -650,19 +738,31 @@ function M.schema(name)
   return tools.schema(tool)
 end
 
--- One function per tool, on the client methods and on the module.
--- Level 3 blames the user's call: dispatcher <- C trampoline <- user.
-core.bind_tools(Client, tools.list, function(self, tool, input, opts)
-  if state[self] == nil then check_client(self, tool.short, 3) end
-  if input ~= nil and type(input) ~= "table" then check_table(input, tool.name, 3) end
-  if opts ~= nil and type(opts) ~= "table" then check_table(opts, tool.name .. " options", 3) end
+-- A tool call from a bound function: checks the arguments (raising at the
+-- user's call: the bound functions make tail calls, so it is level 2 here),
+-- then runs it.
+local function dispatch(self, tool, input, opts)
+  if state[self] == nil then check_client(self, tool.short, 2) end
+  if input ~= nil and type(input) ~= "table" then check_table(input, tool.name, 2) end
+  if opts ~= nil then
+    if type(opts) ~= "table" then check_table(opts, tool.name .. " options", 2) end
+    options.check(opts, "scalekit.twitter: " .. tool.name .. " options", 2, nil, true)
+  end
   return run(self, tool, input, opts)
-end, true)
-core.bind_tools(M, tools.list, function(tool, input, opts)
-  check_table(input, tool.name, 3)
-  check_table(opts, tool.name .. " options", 3)
-  return default():execute(tool.name, input, opts)
-end, false)
+end
+
+-- One function per tool, on the client methods and on the module, each a
+-- closure over its catalog entry.
+for _, tool in ipairs(tools.list) do
+  local method = function(self, input, opts) return dispatch(self, tool, input, opts) end
+  Client[tool.name], Client[tool.short] = method, method
+  local fn = function(input, opts)
+    check_table(input, tool.name, 2)
+    check_table(opts, tool.name .. " options", 2)
+    return dispatch(default(2), tool, input, opts)
+  end
+  M[tool.name], M[tool.short] = fn, fn
+end
 
 M.Client = Client
 

@@ -19,11 +19,11 @@ M.MAX_CALLS = 10000
 -- Should this failed batch call be run again through execute?
 local function rerun(err, method, ctx)
   if err.kind == "invalid_input" then return false end
-  if (err.kind == "network" or err.kind == "timeout") and err.transport ~= "tls" then
+  if policy.is_transient(err) then
     return not err.sent or policy.IDEMPOTENT[method]
   end
   local s = err.status
-  if s == 401 then return true end
+  if s == 401 then return err.error_code ~= "TOOL_ERROR" end   -- a tool error ran upstream
   if s == 429 then return ctx.wait_on_rate_limit and not err.usage_cap end
   if s == 502 or s == 503 or s == 504 then
     return policy.IDEMPOTENT[method] or (ctx.scalekit and s == 503 and err.error_code ~= "TOOL_ERROR")
@@ -39,6 +39,10 @@ end
 -- @tparam table opts `concurrency` (default 8), plus per-call options
 function M.run(client, backend, hooks, calls, opts)
   local results, jobs, reqs = {}, {}, {}
+  local call_opts                      -- opts without `concurrency`, for execute
+  for k, v in pairs(opts) do
+    if k ~= "concurrency" then call_opts = call_opts or {}; call_opts[k] = v end
+  end
   for i, call in ipairs(calls) do
     local tool, params = hooks.prepare(call[1], call[2])
     if not tool then
@@ -51,7 +55,7 @@ function M.run(client, backend, hooks, calls, opts)
       elseif err then
         results[i] = { err = err }
       else
-        local data, info = client:execute(tool.name, call[2], opts)
+        local data, info = client:execute(tool.name, call[2], call_opts)
         results[i] = data and { data = data, info = info } or { err = info }
       end
     end
@@ -64,7 +68,7 @@ function M.run(client, backend, hooks, calls, opts)
     local data, info
     if a.resp then data, info = backend:batch_result(job.tool, a.resp) else info = a.err end
     if data == nil and rerun(info, reqs[k].method, ctx) then
-      data, info = client:execute(job.tool.name, job.call[2], opts)
+      data, info = client:execute(job.tool.name, job.call[2], call_opts)
     elseif data == nil and info.sent and not policy.IDEMPOTENT[reqs[k].method] then
       info.may_have_been_applied = true
     end

@@ -7,10 +7,14 @@
 --
 -- Tokens: an app-only bearer token, a user-context access token, or both.  A
 -- user token is refreshed shortly before it expires and once after a 401.  X
--- rotates refresh tokens, so a refresh holds an exclusive lock on the token
--- file (when there is one), first re-reads the file (another process may have
--- refreshed already), then writes the new pair atomically and hands it to
--- `on_token`.
+-- rotates refresh tokens (the old one dies on use), so a refresh never risks
+-- the new pair: with a token file it holds an exclusive lock on it (waiting
+-- at most the call's timeout), re-reads it (another process may have
+-- refreshed already), opens the replacement file *before* asking X, then
+-- writes the new pair atomically (through a symbolic link to its target) and
+-- hands it to `on_token`.  When the write still fails, `on_token` is called
+-- all the same, the client keeps the pair, and the call fails with kind
+-- `storage` carrying it (`err.token`).
 -- @module scalekit.twitter.direct
 
 local core = require "scalekit.core"
@@ -26,6 +30,8 @@ M.REFRESH_SKEW = 60          -- refresh this many seconds before expiry
 M.CHUNK_SIZE = 1024 * 1024   -- media append chunk (X allows up to 5 MB)
 M.STREAM_MAX_EVENTS = 100    -- a stream tool called as a tool stops after this many
 M.STREAM_MAX_SECONDS = 10    -- ... or this long
+M.STREAM_MAX_LINE = 1024 * 1024       -- bytes of one event line
+M.STREAM_MAX_ERROR_BODY = 64 * 1024   -- bytes of an error answer read from a stream
 
 local object_mt, array_mt = core.object_mt, core.array_mt
 local urlencode = core.urlencode
@@ -37,28 +43,41 @@ Direct.__index = Direct
 
 -- Token file --------------------------------------------------------------
 
+-- True when a token cannot go in an HTTP header (CR, LF, other controls or
+-- spaces): such a token is refused where it enters.
+local function unusable(tok)
+  return type(tok) ~= "string" or tok == "" or tok:find("[%c ]") ~= nil
+end
+M.unusable_token = unusable
+
+-- The token pair stored in the file at `path`, or nil (no file, or not a
+-- token file), or nil, err when it holds a token that cannot be sent.
 local function read_token_file(path)
   local f = io.open(path, "rb")
   if not f then return nil end
   local text = f:read("a")
   f:close()
-  local t = core.json_decode(text)
-  if type(t) == "table" and type(t.access_token) == "string" then return t end
-  return nil
+  local t = text and core.json_decode(text)
+  if type(t) ~= "table" or type(t.access_token) ~= "string" then return nil end
+  if unusable(t.access_token) or (t.refresh_token ~= nil and unusable(t.refresh_token)) then
+    return nil, errors.new("auth", ("the token file %s holds a token with spaces or control characters"):format(path),
+                           { file = path })
+  end
+  return t
 end
 
-local function write_token_file(path, tok)
-  local body = core.json_encode(setmetatable({
+local function token_json(tok)
+  return core.json_encode(setmetatable({
     access_token = tok.access_token, refresh_token = tok.refresh_token,
     expires_at = tok.expires_at, scope = tok.scope, token_type = tok.token_type,
-  }, object_mt))
-  return core.write_file_atomic(path, body .. "\n", 384)    -- 0600
+  }, object_mt)) .. "\n"
 end
 
 --- Make a direct-mode backend.
 -- @tparam table cfg `secret` (table holding bearer_token, access_token,
 --   refresh_token, client_secret), `expires_at`, `client_id`, `token_file`,
 --   `on_token`, `api_base_url`, `token_url`, plus transport options.
+-- @return the backend, or nil, err when the token file holds an unusable token
 function M.new(cfg)
   local self = setmetatable({
     base = cfg.api_base_url:gsub("/+$", ""), client_id = cfg.client_id, secret = cfg.secret,
@@ -73,7 +92,8 @@ function M.new(cfg)
     watch_headers = policy.RATE_HEADER_PREFIXES,
   }
   if self.token_file then
-    local t = read_token_file(self.token_file)
+    local t, err = read_token_file(self.token_file)
+    if err then self.token_error = err end
     if t then self:adopt(t) end
   end
   return self
@@ -89,24 +109,49 @@ function Direct:has_user_token()
   return self.secret.access_token ~= nil or self.secret.refresh_token ~= nil
 end
 
+-- A storage error for a refresh that could not be (or was not) saved.
+local function storage_error(path, what, fields)
+  fields = fields or {}
+  fields.file = path
+  return errors.new("storage", what, fields)
+end
+
+-- The lock error of core.lock_file as an error value.
+local function lock_error(path, msg, kind)
+  if kind == "timeout" or kind == "interrupted" then return errors.new(kind, msg, { file = path }) end
+  return storage_error(path .. ".lock", msg)
+end
+
 --- Refresh the user token (single-flight across processes sharing the token
 -- file).  `stale` is the access token that was found wanting: if the token
--- file already holds a different one, that one is used instead.
-function Direct:refresh(stale)
+-- file already holds a different one, that one is used instead.  `deadline`
+-- (core.monotonic() time) bounds the wait for the file's lock.  Nothing is
+-- asked of X unless the token file can be replaced first.
+-- @return true, or nil, err (kind `storage` with `err.token` when X issued a
+--   new pair that could not be saved: the client uses it all the same)
+function Direct:refresh(stale, deadline)
   if not (self.secret.refresh_token and self.client_id) then
     return nil, errors.new("reauth_required",
       "the access token expired or was rejected and there is no refresh_token/client_id to renew it")
   end
-  local lock
-  if self.token_file then
-    local err
-    lock, err = core.lock_file(self.token_file .. ".lock")
-    if not lock then return nil, errors.new("auth", err) end
-    local t = read_token_file(self.token_file)
+  local path, lock, writer = self.token_file, nil, nil
+  if path then
+    local wait = deadline and math.max(deadline - core.monotonic(), 0) or self.http.timeout
+    local msg, kind
+    lock, msg, kind = core.lock_file(path .. ".lock", wait)
+    if not lock then return nil, lock_error(path, msg, kind) end
+    local t, terr = read_token_file(path)
+    if terr then lock:unlock(); return nil, terr end
     if t and t.access_token ~= stale then
       self:adopt(t)
       lock:unlock()
       return true
+    end
+    writer, msg = core.atomic_file(path)
+    if not writer then
+      lock:unlock()
+      return nil, storage_error(path, ("not refreshing the token: %s (X rotates refresh tokens, so the new "
+        .. "pair must be saved, and %s cannot be written)"):format(msg, path))
     end
   end
   local tok, err = oauth2.refresh{
@@ -114,22 +159,31 @@ function Direct:refresh(stale)
     refresh_token = self.secret.refresh_token, api_base_url = self.base,
     token_url = self.token_url, transport = self.http,
   }
+  if tok and (unusable(tok.access_token) or (tok.refresh_token and unusable(tok.refresh_token))) then
+    tok, err = nil, errors.new("auth", "the refresh answer holds a token with spaces or control characters")
+  end
   if not tok then
+    if writer then writer:discard() end
     if lock then lock:unlock() end
     return nil, err
   end
+  tok.refresh_token = tok.refresh_token or self.secret.refresh_token   -- not rotated: keep the old one
   self:adopt(tok)
-  if self.token_file then
-    local ok, werr = write_token_file(self.token_file, tok)
-    lock:unlock()
-    if not ok then return nil, errors.new("auth", "token refreshed but not saved: " .. werr) end
-  end
+  local saved, werr = true, nil
+  if writer then saved, werr = writer:commit(token_json(tok)) end
+  if lock then lock:unlock() end
   if self.on_token then self.on_token(tok) end
+  if not saved then
+    return nil, storage_error(path, ("the token was refreshed but could not be saved: %s; the new pair is kept "
+      .. "by this client%s and in err.token"):format(werr, self.on_token and ", was passed to on_token" or ""),
+      { token = tok })
+  end
   return true
 end
 
 -- The Authorization header value for a tool with auth kind `kind`.
-function Direct:authorization(kind, tool_name)
+function Direct:authorization(kind, tool_name, deadline)
+  if self.token_error then return nil, self.token_error end
   local secret = self.secret
   local app = secret.bearer_token
   if kind ~= "user" and app and secret.access_token == nil and secret.refresh_token == nil then
@@ -148,7 +202,7 @@ function Direct:authorization(kind, tool_name)
   if use == "app" then return self:bearer(app), "app" end
   if use == "none" then return nil, "none" end
   if not self.secret.access_token or (self.expires_at and core.now() >= self.expires_at - M.REFRESH_SKEW) then
-    local ok, err = self:refresh(self.secret.access_token)
+    local ok, err = self:refresh(self.secret.access_token, deadline)
     if not ok then err.tool = tool_name; return nil, err end
   end
   return self:bearer(self.secret.access_token), "user"
@@ -274,12 +328,8 @@ end
 -- what a first attempt already got (`{ resp =, err =, used = }`, see
 -- `execute`): the loop goes on from it instead of sending.
 function Direct:send(kind, tool_name, req, opts, answer)
-  local method = req.method
-  local ctx = not opts and self.ctx_cache[method]
-  if not ctx then
-    ctx = policy.context({ method = method }, opts, self.policy)
-    if not opts then self.ctx_cache[method] = ctx end
-  end
+  local ctx = self:call_policy(req.method, opts)
+  req.deadline = req.deadline or core.monotonic() + ctx.timeout
   req.url, req.tool = self.base .. req.path, tool_name
   if opts then
     req.timeout = req.timeout or opts.timeout
@@ -301,15 +351,26 @@ function Direct:send(kind, tool_name, req, opts, answer)
     if resp.status ~= 401 or used ~= "user" or attempt == 2 or not self.secret.refresh_token then
       return resp
     end
-    local ok, rerr = self:refresh(self.secret.access_token)
+    local ok, rerr = self:refresh(self.secret.access_token, req.deadline)
     if not ok then rerr.tool = tool_name; return nil, rerr end
   end
+end
+
+-- The retry/wait settings of one call: its own options over the client's
+-- (one table per method is kept for the common case of no call options).
+function Direct:call_policy(method, opts)
+  local ctx = not opts and self.ctx_cache[method]
+  if not ctx then
+    ctx = policy.context({ method = method }, opts, self.policy)
+    if not opts then self.ctx_cache[method] = ctx end
+  end
+  return ctx
 end
 
 -- Set the Authorization header of `req` for a tool with auth kind `kind`.
 -- Returns the kind of token used ("app", "user" or "none"), or nil, err.
 function Direct:authorize(req, kind, tool_name)
-  local auth, used = self:authorization(kind, tool_name)
+  local auth, used = self:authorization(kind, tool_name, req.deadline)
   if not auth and used ~= "none" then return nil, used end
   req.override = self:auth_header(auth)
   return used
@@ -338,10 +399,10 @@ function Direct:decode(tool, resp)
     tool.name, resp.json_error or "unexpected value"), { status = resp.status, tool = tool.name })
 end
 
--- A tool request: decoded JSON of a 2xx answer, or nil, err.  `answer` as
--- for `send`.
+-- A tool request: decoded JSON of a 2xx answer, or nil, err.  `opts` are
+-- the call's own settings (nil: the client's); `answer` as for `send`.
 function Direct:call(tool, req, opts, answer)
-  local resp, err = self:send(tool.auth, tool.name, req, opts or self.call_opts, answer)
+  local resp, err = self:send(tool.auth, tool.name, req, opts, answer)
   if not resp then return nil, err end
   return self:decode(tool, resp)
 end
@@ -352,9 +413,9 @@ function Direct:batch_request(tool, params, opts)
   if tool.direct then return nil end
   local req = M.build(tool, params)
   req.url, req.tool = self.base .. req.path, tool.name
+  req.deadline = core.monotonic() + self:call_policy(req.method, opts).timeout
   local used, err = self:authorize(req, tool.auth, tool.name)
   if not used then return nil, err end
-  req.timeout = opts and opts.timeout
   return req
 end
 
@@ -372,7 +433,7 @@ local sequences = {}
 
 -- One POST per item of the fan-out parameter; results in order.  Fails as a
 -- whole only if every POST failed.
-function sequences.fan_out(self, tool, params)
+function sequences.fan_out(self, tool, params, opts)
   local results, failures = setmetatable({}, array_mt), setmetatable({}, array_mt)
   local items = params[tool.fan_out]
   local last_err
@@ -380,7 +441,7 @@ function sequences.fan_out(self, tool, params)
     local one = {}
     for k, v in pairs(params) do one[k] = v end
     one[tool.fan_out] = item
-    local j, err = self:call(tool, M.build(tool, one))
+    local j, err = self:call(tool, M.build(tool, one), opts)
     if j then results[#results + 1] = j.data or j
     else
       last_err = err
@@ -393,14 +454,14 @@ function sequences.fan_out(self, tool, params)
   return out
 end
 
-function sequences.media_upload(self, tool, params)
+function sequences.media_upload(self, tool, params, opts)
   local req = M.build(tool, params)
   req.json.media_category = req.json.media_category or media_mod.category_for(params.media_type)
-  return self:call(tool, req)
+  return self:call(tool, req, opts)
 end
 
 -- initialize -> append chunks (base64 JSON) -> finalize -> wait for processing.
-function sequences.media_upload_large(self, tool, params)
+function sequences.media_upload_large(self, tool, params, opts)
   local bytes, derr = core.unbase64(params.media_data)
   if not bytes then
     return nil, errors.new("invalid_input", tool.name .. ": parameter 'media_data': " .. derr,
@@ -413,7 +474,7 @@ function sequences.media_upload_large(self, tool, params)
   local init = setmetatable({ media_type = params.media_type, total_bytes = params.total_bytes,
     media_category = params.media_category or media_mod.category_for(params.media_type) }, object_mt)
   if params.additional_owners then init.additional_owners = split_list(params.additional_owners) end
-  local j, err = self:call(tool, { method = "POST", path = "/2/media/upload/initialize", json = init })
+  local j, err = self:call(tool, { method = "POST", path = "/2/media/upload/initialize", json = init }, opts)
   if not j then return nil, err end
   local id = j.data and j.data.id
   if type(id) ~= "string" then
@@ -423,30 +484,30 @@ function sequences.media_upload_large(self, tool, params)
   for off = 1, #bytes, M.CHUNK_SIZE do
     local chunk = bytes:sub(off, off + M.CHUNK_SIZE - 1)
     j, err = self:call(tool, { method = "POST", path = "/2/media/upload/" .. id .. "/append",
-      json = setmetatable({ media = core.base64(chunk), segment_index = seg }, object_mt) })
+      json = setmetatable({ media = core.base64(chunk), segment_index = seg }, object_mt) }, opts)
     if not j then return nil, err end
     seg = seg + 1
   end
-  j, err = self:call(tool, { method = "POST", path = "/2/media/upload/" .. id .. "/finalize" })
+  j, err = self:call(tool, { method = "POST", path = "/2/media/upload/" .. id .. "/finalize" }, opts)
   if not j then return nil, err end
   local media
   media, err = media_mod.await(j.data or j, function(mid)
     local st, serr = self:call(tool, { method = "GET", path = "/2/media/upload",
-                                       query = { command = "STATUS", media_id = mid } })
+                                       query = { command = "STATUS", media_id = mid } }, opts)
     if not st then return nil, serr end
     return st.data or st
-  end, { label = tool.name, tool = tool.name, on_wait = self.policy.on_wait })
+  end, { label = tool.name, tool = tool.name, on_wait = (opts and opts.on_wait) or self.policy.on_wait })
   if not media then return nil, err end
   return setmetatable({ data = media }, object_mt)
 end
 
-function sequences.stream(self, tool, params)
+function sequences.stream(self, tool, params, opts)
   local events = setmetatable({}, array_mt)
   local deadline = core.monotonic() + M.STREAM_MAX_SECONDS
   local _, err = self:stream(tool, params, function(ev)
     events[#events + 1] = ev
     return #events < M.STREAM_MAX_EVENTS and core.monotonic() < deadline
-  end, { reconnect = false, deadline = deadline })
+  end, { reconnect = false, deadline = deadline, timeout = opts and opts.timeout })
   if err and #events == 0 then return nil, err end
   return setmetatable({ data = events }, object_mt)
 end
@@ -460,6 +521,7 @@ local function execute_once(self, tool, params)
   local name, kind = tool.name, tool.auth
   local req = M.build(tool, params)
   req.url, req.tool = self.base .. req.path, name
+  req.deadline = core.monotonic() + self:call_policy(req.method).timeout
   local used, err = self:authorize(req, kind, name)
   if not used then return nil, err end
   local rate = self.rate
@@ -486,9 +548,7 @@ function Direct:execute(tool, params, opts)
   local data, resp_or_err
   local sequence = tool.direct and sequences[tool.direct]
   if sequence then
-    self.call_opts = opts          -- seen by every request of a sequence
-    data, resp_or_err = sequence(self, tool, params)
-    self.call_opts = nil
+    data, resp_or_err = sequence(self, tool, params, opts)   -- opts reach every request
   else
     data, resp_or_err = self:call(tool, M.build(tool, params), opts)
   end
@@ -498,15 +558,12 @@ function Direct:execute(tool, params, opts)
                  rate_limit = self.rate[tool.name] }
 end
 
---- A raw call to any X API v2 path, in the proxy's result shape.
+--- A raw call to any X API v2 path, in the proxy's result shape.  `req` is
+-- a checked raw request (see the client's `request`).
 function Direct:request(req)
-  local method, path, rate_key = transport.raw_target(req)
-  local body = req.body
-  local kind = type(body)
   local resp, err = self:send("any", "request", {
-    method = method, path = path, query = req.query,
-    json = kind == "table" and body or nil, body = kind == "string" and body or nil,
-    headers = req.headers, timeout = req.timeout, rate_key = rate_key }, req.opts)
+    method = req.method, path = req.path, query = req.query, json = req.json, body = req.body,
+    form = req.form, headers = req.headers, timeout = req.timeout, rate_key = req.rate_key }, req.opts)
   if not resp then return nil, err end
   local out = resp               -- status, headers, body, json (made on first use), seconds
   if resp.status < 200 or resp.status > 299 then
@@ -529,80 +586,109 @@ end
 M.MAX_RECONNECTS = 6
 M.HEARTBEAT_TIMEOUT = 20     -- seconds without data or keep-alive: reconnect
 
+-- The error answer of a stream (status not 200): its body, read until the
+-- transfer ends, STREAM_MAX_ERROR_BODY bytes or `deadline`, as an error.
+local function stream_error(self, tool, st, status, headers, first, deadline)
+  local parts, size = { first }, #first
+  while size < M.STREAM_MAX_ERROR_BODY and core.monotonic() < deadline do
+    local more = st:read(math.min(1, math.max(deadline - core.monotonic(), 0.01)))
+    if not more then break end
+    parts[#parts + 1], size = more, size + #more
+  end
+  local body = table.concat(parts):sub(1, M.STREAM_MAX_ERROR_BODY)
+  local resp = { status = status, headers = headers, body = body, json = core.json_decode(body) }
+  return M.error_from(resp, tool.name, self.redact)
+end
+
+-- Open one connection of a stream: the request goes through the transport's
+-- builder, so it gets the same headers, trace and redaction as any call.
+local function stream_open(self, tool, req, opts)
+  local used, err = self:authorize(req, tool.auth, tool.name)
+  if not used then return nil, err end
+  local creq
+  creq, err = self.http:build(req)
+  if not creq then return nil, err end
+  return core.stream_open{ url = creq.url, headers = creq.headers, ca_file = self.ca_file, proxy = self.proxy,
+                           connect_timeout = creq.connect_timeout,
+                           stall_timeout = opts.stall_timeout or M.HEARTBEAT_TIMEOUT }
+end
+
+-- Read one connection of a stream until it ends, fails, `on_event` returns
+-- false or `deadline` passes.  Lines are split with a moving index (no copy
+-- per line); a line longer than STREAM_MAX_LINE is an error.  Returns
+-- "stop" or "ended", the events delivered, and the error (a string for a
+-- network failure, an error value for an HTTP or protocol one).
+local function stream_read(self, tool, st, on_event, deadline)
+  local buf, pos, delivered, last_data = "", 1, 0, core.monotonic()
+  while true do
+    local chunk, kind, msg = st:read(1)
+    if chunk == nil then return "ended", delivered, kind and msg or nil end
+    local status, headers = st:response()
+    if status ~= 0 and status ~= 200 then
+      return "ended", delivered, stream_error(self, tool, st, status, headers, buf:sub(pos) .. chunk,
+                                              math.min(deadline, core.monotonic() + M.HEARTBEAT_TIMEOUT))
+    end
+    local now = core.monotonic()
+    if #chunk > 0 then
+      last_data = now
+      if pos > 1 then buf, pos = buf:sub(pos), 1 end
+      buf = buf .. chunk
+      while true do
+        local nl = buf:find("\n", pos, true)
+        if not nl then break end
+        local line = buf:sub(pos, buf:byte(nl - 1) == 13 and nl - 2 or nl - 1)
+        pos = nl + 1
+        local ev = line:find("%S") and core.json_decode(line)
+        if ev ~= nil and ev ~= false then
+          delivered = delivered + 1
+          if not on_event(ev) then return "stop", delivered end
+        end
+      end
+      if #buf - pos + 1 > M.STREAM_MAX_LINE then
+        return "ended", delivered, errors.new("protocol", ("%s: a stream line is longer than %d bytes"):format(
+          tool.name, M.STREAM_MAX_LINE), { tool = tool.name })
+      end
+    end
+    if now >= deadline then return "stop", delivered end
+    if now - last_data > M.HEARTBEAT_TIMEOUT then return "ended", delivered, "no data or keep-alive" end
+  end
+end
+
 --- Read a newline-delimited JSON stream, calling `on_event(event)` for each
 -- event while it returns true.  Reconnects with X's backoff (at most
--- MAX_RECONNECTS times in a row).  Returns the number of events delivered, or
--- nil, err.
+-- MAX_RECONNECTS times in a row) unless `opts.reconnect` is false; stops at
+-- `opts.deadline` (core.monotonic() time) when given.  An answer of 401 or
+-- 403, or a protocol error, ends it at once.
+-- @return the number of events delivered, or nil, err
 function Direct:stream(tool, params, on_event, opts)
   opts = opts or {}
-  local req = M.build(tool, params)
-  local delivered, failures = 0, 0
   local sleep = opts.sleep or core.sleep
+  local deadline = opts.deadline or math.huge
+  local delivered, failures = 0, 0
   while true do
-    local auth, used = self:authorization(tool.auth, tool.name)
-    if not auth and used ~= "none" then return nil, used end
-    local url = self.base .. req.path
-    local q = transport.encode_query(req.query)
-    if q ~= "" then url = url .. "?" .. q end
-    local lines = transport.header_lines({ ["User-Agent"] = transport.USER_AGENT, Accept = "application/json",
-                                           Authorization = auth })
-    local st = core.stream_open{ url = url, headers = lines, ca_file = self.ca_file, proxy = self.proxy,
-                                 stall_timeout = M.HEARTBEAT_TIMEOUT }
-    local pending, last_data, err_kind, err = "", core.monotonic(), nil, nil
-    local stop = false
-    while not stop do
-      local chunk, kind, msg = st:read(1)
-      if chunk == nil then
-        if kind then err_kind, err = "network", msg end
-        break
-      end
-      local status, headers = st:response()
-      if status ~= 0 and status ~= 200 then
-        local body = pending .. chunk
-        while true do
-          local more = st:read(1)
-          if not more then break end
-          body = body .. more
-        end
-        local resp = { status = status, headers = headers, body = body, json = core.json_decode(body) }
-        local e = M.error_from(resp, tool.name, self.redact)
-        err_kind, err = e.kind, e
-        if status == 401 or status == 403 then st:close(); return nil, e end
-        break
-      end
-      if #chunk > 0 then last_data = core.monotonic() end
-      pending = pending .. chunk
-      while true do
-        local line, rest = pending:match("^(.-)\r?\n(.*)$")
-        if not line then break end
-        pending = rest
-        if line:match("%S") then
-          local ev = core.json_decode(line)
-          if ev ~= nil then
-            failures = 0
-            delivered = delivered + 1
-            if not on_event(ev) then stop = true; break end
-          end
-        end
-      end
-      if opts.deadline and core.monotonic() > opts.deadline then stop = true end
-      if core.monotonic() - last_data > M.HEARTBEAT_TIMEOUT then err_kind = "network"; break end
-    end
+    local req = M.build(tool, params)
+    req.url, req.tool, req.timeout = self.base .. req.path, tool.name, opts.timeout
+    local st, err = stream_open(self, tool, req, opts)
+    if not st then return nil, err end
+    local how, n, ferr = stream_read(self, tool, st, on_event, deadline)
     st:close()
-    if stop then return delivered end
+    delivered = delivered + n
+    if n > 0 then failures = 0 end
+    if how == "stop" then return delivered end
+    local e = type(ferr) == "table" and ferr or nil
+    if e and (e.kind == "auth" or e.kind == "protocol") then return nil, e end
     if opts.reconnect == false then
-      if type(err) == "table" then return delivered > 0 and delivered or nil, err end
+      if e then return delivered > 0 and delivered or nil, e end
       return delivered
     end
     failures = failures + 1
     if failures > M.MAX_RECONNECTS then
-      if type(err) ~= "table" then
-        err = errors.new("network", ("%s: stream kept failing (%s)"):format(tool.name, tostring(err or "ended")),
-                         { tool = tool.name })
-      end
-      return nil, err
+      return nil, e or errors.new("network", ("%s: stream kept failing (%s)"):format(
+        tool.name, tostring(ferr or "ended")), { tool = tool.name })
     end
-    sleep(M.backoff(err_kind or "network", failures))
+    local wait = M.backoff(e and e.kind or "network", failures)
+    if core.monotonic() + wait >= deadline then return delivered end
+    sleep(wait)
   end
 end
 

@@ -7,17 +7,20 @@
 -- Fields: `kind` (one of `KINDS`), `message`, `status` (HTTP status),
 -- `code` (gRPC code in Scalekit's envelope), `error_code` (Scalekit
 -- ErrorInfo code, e.g. "TOOL_ERROR"), `tool`, `param`, `execution_id`,
--- `tool_error_code`, `retry_after` (seconds), `details` (decoded error body),
--- `may_have_been_applied` (a write whose outcome is unknown).
+-- `tool_error_code`, `retry_after` (seconds), `rate_limit`, `usage_cap`,
+-- `details` (decoded error body), `response` (the raw answer of a failed
+-- proxy request), `transport` and `sent` (transport failures),
+-- `may_have_been_applied` (a write whose outcome is unknown), and for kind
+-- `storage`: `file` and `token` (a refreshed token that could not be saved).
 -- @module scalekit.twitter.errors
 
 local M = {}
 
---- The error kinds, in the order users usually test them.
+--- The set of error kinds.
 M.KINDS = {
   invalid_input = true, auth = true, not_found = true, rate_limited = true,
   tool_error = true, network = true, timeout = true, server = true,
-  protocol = true, reauth_required = true,
+  protocol = true, reauth_required = true, interrupted = true, storage = true,
 }
 
 local Error = {}
@@ -74,19 +77,99 @@ local function escape_pattern(s)
   return (s:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0"))
 end
 
---- A function that replaces every secret in a string with "[REDACTED]".
--- `secrets` is a table whose values are the secrets (strings shorter than 4
--- characters are ignored: they would redact ordinary text).  It is read on
--- each call, so secrets added later (a new access token) are covered too.
+--- Fields whose values are secrets wherever they appear: JSON bodies
+-- (`"access_token": "..."`) and forms or queries (`code=...`).  They are
+-- redacted by key, so a token the redactor has not been given yet (in the
+-- answer that issues it) is hidden too.
+M.SECRET_FIELDS = { "access_token", "refresh_token", "id_token", "client_secret", "code",
+                    "code_verifier", "token", "oauth_token", "oauth_token_secret",
+                    "access_token_secret", "consumer_secret" }
+
+-- s with the string value of every JSON member named k replaced: finds
+-- `"k"`, then `: "`, then scans to the closing quote past any escapes.
+local function redact_json_member(s, k)
+  local needle, out, pos = '"' .. k .. '"', {}, 1
+  while true do
+    local a, b = s:find(needle, pos, true)
+    if not a then break end
+    local q = s:match('^%s*:%s*()"', b + 1)       -- the value's opening quote
+    if q then
+      local i = q + 1
+      while i <= #s do
+        local c = s:byte(i)
+        if c == 92 then i = i + 2                  -- backslash: skip the escaped byte
+        elseif c == 34 then break                  -- the closing quote
+        else i = i + 1 end
+      end
+      out[#out + 1] = s:sub(pos, q) .. "[REDACTED]"
+      pos = i
+    else
+      out[#out + 1] = s:sub(pos, b)
+      pos = b + 1
+    end
+  end
+  if pos == 1 then return s end
+  out[#out + 1] = s:sub(pos)
+  return table.concat(out)
+end
+
+-- s with the value of every SECRET_FIELDS key replaced, in JSON members and
+-- in forms and queries (`k=value` up to `&`, white space or a quote).
+local function redact_fields(s)
+  if not (s:find("token", 1, true) or s:find("secret", 1, true) or s:find("code", 1, true)) then
+    return s
+  end
+  for _, k in ipairs(M.SECRET_FIELDS) do
+    if s:find(k, 1, true) then
+      s = redact_json_member(s, k)
+      s = s:gsub("([?&%s]" .. k .. "=)[^&%s\"]+", "%1[REDACTED]")
+      s = s:gsub("^(" .. k .. "=)[^&%s\"]+", "%1[REDACTED]")
+    end
+  end
+  return s
+end
+M.redact_fields = redact_fields
+
+local function hex_escape(c, fmt) return fmt:format(c:byte()) end
+
+-- The spellings a secret can have in what the SDK prints: as is, percent-
+-- encoded (upper- and lower-case hex, as forms and URLs carry it) and
+-- JSON-escaped.
+local function spellings(secret)
+  local out, seen = {}, {}
+  local function add(v)
+    if not seen[v] then seen[v] = true; out[#out + 1] = escape_pattern(v) end
+  end
+  add(secret)
+  add((secret:gsub("[^%w%-%._~]", function(c) return hex_escape(c, "%%%02X") end)))
+  add((secret:gsub("[^%w%-%._~]", function(c) return hex_escape(c, "%%%02x") end)))
+  add((secret:gsub("[^%w%-%._~]", function(c) return c == " " and "+" or hex_escape(c, "%%%02X") end)))
+  add((secret:gsub('[\\"/]', "\\%0")))
+  return out
+end
+
+--- A function that replaces every secret in a string with "[REDACTED]":
+-- the values of `secrets` in every spelling (as is, percent-encoded,
+-- JSON-escaped) and the values of the SECRET_FIELDS keys.  `secrets` is a
+-- table whose values are the secrets (strings shorter than 4 characters are
+-- ignored: they would redact ordinary text).  It is read on each call, so
+-- secrets added later (a new access token) are covered too.
 function M.redactor(secrets)
+  local cache, cached = {}, 0     -- secret -> its spellings; tokens rotate, so capped
   return function(s)
     if type(s) ~= "string" then return s end
     for _, secret in pairs(secrets) do
       if type(secret) == "string" and #secret >= 4 then
-        s = s:gsub(escape_pattern(secret), "[REDACTED]")
+        local forms = cache[secret]
+        if not forms then
+          if cached >= 16 then cache, cached = {}, 0 end
+          forms = spellings(secret)
+          cache[secret], cached = forms, cached + 1
+        end
+        for i = 1, #forms do s = s:gsub(forms[i], "[REDACTED]") end
       end
     end
-    return s
+    return redact_fields(s)
   end
 end
 

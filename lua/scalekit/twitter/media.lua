@@ -100,7 +100,20 @@ end
 --   the file's bytes), `media_category` (default: from the type),
 --   `on_progress(sent, total)`, `chunk_size`
 -- @return media_id, media  or nil, err
+-- The per-call options among upload_media's (timeout, max_retries, ...),
+-- handed to every request of the upload; nil when there are none.
+local OWN = { file = true, media_type = true, media_category = true, on_progress = true, chunk_size = true,
+              on_wait = true }
+local function call_options(opts)
+  local out
+  for k, v in pairs(opts) do
+    if not OWN[k] then out = out or {}; out[k] = v end
+  end
+  return out
+end
+
 function M.upload(client, opts)
+  local call = call_options(opts)
   local f, ferr = io.open(opts.file, "rb")
   if not f then return fail("invalid_input", ferr, { param = "file" }) end
   local size = f:seek("end")
@@ -120,7 +133,7 @@ function M.upload(client, opts)
     local bytes = f:read("a")
     f:close()
     local d, err = client:execute("twitter_media_upload_base64", {
-      media_data = core.base64(bytes), media_type = media_type, media_category = category })
+      media_data = core.base64(bytes), media_type = media_type, media_category = category }, call)
     if not d then return nil, err end
     progress(size, size)
     local m = media_of(d)
@@ -133,7 +146,7 @@ function M.upload(client, opts)
       opts.file, size, M.MAX_SEGMENTS, chunk), { param = "file" })
   end
   local d, err = client:execute("twitter_media_upload_init", {
-    media_type = media_type, total_bytes = size, media_category = category })
+    media_type = media_type, total_bytes = size, media_category = category }, call)
   if not d then f:close(); return nil, err end
   local id = media_of(d).id
   if type(id) ~= "string" then f:close(); return fail("protocol", "initialize returned no media id") end
@@ -142,7 +155,7 @@ function M.upload(client, opts)
     local bytes = f:read(chunk)
     if not bytes then break end
     d, err = client:execute("twitter_media_upload_append", {
-      media_id = id, media_data = core.base64(bytes), segment_index = segment })
+      media_id = id, media_data = core.base64(bytes), segment_index = segment }, call)
     bytes = nil                                   -- luacheck: ignore 311
     if not d then f:close(); return nil, err end
     sent, segment = sent + chunk, segment + 1
@@ -151,12 +164,14 @@ function M.upload(client, opts)
   end
   f:close()
   local resp
-  resp, err = client:request{ method = "POST", path = "/2/media/upload/" .. id .. "/finalize" }
+  local finalize = { method = "POST", path = "/2/media/upload/" .. id .. "/finalize" }
+  for k, v in pairs(call or {}) do finalize[k] = v end
+  resp, err = client:request(finalize)
   if not resp then return nil, err end
   local media = media_of(resp.json)
   media.id = media.id or id
   media, err = M.await(media, function(mid)
-    local st, serr = client:execute("twitter_media_upload_status_get", { media_id = mid })
+    local st, serr = client:execute("twitter_media_upload_status_get", { media_id = mid }, call)
     if not st then return nil, serr end
     return media_of(st)
   end, { on_wait = opts.on_wait, tool = "twitter_media_upload_status_get" })

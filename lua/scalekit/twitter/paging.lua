@@ -13,6 +13,21 @@ local M = {}
 M.MAX_PAGES = 100000     -- no loop runs forever, whatever the server says
 M.SEEN_TOKENS = 64       -- a token repeated within this many pages ends the loop
 
+-- The options of the iterators themselves; the others are per-call options.
+local OWN = { limit = true, on_page = true, expand = true, pages = true }
+
+-- The per-call options in opts (nil when there are none).
+local function call_options(opts)
+  local out
+  for k, v in pairs(opts) do
+    if not OWN[k] then
+      out = out or {}
+      out[k] = v
+    end
+  end
+  return out
+end
+
 --- An iterator over the pages of a paginating tool.
 -- @tparam table client
 -- @tparam table tool the tool record (must paginate)
@@ -21,6 +36,7 @@ M.SEEN_TOKENS = 64       -- a token repeated within this many pages ends the loo
 --   and per-call options passed to execute
 function M.pages(client, tool, input, opts)
   opts = opts or {}
+  local call = call_options(opts)
   local args = {}
   for k, v in pairs(input or {}) do args[k] = v end
   local seen, ring, slot, count, done = {}, {}, 0, 0, false
@@ -32,7 +48,7 @@ function M.pages(client, tool, input, opts)
   if args[tool.paginate] then remember(args[tool.paginate]) end
   return function()
     if done or count >= (opts.limit or M.MAX_PAGES) then return nil end
-    local page, err = client:execute(tool.name, args, opts)
+    local page, err = client:execute(tool.name, args, call)
     if not page then
       done = true
       return false, err
@@ -85,8 +101,9 @@ end
 --   options of `pages`
 function M.items(client, tool, input, opts)
   opts = opts or {}
-  local next_page = M.pages(client, tool, input, { limit = opts.pages, timeout = opts.timeout, on_page = opts.on_page,
-    max_retries = opts.max_retries, wait_on_rate_limit = opts.wait_on_rate_limit, max_wait = opts.max_wait })
+  local page_opts = call_options(opts) or {}
+  page_opts.limit, page_opts.on_page = opts.pages, opts.on_page
+  local next_page = M.pages(client, tool, input, page_opts)
   local list, pos, by, count = {}, 1, nil, 0
   return function()
     if count >= (opts.limit or math.huge) then return nil end

@@ -7,7 +7,10 @@
 --     where the backend says the server guarantees nothing was applied);
 --   - a 429 is waited out until its reset when `wait_on_rate_limit` is on and
 --     the wait is at most `max_wait`, never for a usage cap;
---   - every loop is bounded (`max_retries`, at most MAX_WAITS waits).
+--   - an interrupted transfer (Ctrl-C) is final, like a TLS failure;
+--   - every loop is bounded (`max_retries`, at most MAX_WAITS waits), and so
+--     is the whole call: `timeout` is a deadline for every attempt and wait
+--     together (`req.deadline`); a wait that would pass it is not made.
 -- @module scalekit.twitter.policy
 
 local core = require "scalekit.core"
@@ -15,6 +18,7 @@ local core = require "scalekit.core"
 local M = {}
 
 M.MAX_WAITS = 3
+M.DEFAULT_TIMEOUT = 60     -- seconds for a whole call (plus max_wait when waiting on rate limits)
 M.IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true }
 local RETRY_STATUS = { [502] = true, [503] = true, [504] = true }
 
@@ -94,7 +98,7 @@ function M.backoff(n, base)
 end
 
 local CONTEXT_KEYS = { "max_retries", "retry_base", "wait_on_rate_limit", "max_wait", "on_wait", "sleep",
-                       "retry_any_method", "final" }
+                       "retry_any_method", "final", "timeout" }
 
 local CALL_KEY = { timeout = true, connect_timeout = true, stall_timeout = true }
 for _, k in ipairs(CONTEXT_KEYS) do CALL_KEY[k] = true end
@@ -109,7 +113,9 @@ function M.call_options(t)
 end
 
 --- The settings of one call: the fields of `fixed`, then the call's own
--- `opts`, then the client's `defaults` (resolved now, into `fixed`).
+-- `opts`, then the client's `defaults` (resolved now, into `fixed`).  The
+-- timeout is the call's, else the client's, else DEFAULT_TIMEOUT plus
+-- `max_wait` when the call waits on rate limits.
 function M.context(fixed, opts, defaults)
   for i = 1, #CONTEXT_KEYS do
     local k = CONTEXT_KEYS[i]
@@ -119,38 +125,61 @@ function M.context(fixed, opts, defaults)
       fixed[k] = v
     end
   end
+  if fixed.timeout == nil then
+    fixed.timeout = M.DEFAULT_TIMEOUT + (fixed.wait_on_rate_limit and (fixed.max_wait or 900) or 0)
+  end
   return fixed
 end
+
+--- Seconds left before `req.deadline` (math.huge without one).
+function M.time_left(req)
+  local d = req.deadline
+  if d == nil then return math.huge end
+  return d - core.monotonic()
+end
+
+-- Transport failures worth another attempt (when nothing was sent, or the
+-- method is idempotent).  TLS failures, oversized answers and interrupts are
+-- final.
+local function is_transient(err)
+  return (err.kind == "network" or err.kind == "timeout")
+         and err.transport ~= "tls" and err.transport ~= "too_large" and err.transport ~= "interrupted"
+end
+M.is_transient = is_transient
 
 --- Send with retries and rate-limit waits.
 -- @tparam table ctx `method`, `max_retries`, `retry_base`, `wait_on_rate_limit`,
 --   `max_wait`, `retry_any_method` (set of statuses safe to repeat for any
 --   method), `final(resp)` (true: never repeat this answer), `sleep`,
 --   `on_wait(seconds, why)`
--- @tparam function attempt sends once: `attempt(a, b)` returns resp or nil, err
+-- @tparam function attempt sends once: `attempt(a, req)` returns resp or nil, err
 -- @param a first argument of `attempt`
--- @param b second argument of `attempt`
+-- @tparam table req the request, second argument of `attempt`; its
+--   `deadline` (core.monotonic() time) bounds every wait
 -- @param[opt] resp the answer of a first attempt made by the caller
 -- @param[opt] err  ... or its error; with neither, the first attempt is made here
 -- @return resp or nil, err (`err.may_have_been_applied` for a write whose
 --   request left the machine)
-function M.send(ctx, attempt, a, b, resp, err)
-  if resp == nil and err == nil then resp, err = attempt(a, b) end
+function M.send(ctx, attempt, a, req, resp, err)
+  if resp == nil and err == nil then resp, err = attempt(a, req) end
   -- the usual answer needs no bookkeeping
   if resp and resp.status ~= 429 and not RETRY_STATUS[resp.status] then return resp end
   local idempotent = M.IDEMPOTENT[ctx.method] or false
   local retries, waits = 0, 0
   local sleep = ctx.sleep or core.sleep
   local max_retries = ctx.max_retries or 2
+  -- wait d seconds before the next attempt, unless that would pass the deadline
+  local function pause(d, why)
+    if d >= M.time_left(req) then return false end
+    if ctx.on_wait then ctx.on_wait(d, why) end
+    sleep(d)
+    return true
+  end
   while true do
     if not resp then
-      local transient = (err.kind == "network" or err.kind == "timeout")
-                        and err.transport ~= "tls" and err.transport ~= "too_large"
-      if transient and (not err.sent or idempotent) and retries < max_retries then
+      if is_transient(err) and (not err.sent or idempotent) and retries < max_retries
+         and pause(M.backoff(retries + 1, ctx.retry_base), "retry") then
         retries = retries + 1
-        local d = M.backoff(retries, ctx.retry_base)
-        if ctx.on_wait then ctx.on_wait(d, "retry") end
-        sleep(d)
       else
         if err.sent and not idempotent then
           err.may_have_been_applied = true
@@ -159,21 +188,17 @@ function M.send(ctx, attempt, a, b, resp, err)
         return nil, err
       end
     elseif resp.status == 429 and ctx.wait_on_rate_limit and waits < M.MAX_WAITS
-           and not M.is_usage_cap(resp) and (M.retry_after(resp.headers) or math.huge) <= (ctx.max_wait or 900) then
+           and not M.is_usage_cap(resp) and (M.retry_after(resp.headers) or math.huge) <= (ctx.max_wait or 900)
+           and pause(math.max(M.retry_after(resp.headers), 0) + 0.5, "rate_limit") then
       waits = waits + 1
-      local d = math.max(M.retry_after(resp.headers), 0) + 0.5
-      if ctx.on_wait then ctx.on_wait(d, "rate_limit") end
-      sleep(d)
     elseif RETRY_STATUS[resp.status] and (idempotent or (ctx.retry_any_method or {})[resp.status])
-           and retries < max_retries and not (ctx.final and ctx.final(resp)) then
+           and retries < max_retries and not (ctx.final and ctx.final(resp))
+           and pause(M.backoff(retries + 1, ctx.retry_base), "retry") then
       retries = retries + 1
-      local d = M.backoff(retries, ctx.retry_base)
-      if ctx.on_wait then ctx.on_wait(d, "retry") end
-      sleep(d)
     else
       return resp
     end
-    resp, err = attempt(a, b)
+    resp, err = attempt(a, req)
   end
 end
 

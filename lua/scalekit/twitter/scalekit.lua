@@ -3,8 +3,10 @@
 --
 -- The token is fetched on first use, cached until shortly before
 -- `expires_in` runs out, and fetched again once (then the call repeated once)
--- when any call answers 401.  Calls are blocking, so two token requests can
--- never be in flight for one client at the same time.
+-- when a call answers 401 -- unless the answer is a TOOL_ERROR: then the
+-- provider refused the tool, which ran upstream and is never repeated.
+-- Calls are blocking, so two token requests can never be in flight for one
+-- client at the same time.
 -- @module scalekit.twitter.scalekit
 
 local core = require "scalekit.core"
@@ -125,6 +127,10 @@ function Scalekit:fetch_token()
     e.message = "could not get a Scalekit access token: " .. e.message
     return nil, e
   end
+  if tok:find("[%c ]") then
+    return nil, errors.new("auth", "could not get a Scalekit access token: the token endpoint answered "
+      .. "a token with spaces or control characters", { status = resp.status })
+  end
   local ttl = math.tointeger(field(resp.json, "expires_in"))
   self.secret.access_token = tok
   self.auth_override = { authorization = "Bearer " .. tok }   -- shared by calls until the next token
@@ -149,7 +155,8 @@ end
 -- even a POST may be repeated then (as the official SDKs do).
 local SAFE_ANY_METHOD = { [503] = true }
 
--- A tool error means the tool ran upstream: never repeat it.
+-- A tool error means the tool ran upstream: never repeat it, whatever its
+-- status (Scalekit answers a provider's 401 as HTTP 401 with TOOL_ERROR).
 local function is_tool_error(resp)
   for _, d in ipairs(type(resp.json) == "table" and field(resp.json, "details") or {}) do
     if field(d, "error_code") == "TOOL_ERROR" then return true end
@@ -195,6 +202,7 @@ function Scalekit:send(req, opts, answer)
     req.connect_timeout, req.stall_timeout = opts.connect_timeout, opts.stall_timeout
   end
   local ctx = call_policy(self, req.method or "GET", opts)
+  req.deadline = req.deadline or core.monotonic() + ctx.timeout
   -- the caller's own header map (the proxy's); `execute`, which hands over
   -- a first answer, sends with the client's shared one
   local own = not answer and req.override or nil
@@ -211,7 +219,7 @@ function Scalekit:send(req, opts, answer)
     if not resp then return nil, err end
     local key = req.rate_key or req.tool or req.path
     self.rate[key] = policy.rate_of_response(resp) or self.rate[key]
-    if resp.status ~= 401 or attempt == 2 then return resp end
+    if resp.status ~= 401 or attempt == 2 or is_tool_error(resp) then return resp end
     self:forget_token()
   end
 end
@@ -297,6 +305,7 @@ function Scalekit:execute(tool_name, params, ctx, call_opts)
     local tok
     tok, err = self:authorize(req)
     if not tok then return nil, err end
+    req.deadline = core.monotonic() + call_policy(self, "POST").timeout
     local j, status, watched = self.http:send_json(req)
     if j then
       -- the transport watches the rate headers: `watched` is a table or false
@@ -319,7 +328,8 @@ end
 -- nil, err.
 function Scalekit:batch_request(tool, params, ctx, opts)
   local req = { method = "POST", url = self.execute_url, tool = tool.name,
-                json = execute_body(tool.name, params, ctx), timeout = opts and opts.timeout }
+                json = execute_body(tool.name, params, ctx),
+                deadline = core.monotonic() + call_policy(self, "POST", opts).timeout }
   local tok, err = self:authorize(req)
   if not tok then return nil, err end
   return req
@@ -336,15 +346,12 @@ end
 -- @return `{ status, headers, body, json }` for a 2xx answer, or nil, err
 -- (with `err.response` holding the same table for HTTP failures).
 function Scalekit:proxy(req, ctx)
-  local method, path, rate_key = transport.raw_target(req)
   local override = { connection_name = ctx.connector, identifier = ctx.identifier or false }
-  local body = req.body
-  local kind = type(body)
   local resp, err = self:send({
-    method = method, path = "/proxy" .. path, query = req.query,
+    method = req.method, path = "/proxy" .. req.path, query = req.query,
     headers = req.headers, override = override, timeout = req.timeout,
-    json = kind == "table" and body or nil, body = kind == "string" and body or nil,
-    json_root = "body", tool = "request", rate_key = rate_key,
+    json = req.json, body = req.body, form = req.form,
+    json_root = "body", tool = "request", rate_key = req.rate_key,
   }, req.opts)
   if not resp then return nil, err end
   local out = resp               -- status, headers, body, json (made on first use), seconds

@@ -11,7 +11,7 @@ local M = {}
 local null = core.null
 local encode, json_decode = core.urlencode, core.json_decode
 
--- The request's own headers win over nothing; these are sent on every call.
+-- Sent on every call (a request's own headers may replace them).
 local VERSION = core._VERSION
 local OS, ARCH = core.platform()
 M.USER_AGENT = ("Scalekit-Lua/%s Lua/5.4 (%s; %s)"):format(VERSION, OS, ARCH)
@@ -162,15 +162,25 @@ function M.json_of(resp)
 end
 
 local TRANSPORT_KIND = { timeout = "timeout", network = "network", tls = "network",
-                         too_large = "protocol", interrupted = "network" }
+                         too_large = "protocol", interrupted = "interrupted" }
 
 local METHOD = { GET = "GET", POST = "POST", PUT = "PUT", PATCH = "PATCH", DELETE = "DELETE" }
 
 --- The method (upper case), the path (with its leading "/") and the
 -- rate-limit key (method and path without the query: "GET /2/users/me")
--- of a raw request `{ method =, path = }`.
-function M.raw_target(req)
+-- of a raw request `{ method =, path = }`.  Raises (at `level`, default
+-- the caller's caller) for a method that is not a word of letters or a path
+-- with control characters: either would let a caller write a second request
+-- into the first.
+function M.raw_target(req, level)
   local path, method = req.path, req.method or "GET"
+  if type(method) ~= "string" or not method:find("^%a+$") or #method > 16 then
+    error(("scalekit.twitter: request method must be a word of letters (GET, POST, ...), got %s"):format(
+      type(method) == "string" and ("%q"):format(method) or type(method)), (level or 2) + 1)
+  end
+  if path:find("[%c ]") then
+    error("scalekit.twitter: request path must not contain spaces or control characters", (level or 2) + 1)
+  end
   if path:byte(1) ~= 47 then path = "/" .. path end      -- '/'
   method = METHOD[method] or method:upper()
   local q = path:find("?", 1, true)
@@ -257,9 +267,18 @@ function Transport:build(req, into)
     end
     trace_body(self, "> ", body)
   end
+  local timeout = req.timeout or self.timeout
+  if req.deadline then                 -- the call's deadline bounds each attempt
+    local left = req.deadline - core.monotonic()
+    if left <= 0 then
+      return nil, errors.new("timeout", ("%s %s: the call's timeout ran out"):format(method, self.redact(url)),
+                             { transport = "timeout", sent = false, tool = req.tool })
+    end
+    if left < timeout then timeout = left end
+  end
   local creq = into or {}
   creq.method, creq.url, creq.headers, creq.body = method, url, lines, body
-  creq.timeout = req.timeout or self.timeout
+  creq.timeout = timeout
   creq.connect_timeout = req.connect_timeout or self.connect_timeout
   creq.stall_timeout = req.stall_timeout or self.stall_timeout
   return creq
@@ -297,7 +316,8 @@ end
 -- @tparam table req `method`, `url`, `query` (table), `headers` (map),
 --   `override` (map applied last, e.g. authorization), `json` (Lua value to
 --   encode) or `form` (list of pairs) or `body` (string), `timeout`,
---   `connect_timeout`, `stall_timeout` (seconds, over the transport's).
+--   `connect_timeout`, `stall_timeout` (seconds, over the transport's),
+--   `deadline` (core.monotonic() time the whole call must end by).
 -- @return resp `{ status =, headers =, body =, json =, seconds = }` for any
 --   HTTP status, or nil and an error for a transport failure or a body that
 --   cannot be encoded.
