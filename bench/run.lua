@@ -221,7 +221,7 @@ local ok, err = pcall(function()
   local ctl = core.http_new()
   ctl:request{ method = "POST", url = furl .. "/__sandbox/config", body = '{"latency":0.02}',
                headers = { "Content-Type: application/json" } }
-  local tw2 = twitter.new{ env_url = furl, client_id = "sandbox-client", client_secret = "sandbox-secret",
+  local tw2 = twitter.new{ env_url = furl, client_id = "sandbox-client", client_secret = "sandbox-secret-s3kr1t",
                            identifier = "bench" }
   local calls = {}
   local CN = math.min(1000, N)

@@ -36,7 +36,7 @@ from urllib.parse import parse_qs
 from fakebase import FakeHandler, FakeState, serve
 
 CLIENT_ID = "sandbox-client"
-CLIENT_SECRET = "sandbox-secret"
+CLIENT_SECRET = "sandbox-secret-s3kr1t"
 SANDBOX_USER = {"id": "1720000000000000001", "name": "Sandbox User", "username": "sandbox_user"}
 
 
@@ -116,7 +116,7 @@ class Handler(FakeHandler):
                                    "error_description": "client authentication failed"})
         with STATE.lock:
             STATE.token_seq += 1
-            tok = "tok-%d" % STATE.token_seq
+            tok = "tok-s3kr1t-%d" % STATE.token_seq   # the marker CI looks for in all output
             STATE.tokens.add(tok)
             ttl = STATE.token_ttl
         self.send(200, {"access_token": tok, "token_type": "Bearer",

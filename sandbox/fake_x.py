@@ -39,8 +39,8 @@ from fakebase import FakeHandler, FakeState, serve
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROUTES = json.load(open(os.path.join(HERE, "x_routes.json")))["routes"]
-APP_TOKEN = "sandbox-app-bearer"
-CLIENT_ID, CLIENT_SECRET = "sandbox-x-client", "sandbox-x-secret"
+APP_TOKEN = "sandbox-app-bearer-s3kr1t"
+CLIENT_ID, CLIENT_SECRET = "sandbox-x-client", "sandbox-x-secret-s3kr1t"
 ME = "1720000000000000001"
 SELF_ID_PATHS = {  # X requires the token's own user in {id} / {source_user_id}
     "/2/users/{id}/blocking", "/2/users/{id}/bookmarks", "/2/users/{id}/bookmarks/{tweet_id}",
@@ -218,7 +218,7 @@ class Handler(FakeHandler):
         return form.get("client_id") if form.get("client_id") in (CLIENT_ID, "sandbox-public-client") else None
 
     def issue(self, user_id, client_id, scope):
-        access, refresh = "ua-" + os.urandom(12).hex(), "ur-" + os.urandom(12).hex()
+        access, refresh = "ua-s3kr1t-" + os.urandom(12).hex(), "ur-s3kr1t-" + os.urandom(12).hex()  # CI marker
         STATE.tokens[access] = {"kind": "user", "user_id": user_id, "expires_at": time.time() + STATE.access_ttl}
         STATE.refresh[refresh] = {"user_id": user_id, "client_id": client_id, "scope": scope}
         return {"token_type": "bearer", "expires_in": STATE.access_ttl, "access_token": access,

@@ -67,6 +67,7 @@ class FakeHandler(BaseHTTPRequestHandler):
         if url.path.startswith("/__sandbox/"):
             return self.control(url.path, json.loads(raw) if raw else {})
         rec = {"t": time.time(), "method": self.command, "path": url.path, "query": url.query,
+               "connection": "%s:%d" % self.client_address[:2],   # one value per TCP connection
                "headers": [[k, v] for k, v in self.headers.items()],
                "body": raw[:RECORD_BODY].decode("utf-8", "replace"), "body_length": len(raw),
                "violations": []}

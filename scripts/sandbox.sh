@@ -32,12 +32,12 @@ if ! has_creds SCALEKIT_CLIENT_SECRET && [ $want_x = 0 ]; then
   start_fake fake_scalekit --account "twitter:$ident"
   echo "(no SCALEKIT_CLIENT_SECRET set: using the local sandbox on 127.0.0.1:$port)" >&2
   export SCALEKIT_ENVIRONMENT_URL="http://127.0.0.1:$port" SCALEKIT_CLIENT_ID=sandbox-client \
-         SCALEKIT_CLIENT_SECRET=sandbox-secret SCALEKIT_IDENTIFIER="$ident"
+         SCALEKIT_CLIENT_SECRET=sandbox-secret-s3kr1t SCALEKIT_IDENTIFIER="$ident"
 fi
 if [ $want_x = 1 ] && ! has_creds X_CLIENT_ID; then
   start_fake fake_x
   echo "(no X_CLIENT_ID set: using the local fake X API on 127.0.0.1:$port)" >&2
-  export X_API_BASE_URL="http://127.0.0.1:$port" X_CLIENT_ID=sandbox-x-client X_CLIENT_SECRET=sandbox-x-secret \
+  export X_API_BASE_URL="http://127.0.0.1:$port" X_CLIENT_ID=sandbox-x-client X_CLIENT_SECRET=sandbox-x-secret-s3kr1t \
          X_AUTHORIZE_URL="http://127.0.0.1:$port/i/oauth2/authorize"
 fi
 "$host" "$@"

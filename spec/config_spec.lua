@@ -113,7 +113,7 @@ end)
 
 describe("secrets", function()
   local f
-  local SECRET = "sandbox-secret"
+  local SECRET = "sandbox-secret-s3kr1t"
   setup(function() f = fake.start() end)
   teardown(function() f:stop() end)
 
@@ -135,7 +135,7 @@ describe("secrets", function()
     local tw = fake.client(f, { debug = function(l) lines[#lines + 1] = l end })
     assert(tw:user_me{})
     f:script{ path = "/api/v1/execute_tool", status = 400,
-              json = { message = "bad token tok-1 and secret sandbox-secret echoed" } }
+              json = { message = "bad token tok-1 and secret sandbox-secret-s3kr1t echoed" } }
     local _, err = tw:user_me{}
     local trace = table.concat(lines, "\n")
     assert.matches("> POST " .. f.url .. "/oauth/token", trace, 1, true)

@@ -8,8 +8,8 @@ local core = require "scalekit.core"
 local fake = require "support.fake"
 
 local ME = "1720000000000000001"
-local CLIENT_ID, CLIENT_SECRET = "sandbox-x-client", "sandbox-x-secret"
-local APP = "sandbox-app-bearer"
+local CLIENT_ID, CLIENT_SECRET = "sandbox-x-client", "sandbox-x-secret-s3kr1t"
+local APP = "sandbox-app-bearer-s3kr1t"
 
 -- Values X accepts for parameters whose catalog type alone is too loose.
 -- `false` leaves a parameter out (page tokens only come from a previous page).

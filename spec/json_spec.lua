@@ -181,6 +181,16 @@ describe("JSON decoding", function()
     assert.is_table(decode(string.rep("[", 128) .. string.rep("]", 128)))
   end)
 
+  it("takes a caller's depth up to 1000 and refuses more instead of overflowing the C stack", function()
+    assert.is_table(decode(string.rep("[", 1000) .. string.rep("]", 1000), 1000))
+    assert.matches("nested too deeply", select(2, decode(string.rep("[", 6) .. string.rep("]", 6), 5)))
+    for _, depth in ipairs{ 0, 1001, 300000, -1 } do
+      local ok, err = pcall(decode, string.rep("[", 300000), depth)
+      assert.is_false(ok)
+      assert.matches("bad argument #2 to '[%w._]+' %(max_depth must be from 1 to 1000%)", err)
+    end
+  end)
+
   it("survives a fuzz of random bytes and random mutations without crashing", function()
     local seed = '{"data":[{"id":"1","n":-12.5e3,"t":true,"x":null,"s":"\\u00e9"}],"meta":{}}'
     math.randomseed(12345)
@@ -198,9 +208,92 @@ describe("JSON decoding", function()
   end)
 end)
 
+describe("the JSON codec under hostile conditions", function()
+  local ROOT = fake.ROOT
+
+  -- Run `code` in a fresh lua5.4 with the module on its path; its output.
+  local function run(code, env)
+    local cmd = ("%s LUA_PATH='%s' LUA_CPATH='%s' lua5.4 -e %q 2>&1; echo \"rc=$?\""):format(
+      env or "", package.path, package.cpath, code)
+    local p = io.popen(cmd)
+    local out = p:read("a")
+    p:close()
+    return out
+  end
+
+  it("gives each call its own scratch when a __gc finalizer calls it in the middle of another", function()
+    -- keys longer than 40 bytes are not interned, so writing them allocates
+    -- and lets the collector run finalizers inside the outer call
+    local doc = {}
+    for i = 1, 3000 do doc[string.rep("k", 45) .. i] = { i, "v" .. i } end
+    local want = encode(doc)
+    local during, mid = 0, false
+    local function arm()
+      setmetatable({}, { __gc = function()
+        if mid then during = during + 1 end
+        local was = mid
+        mid = false
+        encode({ nested = string.rep("y", 3000) })
+        decode('["' .. string.rep("z", 3000) .. '"]')
+        mid = was
+        arm()
+      end })
+    end
+    collectgarbage("incremental", 1, 1000)   -- a collection step on nearly every allocation
+    arm()
+    local bad = 0
+    for _ = 1, 20 do
+      mid = true
+      local s = encode(doc)
+      local d = decode(want)
+      mid = false
+      if s ~= want then bad = bad + 1 end
+      if encode(d) ~= want then bad = bad + 1 end
+    end
+    collectgarbage("incremental", 200, 100)
+    collectgarbage()
+    assert.is_true(during > 0, "no finalizer ran inside a call: the test proves nothing")
+    assert.equals(0, bad)
+  end)
+
+  it("writes and reads numbers with '.' under a comma locale (LC_NUMERIC=de_DE.UTF-8)", function()
+    -- the locale is built into build/locale when the system has none
+    local dir = ROOT .. "/build/locale"
+    if not io.open(dir .. "/de_DE.UTF-8/LC_NUMERIC") then
+      assert(os.execute(("mkdir -p %s && localedef -i de_DE -f UTF-8 %s/de_DE.UTF-8 2>/dev/null || test -d %s/de_DE.UTF-8")
+        :format(dir, dir, dir)))
+    end
+    local out = run([[
+      assert(os.setlocale("de_DE.UTF-8", "numeric"), "no de_DE locale")
+      assert(tostring(1.5) == "1,5", "the locale does not use a comma: the test proves nothing")
+      local core = require "scalekit.core"
+      io.write(core.json_encode{ 1.5, 2.0, 0.1, -3.25e-7, 1e300 }, " ")
+      local v = core.json_decode("[2.5, 1e-3, 12345678901234567890.5, -0.75]")
+      io.write(tostring(v[1] == 2.5 and v[2] == 1e-3 and v[3] == 12345678901234567890.5 and v[4] == -0.75))
+    ]], "LOCPATH=" .. dir)
+    assert.equals("[1.5,2.0,0.1,-3.25e-07,1e+300] truerc=0\n", out)
+  end)
+
+  it("encodes {} as the first value of a process without undefined behaviour (clean under UBSan)", function()
+    assert.equals("{} [] {}rc=0\n", run([[
+      local core = require "scalekit.core"
+      io.write(core.json_encode({}), " ", core.json_encode(setmetatable({}, core.array_mt)), " ",
+               core.json_encode(core.json_decode("{}")))
+    ]]))
+  end)
+end)
+
 describe("fake.same", function()
   it("tells integers from floats", function()
     assert.is_false((fake.same({ 1 }, { 1.0 })))
     assert.is_true((fake.same({ a = { 1, "x" } }, { a = { 1, "x" } })))
+  end)
+
+  it("tells a marked [] from a marked {}, at any depth, and lets an unmarked {} match either", function()
+    assert.is_false((fake.same(twitter.array(), twitter.object())))
+    assert.is_false((fake.same({ data = { list = twitter.array() } }, decode('{"data":{"list":{}}}'))))
+    assert.is_true((fake.same({ data = { list = twitter.array() } }, decode('{"data":{"list":[]}}'))))
+    assert.is_true((fake.same({ data = {} }, decode('{"data":[]}'))))
+    assert.is_false((fake.same({ "a" }, decode('{"1":"a"}'))))
   end)
 end)

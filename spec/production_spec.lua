@@ -10,8 +10,8 @@ local ME = "1720000000000000001"
 
 local function direct(f, opts)
   local o = { mode = "direct", api_base_url = f.url, client_id = "sandbox-x-client",
-              client_secret = "sandbox-x-secret", access_token = "user-token-1",
-              bearer_token = "sandbox-app-bearer", retry_base = 0.01 }
+              client_secret = "sandbox-x-secret-s3kr1t", access_token = "user-token-1",
+              bearer_token = "sandbox-app-bearer-s3kr1t", retry_base = 0.01 }
   for k, v in pairs(opts or {}) do o[k] = v end
   return twitter.new(o)
 end

@@ -26,10 +26,10 @@ describe("the Scalekit token", function()
     assert.equals("POST", tok.method)
     assert.equals("/oauth/token", tok.path)
     assert.equals("application/x-www-form-urlencoded", header(tok, "content-type"))
-    assert.equals("grant_type=client_credentials&client_id=sandbox-client&client_secret=sandbox-secret", tok.body)
+    assert.equals("grant_type=client_credentials&client_id=sandbox-client&client_secret=sandbox-secret-s3kr1t", tok.body)
     assert.is_nil(header(tok, "authorization"))
-    assert.equals("Bearer tok-2", header(reqs[2], "authorization"))
-    assert.equals("Bearer tok-2", header(reqs[3], "authorization"))
+    assert.equals("Bearer tok-s3kr1t-2", header(reqs[2], "authorization"))
+    assert.equals("Bearer tok-s3kr1t-2", header(reqs[3], "authorization"))
     tw:close()
   end)
 
@@ -49,14 +49,12 @@ describe("the Scalekit token", function()
     assert(tw:user_me{})
     require("scalekit.core").sleep(1.1)
     assert(tw:user_me{})
-    assert.equals(2, #f:requests("/oauth/token"))
-    assert.equals(0, #(function()
-      local out = {}
-      for _, r in ipairs(f:requests("/api/v1/execute_tool")) do
-        if r.path ~= "/api/v1/execute_tool" then out[#out + 1] = r end
-      end
-      return out
-    end)())
+    -- token, call, token, call: the second token came before the second call, not after a 401
+    local reqs, paths = f:requests(), {}
+    for i, r in ipairs(reqs) do paths[i] = r.path end
+    assert.same({ "/oauth/token", "/api/v1/execute_tool", "/oauth/token", "/api/v1/execute_tool" }, paths)
+    assert.matches("^Bearer tok%-s3kr1t%-%d+$", fake.header(reqs[4], "authorization"))
+    assert.not_equals(fake.header(reqs[2], "authorization"), fake.header(reqs[4], "authorization"))
     f:control("config", { token_ttl = 3600 })
     tw:close()
   end)
@@ -266,12 +264,47 @@ describe("execute_tool", function()
   end)
 
   it("reuses one kept-alive connection for sequential calls", function()
-    local seen = {}
-    local tw2 = fake.client(f, { debug = function(line) seen[#seen + 1] = line end })
+    local tw2 = fake.client(f)
     for _ = 1, 3 do assert(tw2:user_me{}) end
     tw2:close()
-    -- the server is threaded per connection: one connection serves all calls
-    assert.equals(4, #f:requests())
+    -- the fake records the client address of each request: one TCP connection served all four
+    local reqs, conns = f:requests(), {}
+    for _, r in ipairs(reqs) do conns[r.connection] = true end
+    assert.equals(4, #reqs)
+    assert.equals(1, #(function() local l = {} for c in pairs(conns) do l[#l + 1] = c end return l end)())
+  end)
+
+  it("never repeats a tool whose provider answered 401 (a TOOL_ERROR is final, not a stale token)", function()
+    local tool_401 = { path = "/api/v1/execute_tool", status = 401, json = { code = 16,
+      message = "tool execution failed", details = { {
+        ["@type"] = "type.googleapis.com/scalekit.v1.errdetails.ErrorInfo", error_code = "TOOL_ERROR",
+        tool_error_info = { execution_id = "exec_401", tool_error_code = "401",
+                            tool_error_message = "Unauthorized" } } } } }
+    assert(tw:user_me{})                         -- the token is cached
+    f:clear()
+    f:script(tool_401)
+    local data, err = tw:post_create{ text = "only once" }
+    assert.is_nil(data)
+    assert.equals("auth", err.kind)
+    assert.equals(401, err.status)
+    assert.equals("TOOL_ERROR", err.error_code)
+    assert.equals("exec_401", err.execution_id)
+    local paths = {}
+    for i, r in ipairs(f:requests()) do paths[i] = r.path end
+    assert.same({ "/api/v1/execute_tool" }, paths)
+    -- the same in a batch
+    f:clear()
+    f:script(tool_401)
+    local results = tw:batch{ { "twitter_post_create", { text = "only once" } } }
+    assert.equals("auth", results[1].err.kind)
+    assert.equals(1, #f:requests())
+    -- a plain 401 (Scalekit's own token) still re-authenticates once
+    f:clear()
+    f:script{ path = "/api/v1/execute_tool", status = 401, json = { code = 16, message = "unauthenticated" } }
+    assert(tw:user_me{})
+    paths = {}
+    for i, r in ipairs(f:requests()) do paths[i] = r.path end
+    assert.same({ "/api/v1/execute_tool", "/oauth/token", "/api/v1/execute_tool" }, paths)
   end)
 end)
 
@@ -289,7 +322,7 @@ describe("the proxy", function()
     assert.equals("user.fields=name%2Cusername", r.query)
     assert.equals("twitter", header(r, "connection_name"))
     assert.equals("user_123", header(r, "identifier"))
-    assert.matches("^Bearer tok%-%d+$", header(r, "authorization"))
+    assert.matches("^Bearer tok%-s3kr1t%-%d+$", header(r, "authorization"))
     assert.equals(resp.body, '{"proxied": {"method": "GET", "path": "/2/users/me", "query": '
                   .. '"user.fields=name%2Cusername", "body": ""}}')
   end)
@@ -367,6 +400,55 @@ describe("the proxy", function()
   it("raises for a request without a path", function()
     assert.has_error(function() tw:request{ method = "GET" } end,
       "scalekit.twitter: request expects a table with a string 'path'")
+  end)
+
+  it("sends form_data urlencoded, in key order or in the order of a list of pairs", function()
+    assert(tw:request{ path = "/form", method = "POST", form_data = { b = "two words", a = "1", c = "x&y=z" } })
+    assert(tw:request{ path = "/form", method = "POST", form_data = { { "z", "last" }, { "a", 1 } } })
+    local reqs = f:requests("/proxy/form")
+    assert.equals("a=1&b=two%20words&c=x%26y%3Dz", reqs[1].body)
+    assert.equals("application/x-www-form-urlencoded", header(reqs[1], "content-type"))
+    assert.equals("z=last&a=1", reqs[2].body)
+  end)
+
+  it("sends raw_body as is, and takes queryParams as the official Node SDK names it", function()
+    assert(tw:request{ path = "/raw", method = "PUT", raw_body = "\0binary\255",
+                       headers = { ["Content-Type"] = "application/octet-stream" },
+                       queryParams = { ["user.fields"] = "id" } })
+    local r = f:requests("/proxy/raw")[1]
+    assert.equals("PUT", r.method)
+    assert.equals(8, r.body_length)
+    assert.equals("application/octet-stream", header(r, "content-type"))
+    assert.equals("user.fields=id", r.query)
+  end)
+
+  -- Each raw request mistake raises before anything is sent, with what to do instead.
+  local bad_requests = {
+    { { path = "/x", form = { a = 1 } }, "request has no field 'form'; did you mean 'form_data'?" },
+    { { path = "/x", queryparams = {} }, "request has no field 'queryparams'; did you mean 'queryParams'?" },
+    { { path = "/x", timeoutt = 1 }, "request has no field 'timeoutt'; did you mean 'timeout'?" },
+    { { path = "/x", body = {}, form_data = {} }, "request takes one of body, form_data and raw_body" },
+    { { path = "/x", raw_body = {} }, "request field 'raw_body' must be a string, got table" },
+    { { path = "/x", max_retries = 500 }, "request: 'max_retries' must be an integer from 0 to 10, got 500" },
+    { { path = "/x", retry_base = -1 }, "request: 'retry_base' must be a positive number of seconds, got -1" },
+    { { path = "/x", method = "GET /admin HTTP/1.1\r\nHost: evil\r\n\r\nGET" },
+      "request method must be a word of letters (GET, POST, ...), got \"GET /admin HTTP/1.1\\r\\nHost: evil\\r\\n\\r\\nGET\"" },
+    { { path = "/x", method = "G\nET" }, "request method must be a word of letters (GET, POST, ...), got \"G\\nET\"" },
+    { { path = "/x HTTP/1.1\r\nX: y" }, "request path must not contain spaces or control characters" },
+  }
+  for _, case in ipairs(bad_requests) do
+    it("raises before sending for a bad request: " .. case[2]:sub(1, 60), function()
+      local ok, err = pcall(tw.request, tw, case[1])
+      assert.is_false(ok)
+      assert.equals("scalekit.twitter: " .. case[2], (err:gsub("^[^:]+:%d+: ", "")))
+      assert.equals(0, #f:requests())
+    end)
+  end
+
+  it("blames the caller's line for a bad request", function()
+    local ok, err = pcall(function() tw:request{ path = "/x", nope = 1 } end)
+    assert.is_false(ok)
+    assert.matches("^spec/scalekit_spec.lua:%d+: scalekit.twitter: request has no field 'nope'", err)
   end)
 end)
 

@@ -8,7 +8,10 @@ local M = {}
 local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
 if here:sub(1, 1) ~= "/" then here = assert(os.getenv("PWD")) .. "/" .. here end
 M.ROOT = here .. "/../.."
-M.CLIENT_ID, M.CLIENT_SECRET = "sandbox-client", "sandbox-secret"
+-- Every secret of the fixtures, and every token the fakes issue, holds
+-- SECRET_MARK: CI fails when any output of the suite contains it.
+M.SECRET_MARK = "s3kr1t"
+M.CLIENT_ID, M.CLIENT_SECRET = "sandbox-client", "sandbox-secret-s3kr1t"
 
 local Fake = {}
 Fake.__index = Fake
@@ -104,7 +107,20 @@ function Fake:stop()
   self.proc:close()
 end
 
---- Deep equality that also compares integer vs float and array vs object marks.
+-- "array" or "object" for a table marked (or shaped) as one, nil for an
+-- unmarked empty table, which JSON could write either way.
+local function shape(t)
+  local mt = getmetatable(t)
+  if mt == core.array_mt then return "array" end
+  if mt == core.object_mt then return "object" end
+  if next(t) == nil then return nil end
+  return t[1] ~= nil and "array" or "object"
+end
+M.shape = shape
+
+--- Deep equality that also compares integer vs float and array vs object
+-- (a marked `[]` differs from a marked `{}`; an unmarked empty table
+-- matches either).
 function M.same(a, b, path)
   path = path or "value"
   if type(a) ~= type(b) then return false, path .. ": " .. type(a) .. " vs " .. type(b) end
@@ -115,6 +131,8 @@ function M.same(a, b, path)
     if a == b then return true end
     return false, ("%s: %s vs %s"):format(path, tostring(a), tostring(b))
   end
+  local sa, sb = shape(a), shape(b)
+  if sa and sb and sa ~= sb then return false, ("%s: %s vs %s"):format(path, sa, sb) end
   for k, v in pairs(a) do
     local ok, why = M.same(v, b[k], path .. "." .. tostring(k))
     if not ok then return false, why end

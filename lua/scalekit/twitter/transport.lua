@@ -172,11 +172,18 @@ local METHOD = { GET = "GET", POST = "POST", PUT = "PUT", PATCH = "PATCH", DELET
 -- the caller's caller) for a method that is not a word of letters or a path
 -- with control characters: either would let a caller write a second request
 -- into the first.
+local ESCAPE = { ["\r"] = "\\r", ["\n"] = "\\n", ["\t"] = "\\t", ['"'] = '\\"', ["\\"] = "\\\\" }
+
+-- s quoted for a message on one line: control characters as escapes.
+local function shown(s)
+  return '"' .. s:gsub('[%c"\\]', function(c) return ESCAPE[c] or ("\\%03d"):format(c:byte()) end) .. '"'
+end
+
 function M.raw_target(req, level)
   local path, method = req.path, req.method or "GET"
   if type(method) ~= "string" or not method:find("^%a+$") or #method > 16 then
     error(("scalekit.twitter: request method must be a word of letters (GET, POST, ...), got %s"):format(
-      type(method) == "string" and ("%q"):format(method) or type(method)), (level or 2) + 1)
+      type(method) == "string" and shown(method) or type(method)), (level or 2) + 1)
   end
   if path:find("[%c ]") then
     error("scalekit.twitter: request path must not contain spaces or control characters", (level or 2) + 1)
