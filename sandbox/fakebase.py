@@ -6,7 +6,9 @@ A script entry (POST /__sandbox/script) answers the next matching requests:
   {"path": "/x", "method": "POST", "times": 1, "status": 200, "headers": {...},
    "json": ... | "body": "...", "delay": 0.5, "drop": false, "truncate": false}
 "drop" hangs up without answering; "truncate" promises more bytes than it
-sends, then hangs up mid-body.
+sends, then hangs up mid-body; "drip": {"chunk": "x", "every": 0.05,
+"for": 30} sends the status and headers, then `chunk` every `every` seconds
+(chunked encoding) until the client leaves or `for` seconds have passed.
 """
 import json
 import socket
@@ -102,6 +104,8 @@ class FakeHandler(BaseHTTPRequestHandler):
         if s.get("drop"):
             self.close_connection = True
             return
+        if s.get("drip"):
+            return self.drip(s)
         if s.get("truncate"):
             body = json.dumps(s.get("json", {})).encode()
             self.send_response(s.get("status", 200))
@@ -114,6 +118,25 @@ class FakeHandler(BaseHTTPRequestHandler):
         if "json" in s:
             return self.send(s.get("status", 200), s["json"], headers=s.get("headers"))
         self.send(s.get("status", 200), body=s.get("body", ""), headers=s.get("headers"))
+
+    def drip(self, s):
+        d = s["drip"]
+        chunk = d.get("chunk", "x").encode()
+        self.send_response(s.get("status", 200))
+        for k, v in (s.get("headers") or {"Content-Type": "application/json"}).items():
+            self.send_header(k, str(v))
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        end = time.time() + float(d.get("for", 30))
+        try:
+            while time.time() < end:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                self.wfile.flush()
+                time.sleep(float(d.get("every", 0.05)))
+            self.wfile.write(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        self.close_connection = True
 
     def control(self, path, arg):
         """The shared control routes; `extra_control` handles the others."""

@@ -10,7 +10,7 @@ local function with_env(env, code)
   for k, v in pairs(env) do parts[#parts + 1] = ("%s='%s'"):format(k, v) end
   local cmd = ("env -u SCALEKIT_ENVIRONMENT_URL -u SCALEKIT_ENV_URL -u SCALEKIT_CLIENT_ID "
     .. "-u SCALEKIT_CLIENT_SECRET -u SCALEKIT_IDENTIFIER -u X_BEARER_TOKEN -u X_ACCESS_TOKEN "
-    .. "-u X_REFRESH_TOKEN %s lua5.4 -e %q 2>&1"):format(
+    .. "-u X_REFRESH_TOKEN -u X_TOKEN_FILE %s lua5.4 -e %q 2>&1"):format(
       table.concat(parts, " "), code)
   local p = assert(io.popen(cmd))
   local out = p:read("a")
@@ -158,6 +158,106 @@ describe("secrets", function()
     assert.matches("done", out)
     assert.is_nil(out:find(SECRET, 1, true))
     assert.is_nil(out:find("Bearer tok", 1, true))
+  end)
+end)
+
+describe("secrets in traces and messages", function()
+  local MARK = fake.SECRET_MARK
+
+  it("hide a token in the very answer that issues it (Scalekit's token endpoint), by key", function()
+    local f = fake.start_connected()
+    local lines = {}
+    local tw = fake.client(f, { debug = function(l) lines[#lines + 1] = l end })
+    assert(tw:user_me{})
+    local trace = table.concat(lines, "\n")
+    assert.matches('< {"access_token": "[REDACTED]"', trace, 1, true)
+    assert.is_nil(trace:find(MARK, 1, true))
+    tw:close()
+    f:stop()
+  end)
+
+  it("hide the access and refresh tokens of a direct-mode refresh, and the code exchange's fields", function()
+    local f = fake.start{ script = "fake_x.py" }
+    f:control("tokens", { refresh_token = "r-trace-" .. MARK })
+    local lines = {}
+    local debug = function(l) lines[#lines + 1] = l end
+    local tw = twitter.new{ mode = "direct", api_base_url = f.url, client_id = "sandbox-x-client",
+                            client_secret = "sandbox-x-secret-" .. MARK, access_token = "stale-" .. MARK,
+                            refresh_token = "r-trace-" .. MARK, debug = debug }
+    assert(tw:user_me{})
+    local trace = table.concat(lines, "\n")
+    assert.matches('"access_token": "[REDACTED]"', trace, 1, true)
+    assert.matches('"refresh_token": "[REDACTED]"', trace, 1, true)
+    assert.matches("refresh_token=[REDACTED]", trace, 1, true)
+    assert.is_nil(trace:find(MARK, 1, true))
+    tw:close()
+    -- the same by key in any string the redactor sees
+    local r = twitter.errors.redactor({})
+    assert.equals("grant_type=authorization_code&code=[REDACTED]&redirect_uri=x&code_verifier=[REDACTED]",
+                  r("grant_type=authorization_code&code=abc-" .. MARK .. "&redirect_uri=x&code_verifier=v" .. MARK))
+    assert.equals('{"id_token":"[REDACTED]","client_secret":"[REDACTED]","code":16}',
+                  r('{"id_token":"a\\"' .. MARK .. '","client_secret":"' .. MARK .. '","code":16}'))
+    f:stop()
+  end)
+
+  it("are redacted in their percent-encoded and JSON-escaped forms too", function()
+    local f = fake.start()
+    local secret = "s/+=:" .. MARK .. "&x"
+    local encoded = "s%2F%2B%3D%3A" .. MARK .. "%26x"
+    -- the body as written by hand: the secret percent-encoded (both cases), JSON-escaped ("\/") and raw
+    f:script{ path = "/oauth/token", status = 400, headers = { ["Content-Type"] = "application/json" },
+              body = '{"error":"invalid_client","error_description":"bad client_secret ' .. encoded .. " / "
+                .. encoded:lower() .. " / " .. secret:gsub("/", "\\/") .. " / " .. secret .. '"}' }
+    local lines = {}
+    local tw = twitter.new{ env_url = f.url, client_id = fake.CLIENT_ID, client_secret = secret, identifier = "u",
+                            debug = function(l) lines[#lines + 1] = l end }
+    local _, err = tw:user_me{}
+    assert.equals("auth", err.kind)
+    assert.equals("could not get a Scalekit access token: bad client_secret [REDACTED] / [REDACTED] / [REDACTED] / "
+                  .. "[REDACTED]", err.message)
+    local trace = table.concat(lines, "\n")
+    assert.is_nil(trace:find(MARK, 1, true))
+    assert.is_nil(tostring(err):find(MARK, 1, true))
+    tw:close()
+    f:stop()
+  end)
+end)
+
+describe("module-level calls", function()
+  it("forward a call's options", function()
+    local f = fake.start_connected()
+    twitter.configure{ env_url = f.url, client_id = fake.CLIENT_ID, client_secret = fake.CLIENT_SECRET,
+                       identifier = "user_123", retry_base = 0.01 }
+    assert(twitter.execute("user_me", {}))
+    f:clear()
+    f:script{ path = "/api/v1/execute_tool", status = 503, times = 5, json = { code = 14, message = "unavailable" } }
+    local _, err = twitter.execute("user_me", {}, { max_retries = 0 })
+    assert.equals(503, err.status)
+    assert.equals(1, #f:requests("/api/v1/execute_tool"))
+    assert.has_error(function() twitter.execute("user_me", {}, { timeoutt = 1 }) end)
+    twitter.configure{}
+    f:stop()
+  end)
+
+  it("blame the caller's line for a configuration mistake of the default client", function()
+    local out = with_env({}, [[
+      local twitter = require "scalekit.twitter"
+      twitter.configure{}
+      print(select(2, pcall(function() local r = twitter.execute("user_me", {}); return r end)))
+      print(select(2, pcall(function() local r = twitter.user_me({}); return r end)))
+      print(select(2, pcall(function() local r = twitter.request{ path = "/2/users/me" }; return r end)))
+      twitter.configure{ timeout = -1 }
+      print(select(2, pcall(function() local r = twitter.post_create{ text = "x" }; return r end)))
+    ]])
+    local lines = {}
+    for l in out:gmatch("[^\n]+") do lines[#lines + 1] = l end
+    -- (the shell joins the chunk into one line: every position is line 1, in the caller's chunk)
+    assert.equals(4, #lines, out)
+    for i = 1, 3 do
+      assert.matches("^%(command line%):1: scalekit%.twitter%.new: missing env_url", lines[i])
+    end
+    assert.equals("(command line):1: scalekit.twitter.new: 'timeout' must be a positive number of seconds, got -1",
+                  lines[4])
   end)
 end)
 

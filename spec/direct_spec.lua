@@ -417,6 +417,130 @@ describe("the token lifecycle", function()
     assert.equals(1, #f:requests("/2/oauth2/token"))
   end)
 
+  it("refuses to refresh when the token file cannot be written, so the rotated token is never lost", function()
+    f:control("tokens", { refresh_token = "r-keep" })
+    local seen = {}
+    -- /proc/self takes no new files, whoever runs the suite (root included):
+    -- the lock sits in dir, the token file's target (behind a link) cannot be replaced
+    assert(os.execute(("ln -sf /proc/self/tokens.json %s/unwritable.json"):format(dir)))
+    local link = dir .. "/unwritable.json"
+    local tw = direct(f, { access_token = "stale", refresh_token = "r-keep", token_file = link,
+                           on_token = function(t) seen[#seen + 1] = t end })
+    local data, err = tw:user_me{}
+    assert.is_nil(data)
+    assert.equals("storage", err.kind)
+    assert.equals(link, err.file)
+    assert.matches("not refreshing the token: cannot create a temporary file for " .. link, err.message, 1, true)
+    -- a lock that cannot be made stops it just as early
+    local tw2 = direct(f, { access_token = "stale", refresh_token = "r-keep", token_file = "/proc/self/t.json" })
+    local _, err2 = tw2:user_me{}
+    assert.equals("storage", err2.kind)
+    assert.matches("cannot open lock file /proc/self/t.json.lock", err2.message, 1, true)
+    assert.equals(0, #f:requests("/2/oauth2/token"))       -- the refresh token is still good
+    assert.equals(0, #seen)
+    tw:close()
+    tw2:close()
+  end)
+
+  it("hands a refreshed pair that could not be saved to on_token, keeps it and says where it is", function()
+    f:control("tokens", { refresh_token = "r-unsaved" })
+    local path = dir .. "/is-a-directory"
+    assert(os.execute("mkdir -p " .. path))               -- the rename over it fails after the refresh
+    local seen = {}
+    local tw = direct(f, { access_token = "stale", refresh_token = "r-unsaved", token_file = path,
+                           on_token = function(t) seen[#seen + 1] = t end })
+    local data, err = tw:user_me{}
+    assert.is_nil(data)
+    assert.equals("storage", err.kind)
+    assert.equals(path, err.file)
+    assert.matches("the token was refreshed but could not be saved: cannot write " .. path, err.message, 1, true)
+    assert.matches("kept by this client, was passed to on_token and in err.token", err.message, 1, true)
+    assert.equals(1, #seen)
+    assert.matches("^ur%-", seen[1].refresh_token)
+    assert.equals(seen[1].refresh_token, err.token.refresh_token)
+    assert.is_nil(tostring(err):find(seen[1].refresh_token, 1, true))
+    -- the client goes on with the new pair: no second refresh
+    f:clear()
+    assert(tw:user_me{})
+    assert.equals(0, #f:requests("/2/oauth2/token"))
+    assert.equals("Bearer " .. seen[1].access_token, fake.header(f:requests()[1], "authorization"))
+    tw:close()
+  end)
+
+  it("writes through a symlinked token_file to its target", function()
+    f:control("tokens", { refresh_token = "r-link" })
+    assert(os.execute(("mkdir -p %s/real && ln -sf real/tokens.json %s/link.json"):format(dir, dir)))
+    local tw = direct(f, { access_token = "stale", refresh_token = "r-link", token_file = dir .. "/link.json" })
+    assert(tw:user_me{})
+    local p = io.popen(("stat -c %%F %s/link.json; readlink %s/link.json"):format(dir, dir))
+    assert.equals("symbolic link\nreal/tokens.json\n", p:read("a"))
+    p:close()
+    local saved = assert(twitter.json.decode(assert(io.open(dir .. "/real/tokens.json")):read("a")))
+    assert.matches("^ur%-", saved.refresh_token)
+    tw:close()
+  end)
+
+  it("keeps the old refresh token when a refresh answer has none", function()
+    local path = dir .. "/no-rotation.json"
+    f:control("tokens", { refresh_token = "r-stays" })
+    f:script{ path = "/2/oauth2/token", json = { access_token = "ua-new-s3kr1t", token_type = "bearer",
+                                                  expires_in = 7200, scope = "tweet.read" } }
+    local seen = {}
+    local tw = direct(f, { access_token = "stale", refresh_token = "r-stays", token_file = path,
+                           on_token = function(t) seen[#seen + 1] = t end })
+    f:control("tokens", { access_token = "ua-new-s3kr1t" })
+    assert(tw:user_me{})
+    local saved = assert(twitter.json.decode(assert(io.open(path)):read("a")))
+    assert.equals("ua-new-s3kr1t", saved.access_token)
+    assert.equals("r-stays", saved.refresh_token)
+    assert.equals("r-stays", seen[1].refresh_token)
+    tw:close()
+  end)
+
+  it("waits for the token file's lock no longer than the call's timeout", function()
+    local path = dir .. "/locked.json"
+    f:control("tokens", { refresh_token = "r-locked" })
+    local lock = assert(core.lock_file(path .. ".lock"))      -- another process holds it
+    local tw = direct(f, { access_token = "stale", refresh_token = "r-locked", token_file = path })
+    local t0 = core.monotonic()
+    local data, err = tw:user_me({}, { timeout = 0.5 })
+    local took = core.monotonic() - t0
+    assert.is_nil(data)
+    assert.equals("timeout", err.kind)
+    assert.matches("timed out waiting for the lock on " .. path .. ".lock", err.message, 1, true)
+    assert.is_true(took < 2, "took " .. took .. " s")
+    assert.equals(0, #f:requests("/2/oauth2/token"))
+    lock:unlock()
+    assert(tw:user_me{})
+    tw:close()
+  end)
+
+  -- A token with CR or LF would break every request's headers: it is refused
+  -- where it enters, as `auth`, and never reaches the transport.
+  it("refuses tokens with CR/LF where they enter: options, token file and refresh answers", function()
+    assert.has_error(function() direct(f, { access_token = "abc\r\nX-Injected: 1" }) end,
+      "scalekit.twitter.new: access_token must be a string without spaces or control characters")
+    assert.has_error(function() direct(f, { bearer_token = "abc\n" }) end,
+      "scalekit.twitter.new: bearer_token must be a string without spaces or control characters")
+    local path = dir .. "/crlf.json"
+    assert(core.write_file_atomic(path, '{"access_token":"bad\\r\\ntoken","refresh_token":"r"}'))
+    local tw = direct(f, { token_file = path })
+    local data, err = tw:user_me{}
+    assert.is_nil(data)
+    assert.equals("auth", err.kind)
+    assert.matches("the token file " .. path .. " holds a token with spaces or control characters", err.message, 1, true)
+    tw:close()
+    f:control("tokens", { refresh_token = "r-crlf" })
+    f:script{ path = "/2/oauth2/token", json = { access_token = "ua-bad\r\nX: y", refresh_token = "ur-next",
+                                                  token_type = "bearer", expires_in = 7200 } }
+    tw = direct(f, { access_token = "stale", refresh_token = "r-crlf" })
+    data, err = tw:user_me{}
+    assert.is_nil(data)
+    assert.equals("auth", err.kind)
+    assert.matches("the refresh answer holds a token with spaces or control characters", err.message, 1, true)
+    tw:close()
+  end)
+
   it("replaces the token file by rename, never rewriting it in place", function()
     local path = dir .. "/atomic.json"
     assert(core.write_file_atomic(path, "old"))

@@ -13,7 +13,8 @@ local function sh(cmd, dir, env)
   local quoted = "'" .. cmd:gsub("'", "'\\''") .. "'"
   local full = ("cd %s && env -u LUA_PATH -u LUA_CPATH -u SCALEKIT_ENVIRONMENT_URL -u SCALEKIT_ENV_URL "
     .. "-u SCALEKIT_CLIENT_ID -u SCALEKIT_CLIENT_SECRET -u SCALEKIT_IDENTIFIER -u X_BEARER_TOKEN "
-    .. "-u X_ACCESS_TOKEN %s sh -c %s 2>%s; echo \"rc=$?\""):format(dir or "/tmp", env or "", quoted, errf)
+    .. "-u X_ACCESS_TOKEN -u X_REFRESH_TOKEN -u X_TOKEN_FILE -u X_CLIENT_ID -u X_CLIENT_SECRET -u X_API_BASE_URL "
+    .. "%s sh -c %s 2>%s; echo \"rc=$?\""):format(dir or "/tmp", env or "", quoted, errf)
   local p = assert(io.popen(full))
   local out = p:read("a")
   p:close()
@@ -187,5 +188,54 @@ describe("scalekit-lua commands", function()
     f:script{ path = "/api/v1/execute_tool", status = 500, body = "boom" }
     rc = sh(HOST .. " --call user_me '{}'", nil, env())
     assert.equals(1, rc)
+  end)
+end)
+
+describe("scalekit-lua commands in direct mode", function()
+  local x
+  setup(function() x = fake.start{ script = "fake_x.py" } end)
+  teardown(function() x:stop() end)
+  local function env(extra)
+    return ("X_API_BASE_URL=%s X_CLIENT_ID=sandbox-x-client X_CLIENT_SECRET=%s %s")
+      :format(x.url, "sandbox-x-secret-s3kr1t", extra or "")
+  end
+
+  it("--token-file keeps the refresh token X rotates, so every later --call still works", function()
+    x:control("tokens", { refresh_token = "r-host-s3kr1t" })
+    local file = dir .. "/host-tokens.json"
+    for run = 1, 3 do
+      local rc, out, err = sh(HOST .. " --token-file " .. file .. " --call user_me '{}'", nil,
+                              env("X_REFRESH_TOKEN=r-host-s3kr1t"))
+      assert.equals(0, rc, err)
+      assert.equals("sandbox_user", assert(twitter.json.decode(out)).data.username, "run " .. run)
+      assert.equals("", err)
+    end
+    -- the first run refreshed; the others used the saved access token
+    assert.equals(1, #x:requests("/2/oauth2/token"))
+    local saved = assert(twitter.json.decode(assert(io.open(file)):read("a")))
+    assert.matches("^ur%-", saved.refresh_token)
+    -- X_TOKEN_FILE does the same
+    local rc = sh(HOST .. " --call user_me '{}'", nil, env("X_TOKEN_FILE=" .. file))
+    assert.equals(0, rc)
+  end)
+
+  it("--call without a token file says the rotated refresh token is not kept", function()
+    x:control("tokens", { refresh_token = "r-once-s3kr1t" })
+    local rc, out, err = sh(HOST .. " --call user_me '{}'", nil, env("X_REFRESH_TOKEN=r-once-s3kr1t"))
+    assert.equals(0, rc)
+    assert.equals("sandbox_user", assert(twitter.json.decode(out)).data.username)
+    assert.equals("scalekit-lua: X issued a new refresh token and the old one no longer works; it is not kept "
+                  .. "(set X_TOKEN_FILE or pass --token-file FILE)\n", err)
+  end)
+
+  it("--call refuses a token with CR/LF as an auth error, without a traceback", function()
+    local rc, out, err = sh(HOST .. " --call user_me '{}'", nil, env("X_ACCESS_TOKEN=\"$(printf 'ab\\r\\nX: y')\""))
+    assert.equals(3, rc)
+    assert.equals("", out)
+    local e = assert(twitter.json.decode(err)).error
+    assert.equals("auth", e.kind)
+    assert.equals("scalekit.twitter.new: access_token must be a string without spaces or control characters",
+                  e.message)
+    assert.is_nil(err:find("traceback", 1, true))
   end)
 end)

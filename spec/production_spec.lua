@@ -285,6 +285,246 @@ describe("retries", function()
   end)
 end)
 
+describe("per-call options", function()
+  local f, tw
+  setup(function()
+    f = fake.start{ script = "fake_x.py" }
+    f:control("tokens", { access_token = "user-token-1" })
+    tw = direct(f)
+  end)
+  teardown(function()
+    tw:close()
+    f:stop()
+  end)
+  before_each(function() f:clear() end)
+
+  -- The same mistakes, refused the same way as client options, before any traffic.
+  local bad = {
+    { { timeoutt = 1 }, "unknown option 'timeoutt'; did you mean 'timeout'?" },
+    { { max_retries = 500 }, "'max_retries' must be an integer from 0 to 10, got 500" },
+    { { max_retries = 1.5 }, "'max_retries' must be an integer from 0 to 10, got 1.5" },
+    { { retry_base = -1 }, "'retry_base' must be a positive number of seconds, got -1" },
+    { { timeout = 0 }, "'timeout' must be a positive number of seconds, got 0" },
+    { { wait_on_rate_limit = "yes" }, "'wait_on_rate_limit' must be a boolean, got \"yes\"" },
+    { { identifier = "bob" }, "unknown option 'identifier'; per-call options: " },
+  }
+  for _, case in ipairs(bad) do
+    local opts, why = case[1], case[2]
+    it("refuses " .. why:sub(1, 50) .. " on every way of calling, as twitter.new does", function()
+      local calls = {
+        function() tw:user_me({}, opts) end,
+        function() tw:twitter_user_me({}, opts) end,
+        function() tw:execute("twitter_user_me", {}, opts) end,
+        function() tw:pages("twitter_followers_get", { id = ME }, opts) end,
+        function() tw:items("twitter_followers_get", { id = ME }, opts) end,
+        function() tw:batch({ { "twitter_user_me", {} } }, opts) end,
+      }
+      for i, call in ipairs(calls) do
+        local ok, err = pcall(call)
+        assert.is_false(ok, "call " .. i)
+        assert.matches(why, err, 1, true)
+        assert.matches("^spec/production_spec.lua:%d+: scalekit.twitter: ", err)   -- the caller's line
+      end
+      if not opts.identifier then
+        local k, v = next(opts)
+        local ok, err = pcall(twitter.new, { mode = "direct", access_token = "a", [k] = v })
+        assert.is_false(ok)
+        assert.matches(why, err, 1, true)
+      end
+      assert.equals(0, #f:requests())
+    end)
+  end
+
+  it("takes the options of pages, items and batch besides the per-call ones", function()
+    assert.has_error(function() tw:pages("twitter_followers_get", { id = ME }, { limit = 0 }) end)
+    assert.has_error(function() tw:batch({}, { concurrency = 65 }) end)
+    for page in tw:pages("twitter_followers_get", { id = ME }, { limit = 1, max_retries = 0, timeout = 5 }) do
+      assert.is_table(page)
+    end
+    local results = tw:batch({ { "twitter_user_me", {} } }, { concurrency = 2, max_retries = 0 })
+    assert.equals(ME, results[1].data.data.id)
+  end)
+end)
+
+describe("the call's deadline", function()
+  local f, tw
+  setup(function()
+    f = fake.start{ script = "fake_x.py" }
+    tw = direct(f, { retry_base = 0.4, max_retries = 10 })
+  end)
+  teardown(function()
+    tw:close()
+    f:stop()
+  end)
+  before_each(function()
+    f:reset()
+    f:control("tokens", { access_token = "user-token-1" })
+  end)
+
+  it("bounds every attempt and backoff together: timeout = 1 ends a 503 storm within 1 s", function()
+    f:script{ path = "/2/users/me", status = 503, times = 50, json = { title = "Service Unavailable" } }
+    local waits = 0
+    local t = core.monotonic()
+    local _, err = tw:user_me({}, { timeout = 1, on_wait = function() waits = waits + 1 end })
+    local took = core.monotonic() - t
+    assert.equals(503, err.status)
+    assert.is_true(took < 1.2, "took " .. took .. " s")
+    assert.is_true(waits >= 1 and waits < 10, "waits " .. waits)
+    assert.equals(waits + 1, count(f, "/2/users/me"))
+  end)
+
+  it("gives a slow retry only the time left, then fails as a timeout", function()
+    f:script{ path = "/2/users/me", status = 503, delay = 0.6, times = 50, json = { title = "Service Unavailable" } }
+    local t = core.monotonic()
+    local _, err = tw:user_me({}, { timeout = 1, retry_base = 0.01 })
+    local took = core.monotonic() - t
+    assert.is_true(took < 1.3, "took " .. took .. " s")
+    assert.equals("timeout", err.kind)
+  end)
+
+  it("does not wait out a rate limit that resets after the deadline", function()
+    f:script{ path = "/2/users/me", status = 429, headers = { ["Retry-After"] = "5" }, json = { title = "Too Many" } }
+    local t = core.monotonic()
+    local _, err = tw:user_me({}, { timeout = 2, wait_on_rate_limit = true })
+    assert.equals("rate_limited", err.kind)
+    assert.equals(5, err.retry_after)
+    assert.is_true(core.monotonic() - t < 1)
+    assert.equals(1, count(f, "/2/users/me"))
+  end)
+
+  it("defaults to 60 s, plus max_wait when the call waits on rate limits", function()
+    assert.equals(60, policy.context({}, nil, {}).timeout)
+    assert.equals(60 + 900, policy.context({}, nil, { wait_on_rate_limit = true }).timeout)
+    assert.equals(60 + 30, policy.context({}, { wait_on_rate_limit = true, max_wait = 30 }, {}).timeout)
+    assert.equals(5, policy.context({}, { timeout = 5 }, { wait_on_rate_limit = true }).timeout)
+  end)
+end)
+
+describe("interrupts", function()
+  it("are final: an interrupted transfer is never retried or backed off", function()
+    local attempts, waits = 0, 0
+    local interrupted = twitter.errors.new("interrupted", "GET x: aborted by Ctrl-C",
+                                           { transport = "interrupted", sent = false })
+    local resp, err = policy.send({ method = "GET", max_retries = 5, on_wait = function() waits = waits + 1 end },
+      function() attempts = attempts + 1; return nil, interrupted end, nil, {})
+    assert.is_nil(resp)
+    assert.equals(interrupted, err)
+    assert.same({ 1, 0 }, { attempts, waits })
+  end)
+
+  it("stop a script's transfer in the host after one request (Ctrl-C)", function()
+    local f = fake.start{ script = "fake_x.py" }
+    f:control("tokens", { access_token = "user-token-1" })
+    f:script{ path = "/2/users/me", delay = 5, json = {} }
+    local script = os.tmpname()
+    local h = assert(io.open(script, "w"))
+    h:write(([[
+      local tw = require("scalekit.twitter").new{ mode = "direct", api_base_url = %q, access_token = "user-token-1" }
+      local ok, err = pcall(tw.user_me, tw, {})
+      io.write("after: ", tostring(ok), " ", tostring(err), "\n")
+    ]]):format(f.url))
+    h:close()
+    local t = core.monotonic()
+    local p = io.popen(("%s/bin/scalekit-lua --no-env %s & pid=$!; sleep 0.7; kill -INT $pid; wait $pid; echo rc=$?")
+      :format(fake.ROOT, script))
+    local out = p:read("a")
+    p:close()
+    os.remove(script)
+    assert.is_true(core.monotonic() - t < 3)
+    assert.matches("after: false .*interrupted", out)
+    assert.equals(1, count(f, "/2/users/me"))
+    f:stop()
+  end)
+end)
+
+describe("sequences", function()
+  it("pass a call's options to every request explicitly, so none outlive the call", function()
+    local f = fake.start{ script = "fake_x.py" }
+    f:control("tokens", { access_token = "user-token-1" })
+    local tw = direct(f)
+    local bytes = string.rep("v", 64)
+    -- a per-call option raising inside the processing wait (as Ctrl-C would)
+    local ok, err = pcall(tw.media_upload_large, tw, { media_data = core.base64(bytes), total_bytes = #bytes,
+      media_type = "video/mp4" }, { max_retries = 0, on_wait = function(_, why)
+        if why == "processing" then error("stopped in the wait") end
+      end })
+    assert.is_false(ok)
+    assert.matches("stopped in the wait", err)
+    -- the next call has no options: the client's max_retries (2) applies, not 0
+    f:clear()
+    f:script{ path = "/2/users/me", status = 503, times = 1, json = { title = "Service Unavailable" } }
+    assert(tw:user_me{})
+    assert.equals(2, count(f, "/2/users/me"))
+    tw:close()
+    f:stop()
+  end)
+end)
+
+describe("streams under hostile servers", function()
+  local direct_mod = require "scalekit.twitter.direct"
+  local f, tw
+  setup(function()
+    f = fake.start{ script = "fake_x.py" }
+    tw = direct(f, { bearer_token = "sandbox-app-bearer-s3kr1t" })
+  end)
+  teardown(function()
+    tw:close()
+    f:stop()
+  end)
+
+  it("stop at the tool form's time limit even when an error body drips forever", function()
+    local seconds = direct_mod.STREAM_MAX_SECONDS
+    direct_mod.STREAM_MAX_SECONDS = 1
+    f:script{ path = "/2/tweets/label/stream", status = 503, drip = { chunk = "x", every = 0.05, ["for"] = 30 } }
+    local t = core.monotonic()
+    local data, err = tw:tweet_label_stream{}
+    direct_mod.STREAM_MAX_SECONDS = seconds
+    local took = core.monotonic() - t
+    assert.is_nil(data)
+    assert.equals("server", err.kind)
+    assert.equals(503, err.status)
+    assert.is_true(took < 2.5, "took " .. took .. " s")
+  end)
+
+  it("cap an error body and a line that never ends", function()
+    local line_max = direct_mod.STREAM_MAX_LINE
+    direct_mod.STREAM_MAX_LINE = 64 * 1024
+    f:script{ path = "/2/tweets/label/stream", status = 200, drip = { chunk = string.rep("a", 4096), every = 0.001,
+                                                                       ["for"] = 20 } }
+    local t = core.monotonic()
+    local n, err = tw:stream("twitter_tweet_label_stream", {}, function() return true end)
+    direct_mod.STREAM_MAX_LINE = line_max
+    assert.is_nil(n)
+    assert.equals("protocol", err.kind)
+    assert.equals("twitter_tweet_label_stream: a stream line is longer than 65536 bytes", err.message)
+    assert.is_true(core.monotonic() - t < 5)
+    -- an error body is read up to its cap, not for as long as the server drips
+    local body_max = direct_mod.STREAM_MAX_ERROR_BODY
+    direct_mod.STREAM_MAX_ERROR_BODY = 1000
+    f:script{ path = "/2/tweets/label/stream", status = 500, drip = { chunk = string.rep("e", 100), every = 0.001,
+                                                                       ["for"] = 20 } }
+    t = core.monotonic()
+    n, err = tw:stream("twitter_tweet_label_stream", {}, function() return true end, { reconnect = false })
+    direct_mod.STREAM_MAX_ERROR_BODY = body_max
+    assert.is_nil(n)
+    assert.equals(500, err.status)
+    assert.is_true(core.monotonic() - t < 3, "the error body was read for " .. (core.monotonic() - t) .. " s")
+  end)
+
+  it("split thousands of events from one chunk, in order", function()
+    local lines = {}
+    for i = 1, 5000 do lines[i] = ('{"data":{"n":%d}}'):format(i) end
+    f:script{ path = "/2/tweets/label/stream", status = 200, body = table.concat(lines, "\r\n") .. "\r\n" }
+    local got = 0
+    local n = tw:stream("twitter_tweet_label_stream", {}, function(ev)
+      got = got + 1
+      assert.equals(got, ev.data.n)
+      return got < 5000
+    end)
+    assert.equals(5000, n)
+  end)
+end)
+
 describe("the one-pass tool call", function()
   -- A tool call without options finishes in one pass when the answer is 2xx
   -- JSON; with options (even none set) it takes the general path.  For every

@@ -8,6 +8,8 @@
  *     are compiled in), so no LUA_PATH/LUA_CPATH is needed;
  *   - .env in the working directory (or --env-file F) is loaded first,
  *     without overriding variables already set and without printing values;
+ *   - --token-file F sets X_TOKEN_FILE, so direct mode keeps the tokens X
+ *     rotates on every refresh;
  *   - --tools, --schema TOOL and --call TOOL [JSON|-] run one command
  *     (implemented in scalekit.twitter.cli) for shell pipelines;
  *   - Ctrl-C stops a running script, and a wait or transfer in progress.
@@ -298,6 +300,7 @@ static void host_usage(void) {
     "  -W              turn warnings on\n"
     "  --env-file F    load environment variables from F (default: ./.env if present)\n"
     "  --no-env        do not load ./.env\n"
+    "  --token-file F  direct mode: keep X's rotated tokens in F (sets X_TOKEN_FILE)\n"
     "  --tools         list every tool, one per line\n"
     "  --schema TOOL   print the JSON Schema of a tool's input\n"
     "  --call TOOL [JSON|-]  run one tool; result as JSON on stdout, error as JSON on stderr\n"
@@ -317,6 +320,7 @@ static int host_main(lua_State *L) {
     const char *a = argv[i];
     if (strcmp(a, "--") == 0) { i++; break; }
     if (strcmp(a, "--env-file") == 0 && i + 1 < argc) env_file = argv[++i];
+    else if (strcmp(a, "--token-file") == 0 && i + 1 < argc) setenv("X_TOKEN_FILE", argv[++i], 1);
     else if (strcmp(a, "--no-env") == 0) load_env = 0;
     else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) { host_usage(); lua_pushinteger(L, 0); return 1; }
     else if (strcmp(a, "--tools") == 0 || strcmp(a, "--schema") == 0 || strcmp(a, "--call") == 0) break;
@@ -351,7 +355,7 @@ static int host_main(lua_State *L) {
   for (i = 1; i < (script ? script : argc) && status == LUA_OK; i++) {
     const char *a = argv[i];
     if (strcmp(a, "--") == 0) break;
-    if (strcmp(a, "--env-file") == 0) { i++; continue; }
+    if (strcmp(a, "--env-file") == 0 || strcmp(a, "--token-file") == 0) { i++; continue; }
     if (strcmp(a, "-W") == 0) { lua_warning(L, "@on", 0); continue; }
     if (a[0] == '-' && (a[1] == 'e' || a[1] == 'l')) {
       char *extra = a[2] ? argv[i] + 2 : argv[++i];

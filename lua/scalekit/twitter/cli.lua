@@ -55,7 +55,15 @@ function M.call(name, json)
                                    .. (jerr or "got " .. (type(input) == "table" and "an array" or type(input))),
                                    { tool = name }))
   end
-  local ok, client = pcall(twitter.new, {})
+  local opts = {}
+  if os.getenv("X_REFRESH_TOKEN") and not os.getenv("X_TOKEN_FILE") then
+    -- X rotates refresh tokens: without a file the new one dies with this process
+    opts.on_token = function()
+      io.stderr:write("scalekit-lua: X issued a new refresh token and the old one no longer works; "
+                      .. "it is not kept (set X_TOKEN_FILE or pass --token-file FILE)\n")
+    end
+  end
+  local ok, client = pcall(twitter.new, opts)
   if not ok then
     return fail(twitter.errors.new("auth", (tostring(client):gsub("^[^:]+:%d+: ", ""))))
   end
