@@ -69,6 +69,18 @@ def problem(status, title, detail, ptype="about:blank", **extra):
     return status, body
 
 
+# RFC 3339 date-time (X's "format": "date-time"), ranges checked below.
+DATE_TIME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+def is_date_time(v):
+    m = DATE_TIME.match(v)
+    if not m:
+        return False
+    y, mo, d, h, mi, sec = (int(x) for x in m.groups()[:6])
+    return 1 <= mo <= 12 and 1 <= d <= 31 and h <= 23 and mi <= 59 and sec <= 60
+
+
 # -- a small JSON Schema validator (the subset X's OpenAPI document uses) ----
 def validate(schema, value, path="body"):
     out = []
@@ -95,6 +107,8 @@ def validate(schema, value, path="body"):
     if "enum" in schema and value not in schema["enum"]:
         out.append("%s: %r not one of %s" % (path, value, schema["enum"]))
     if isinstance(value, str):
+        if schema.get("format") == "date-time" and not is_date_time(value):
+            out.append("%s: %r is not an RFC 3339 date-time" % (path, value))
         if "pattern" in schema and not re.search(schema["pattern"], value):
             out.append("%s: %r does not match %s" % (path, value, schema["pattern"]))
         if len(value) < schema.get("minLength", 0):
@@ -187,6 +201,9 @@ class Handler(FakeHandler):
     STATE = STATE
 
     def extra_control(self, path, arg):
+        if path == "/__sandbox/validate":
+            # {"schema": ..., "values": [...]} -> {"valid": [true|false, ...]}
+            return {"valid": [not validate(arg["schema"], v) for v in arg["values"]]}
         if path == "/__sandbox/state":
             return {"tokens": STATE.tokens, "refresh": STATE.refresh, "posts": STATE.posts,
                     "media": STATE.media}

@@ -23,16 +23,7 @@ local SAMPLES = {
 local function sample(p)
   if p.name == "event_types" and p.type == "array" then return { "follow.follow", "spaces.start" } end
   if SAMPLES[p.name] ~= nil then return SAMPLES[p.name] or nil end
-  if p.type == "array" then
-    return p.items_format == "id" and { "1001" } or { "one", "two" }
-  end
-  if p.type == "integer" then return p.max or 42 end
-  if p.type == "boolean" then return false end
-  if p.enum then return p.enum[#p.enum] end
-  if p.format == "id" then return ME end
-  if p.format == "username" then return "XDevelopers" end
-  if p.format == "space_id" then return "1YqKDqWqdPLsV" end
-  return "value for " .. p.name
+  return fake.sample(p, ME)
 end
 
 local function direct(f, opts)
@@ -528,7 +519,8 @@ describe("the token lifecycle", function()
     local data, err = tw:user_me{}
     assert.is_nil(data)
     assert.equals("auth", err.kind)
-    assert.matches("the token file " .. path .. " holds a token with spaces or control characters", err.message, 1, true)
+    assert.matches("the token file " .. path .. " holds a token with spaces or control characters",
+                   err.message, 1, true)
     tw:close()
     f:control("tokens", { refresh_token = "r-crlf" })
     f:script{ path = "/2/oauth2/token", json = { access_token = "ua-bad\r\nX: y", refresh_token = "ur-next",

@@ -260,8 +260,8 @@ describe("the JSON codec under hostile conditions", function()
     -- the locale is built into build/locale when the system has none
     local dir = ROOT .. "/build/locale"
     if not io.open(dir .. "/de_DE.UTF-8/LC_NUMERIC") then
-      assert(os.execute(("mkdir -p %s && localedef -i de_DE -f UTF-8 %s/de_DE.UTF-8 2>/dev/null || test -d %s/de_DE.UTF-8")
-        :format(dir, dir, dir)))
+      assert(os.execute(("mkdir -p %s && localedef -i de_DE -f UTF-8 %s/de_DE.UTF-8 2>/dev/null"
+        .. " || test -d %s/de_DE.UTF-8"):format(dir, dir, dir)))
     end
     local out = run([[
       assert(os.setlocale("de_DE.UTF-8", "numeric"), "no de_DE locale")

@@ -26,7 +26,8 @@ describe("the Scalekit token", function()
     assert.equals("POST", tok.method)
     assert.equals("/oauth/token", tok.path)
     assert.equals("application/x-www-form-urlencoded", header(tok, "content-type"))
-    assert.equals("grant_type=client_credentials&client_id=sandbox-client&client_secret=sandbox-secret-s3kr1t", tok.body)
+    assert.equals("grant_type=client_credentials&client_id=sandbox-client&client_secret=sandbox-secret-s3kr1t",
+                  tok.body)
     assert.is_nil(header(tok, "authorization"))
     assert.equals("Bearer tok-s3kr1t-2", header(reqs[2], "authorization"))
     assert.equals("Bearer tok-s3kr1t-2", header(reqs[3], "authorization"))
@@ -432,7 +433,8 @@ describe("the proxy", function()
     { { path = "/x", max_retries = 500 }, "request: 'max_retries' must be an integer from 0 to 10, got 500" },
     { { path = "/x", retry_base = -1 }, "request: 'retry_base' must be a positive number of seconds, got -1" },
     { { path = "/x", method = "GET /admin HTTP/1.1\r\nHost: evil\r\n\r\nGET" },
-      "request method must be a word of letters (GET, POST, ...), got \"GET /admin HTTP/1.1\\r\\nHost: evil\\r\\n\\r\\nGET\"" },
+      "request method must be a word of letters (GET, POST, ...), got "
+      .. "\"GET /admin HTTP/1.1\\r\\nHost: evil\\r\\n\\r\\nGET\"" },
     { { path = "/x", method = "G\nET" }, "request method must be a word of letters (GET, POST, ...), got \"G\\nET\"" },
     { { path = "/x HTTP/1.1\r\nX: y" }, "request path must not contain spaces or control characters" },
   }

@@ -8,21 +8,7 @@ local fake = require "support.fake"
 
 local SAMPLE_ID = "1460323743973015556"
 
--- A valid value for a parameter, derived from its catalog constraints.
-local function sample(p)
-  if p.type == "array" then
-    local t = {}
-    for i = 1, p.min_items or 1 do t[i] = p.items_format == "id" and tostring(1000 + i) or ("opt" .. i) end
-    return t
-  end
-  if p.type == "integer" then return p.max or 42 end
-  if p.type == "boolean" then return false end
-  if p.enum then return p.enum[#p.enum] end
-  if p.format == "id" then return SAMPLE_ID end
-  if p.format == "username" then return "XDevelopers" end
-  if p.format == "space_id" then return "1YqKDqWqdPLsV" end
-  return "value for " .. p.name
-end
+local function sample(p) return fake.sample(p, SAMPLE_ID) end
 
 local WRONG = { string = true, integer = "10", boolean = "yes", array = "1,2" }
 
@@ -185,6 +171,63 @@ describe("tool input", function()
     return reqs[#reqs].body:match('"params":(%b{})')
   end
 
+  it("takes one-to-one DM conversation IDs (two user IDs joined by '-') as X does", function()
+    local one_to_one = "750362064426721281-1072250532645998596"
+    assert(tw:dm_conversation_retrieve{ dm_conversation_id = one_to_one })
+    assert(tw:dm_conversation_send{ dm_conversation_id = one_to_one, text = "hi" })
+    assert(tw:dm_conversation_send{ dm_conversation_id = "1072250532645998596", text = "group" })
+    assert.equals(3, #f:requests("/api/v1/execute_tool"))
+    f:clear()
+    for _, bad in ipairs{ "750362064426721281-", "12345678901234-1-2", "12345678901234", "1-12345678901234567890" } do
+      local _, err = tw:dm_conversation_send{ dm_conversation_id = bad, text = "x" }
+      assert.equals("dm_conversation_id", err.param, bad)
+    end
+    assert.equals(0, #f:requests())
+    local schema = twitter.schema("twitter_dm_conversation_send").properties.dm_conversation_id
+    assert.equals("^([0-9]{1,19}-[0-9]{1,19}|[0-9]{15,19})$", schema.pattern)
+  end)
+
+  -- Rules X's schemas state that no single parameter carries: refused before any traffic.
+  local refused = {
+    { "post_create", { text = "poll", poll_options = { "a", "b" } }, "poll_duration_minutes",
+      "required with 'poll_options' (poll_options and poll_duration_minutes go together)" },
+    { "post_create", { text = "poll", poll_duration_minutes = 60 }, "poll_options",
+      "required with 'poll_duration_minutes' (poll_options and poll_duration_minutes go together)" },
+    { "post_create", { poll_options = { "a", "" }, poll_duration_minutes = 60 }, "poll_options",
+      "item 2: expected at least 1 character, got 0" },
+    { "dm_send", { participant_id = "2244994945" }, "media_id", "give at least one of media_id, text" },
+    { "dm_conversation_send", { dm_conversation_id = "1-2", text = "" }, "text",
+      "expected at least 1 character, got 0" },
+    { "activity_subscription_create", { event_types = {}, user_id = "2244994945" }, "event_types",
+      "got 0" },
+    { "activity_subscription_create", { event_types = { "profile.updated" }, user_id = "2244994945" },
+      "event_types", "item 1: expected one of profile.update.bio" },
+    { "recent_search", { query = "" }, "query", "expected at least 1 character, got 0" },
+    { "list_create", { name = "" }, "name", "expected at least 1 character, got 0" },
+    { "users_lookup", { ids = "1,,2" }, "ids", "got an empty value at position 2" },
+    { "users_lookup", { ids = "1,x" }, "ids", "value 2: a numeric ID string (1-19 digits), got the string \"x\"" },
+    { "post_analytics_get", { tweet_ids = ("1,"):rep(100) .. "1", start_time = "2026-01-01T00:00:00Z",
+      end_time = "2026-01-02T00:00:00Z" }, "tweet_ids", "(1 to 100 comma-separated values), got 101" },
+    { "recent_search", { query = "x", start_time = "2026-01-01" }, "start_time", "an RFC 3339 time" },
+    { "recent_search", { query = "x", start_time = "2026-02-30T25:00:00Z" }, "start_time", "an RFC 3339 time" },
+    { "recent_search", { query = "x", tweet_fields = "created_at,bogus" }, "tweet_fields",
+      "value 2: one of article, article_title" },
+    { "media_upload_init", { media_type = "image/png", total_bytes = -1 }, "total_bytes", "got -1" },
+    { "media_upload_init", { media_type = "application/pdf", total_bytes = 10 }, "media_type", "one of " },
+    { "media_upload_append", { media_id = "1", media_data = "AA==", segment_index = 1000 }, "segment_index",
+      "from 0 to 999, got 1000" },
+  }
+  for _, c in ipairs(refused) do
+    it(("refuses %s with %s: %s"):format(c[1], c[3], c[4]:sub(1, 50)), function()
+      local _, err = tw[c[1]](tw, c[2])
+      assert.is_table(err, "accepted")
+      assert.equals("invalid_input", err.kind)
+      assert.equals(c[3], err.param)
+      assert.matches(c[4], err.message, 1, true)
+      assert.equals(0, #f:requests())
+    end)
+  end
+
   it("sends an ID given as a Lua integer as its exact decimal string", function()
     assert(tw:user_lookup{ id = 1460323743973015556 })
     assert.equals('{"id":"1460323743973015556"}', sent_params())
@@ -228,13 +271,13 @@ describe("tool input", function()
     local cases = {
       { "recent_search", { query = "x", max_results = 9 }, "max_results", "from 10 to 100, got 9" },
       { "full_archive_search", { query = "x", max_results = 501 }, "max_results", "from 10 to 500" },
-      { "post_create", { poll_options = { "a", "b", "c", "d", "e" } }, "poll_options", "2 to 4 items" },
+      { "post_create", { poll_options = { "a", "b", "c", "d", "e" } }, "poll_options", "(2 to 4 items), got 5" },
       { "post_create", { poll_options = { "a", string.rep("b", 26) } }, "poll_options", "at most 25 characters" },
       { "post_create", { poll_duration_minutes = 4 }, "poll_duration_minutes", "from 5 to 10080" },
       { "recent_tweet_counts", { query = "x", granularity = "week" }, "granularity", "one of minute, hour, day" },
       { "user_lookup_by_username", { username = "not a name" }, "username", "a username" },
       { "user_lookup", { id = "12ab" }, "id", "numeric ID" },
-      { "users_lookup", { ids = string.rep("1,", 100) .. "1" }, "ids", "at most 100 comma-separated" },
+      { "users_lookup", { ids = string.rep("1,", 100) .. "1" }, "ids", "(1 to 100 comma-separated values), got 101" },
       { "tweet_usage_get", { days = 91 }, "days", "from 1 to 90" },
     }
     for _, c in ipairs(cases) do

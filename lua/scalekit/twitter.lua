@@ -597,7 +597,8 @@ local BATCH_OPTIONS = { concurrency = { kind = "count", min = 1, max = 64 } }
 local STREAM_OPTIONS = { reconnect = { kind = "boolean" }, sleep = { kind = "function" } }
 local UPLOAD_OPTIONS = { file = { kind = "string" }, media_type = { kind = "string" },
                          media_category = { kind = "string" }, on_progress = { kind = "function" },
-                         chunk_size = { kind = "count", min = 1, max = 5 * 1024 * 1024 }, on_wait = { kind = "function" } }
+                         chunk_size = { kind = "count", min = 1, max = 5 * 1024 * 1024 },
+                         on_wait = { kind = "function" } }
 
 -- Raise (blaming the caller's caller) unless opts is nil or a table of the
 -- per-call options plus `extra`.

@@ -143,6 +143,35 @@ function M.same(a, b, path)
   return true
 end
 
+-- A value of a string format, for samples.
+local FORMAT_SAMPLE = { username = "XDevelopers", space_id = "1YqKDqWqdPLsV",
+                        date_time = "2026-01-01T00:00:00Z" }
+
+--- A valid value for a catalog parameter, derived from its constraints;
+-- `id` is the value for ID formats.
+function M.sample(p, id)
+  local function one(format, enum, i)
+    if enum then return enum[1] end
+    if format == "id" then return i and tostring(1000 + i) or id end
+    if format == "dm_conversation_id" then return id .. "-2244994945" end
+    return FORMAT_SAMPLE[format]
+  end
+  if p.type == "array" then
+    local t = {}
+    for i = 1, p.min_items or 1 do t[i] = one(p.items_format, p.items_enum, i) or ("opt" .. i) end
+    return t
+  end
+  if p.type == "integer" then return p.max or 42 end
+  if p.type == "boolean" then return false end
+  if p.enum then return p.enum[#p.enum] end
+  if p.list then
+    local t = {}
+    for i = 1, p.min_items or 1 do t[i] = one(p.items_format, p.items_enum, i) or ("value" .. i) end
+    return table.concat(t, ",")
+  end
+  return one(p.format) or ("value for " .. p.name)
+end
+
 --- A client pointed at the fake server with the sandbox credentials.
 function M.client(fake, opts)
   local twitter = require "scalekit.twitter"

@@ -12,6 +12,9 @@
 --            "any" (either) or "none"
 --   scopes   OAuth 2.0 scopes X requires (user context)
 --   self_id  `id` must be the authenticated user's ID; the SDK fills it in
+--   together parameters given all together or not at all (a poll needs its
+--            options and its duration)
+--   one_of   parameters of which at least one is needed (a DM's text or media)
 --   params   the tool input.  A string names a parameter of `shared` below
 --            (optional, shared description); a table is
 --            { name, type, required =, doc =, <constraints> } or, when the
@@ -24,10 +27,13 @@
 -- the few tools that are sequences rather than one request ("fan_out": one
 -- POST per item of the `fan_out` parameter, "media_upload_large",
 -- "media_upload", "stream").
--- Constraints: min/max (integer), max_len (string length, or each array
--- item), enum, format ("id": 1-19 digits, "username", "space_id"),
--- items/items_format/min_items/max_items (arrays; max_items on a string
--- counts comma-separated values), wire (X's name: "user.fields", or a
+-- Constraints: min/max (integer), min_len/max_len (string length; max_len
+-- on an array: each item), enum, format ("id": 1-19 digits, "username",
+-- "space_id", "dm_conversation_id", "date_time": RFC 3339),
+-- items/items_format/items_enum/items_min_len/items_max_len/min_items/
+-- max_items (arrays, and strings that are comma-separated lists).  What X's
+-- OpenAPI document says of each parameter is applied over these, from
+-- `scalekit.twitter.x_constraints`.  wire (X's name: "user.fields", or a
 -- dotted body path "media.media_ids").
 
 local shared = {
@@ -168,7 +174,7 @@ local tools = {
     auth = "user",
     scopes = { "dm.read", "tweet.read", "users.read" },
     params = {
-      { "dm_conversation_id", "string", required = true, format = "id", doc = "ID of the conversation" },
+      { "dm_conversation_id", "string", required = true, format = "dm_conversation_id", doc = "ID of the conversation: two user IDs joined by \"-\" (one-to-one) or a group conversation ID" },
       "dm_event_fields",
       "expansions",
       { "max_results", min = 1, max = 100 },
@@ -181,8 +187,9 @@ local tools = {
     http = "POST /2/dm_conversations/{dm_conversation_id}/messages",
     auth = "user",
     scopes = { "dm.write", "tweet.read", "users.read" },
+    one_of = { "media_id", "text" },
     params = {
-      { "dm_conversation_id", "string", required = true, format = "id", doc = "ID of the conversation to post into" },
+      { "dm_conversation_id", "string", required = true, format = "dm_conversation_id", doc = "ID of the conversation to post into: two user IDs joined by \"-\" (one-to-one) or a group conversation ID" },
       { "media_id", "string", format = "id", wire = "attachments[].media_id", doc = "ID of uploaded media to attach" },
       { "text", "string", doc = "Message text" },
     },
@@ -243,6 +250,7 @@ local tools = {
     http = "POST /2/dm_conversations/with/{participant_id}/messages",
     auth = "user",
     scopes = { "dm.write", "tweet.read", "users.read" },
+    one_of = { "media_id", "text" },
     params = {
       { "participant_id", "string", required = true, format = "id", doc = "ID of the recipient" },
       { "media_id", "string", format = "id", wire = "attachments[].media_id", doc = "ID of uploaded media to attach" },
@@ -589,6 +597,7 @@ local tools = {
     http = "POST /2/tweets",
     auth = "user",
     scopes = { "tweet.read", "tweet.write", "users.read" },
+    together = { "poll_options", "poll_duration_minutes" },
     params = {
       { "geo_place_id", "string", wire = "geo.place_id", doc = "Place ID to tag the post with" },
       { "media_media_ids", "array", items = "string", items_format = "id", min_items = 1, max_items = 4, wire = "media.media_ids", doc = "IDs of uploaded media to attach (1 to 4)" },

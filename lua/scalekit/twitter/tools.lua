@@ -16,31 +16,71 @@ local M = {}
 
 local array_mt, object_mt, null = core.array_mt, core.object_mt, core.null
 local PREFIX = "twitter_"
--- String formats: 1 to `max` characters of the class `chars` (ranges as in
--- a Lua pattern); `pattern` and the byte list `set` are derived from it.
+
+-- RFC 3339 date-time, as X's "format": "date-time" (fields range-checked).
+local function is_date_time(v)
+  local y, mo, d, h, mi, sec, rest = v:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)[Tt](%d%d):(%d%d):(%d%d)(.*)$")
+  if not y then return false end
+  rest = rest:gsub("^%.%d+", "")
+  if not (rest == "Z" or rest == "z" or rest:find("^[+-]%d%d:%d%d$")) then return false end
+  mo, d, h, mi, sec = tonumber(mo), tonumber(d), tonumber(h), tonumber(mi), tonumber(sec)
+  return mo >= 1 and mo <= 12 and d >= 1 and d <= 31 and h <= 23 and mi <= 59 and sec <= 60
+end
+
+-- One-to-one DM conversations are two user IDs joined by "-"; group ones
+-- are 15 to 19 digits.
+local function is_dm_conversation_id(v)
+  local a, b = v:match("^(%d+)%-(%d+)$")
+  if a then return #a <= 19 and #b <= 19 end
+  return #v >= 15 and #v <= 19 and v:find("^%d+$") ~= nil
+end
+
+-- String formats.  A character-class format is 1 to `max` characters of
+-- the class `chars` (ranges as in a Lua pattern): checked by one C scan
+-- (`set` is derived from `chars`); the others by `check`.  `pattern` is the
+-- JSON Schema (ECMA 262) pattern, X's own.
 local FORMATS = {
-  id = { chars = "0-9", max = 19, what = "a numeric ID string (1-19 digits)" },
-  username = { chars = "A-Za-z0-9_", max = 15, what = "a username (letters, digits, _; up to 15)" },
-  space_id = { chars = "A-Za-z0-9", max = 13, what = "a Space ID (letters and digits; up to 13)" },
+  id = { chars = "0-9", max = 19, what = "a numeric ID string (1-19 digits)", items = "numeric IDs (1-19 digits)" },
+  username = { chars = "A-Za-z0-9_", max = 15, what = "a username (letters, digits, _; up to 15)",
+               items = "usernames (letters, digits, _; up to 15)" },
+  space_id = { chars = "A-Za-z0-9", max = 13, what = "a Space ID (letters and digits; up to 13)",
+               items = "Space IDs (letters and digits; up to 13)" },
+  dm_conversation_id = { check = is_dm_conversation_id, pattern = "^([0-9]{1,19}-[0-9]{1,19}|[0-9]{15,19})$",
+                         what = "a DM conversation ID (two user IDs joined by '-', or 15-19 digits)",
+                         items = "DM conversation IDs" },
+  date_time = { check = is_date_time, schema_format = "date-time",
+                what = "an RFC 3339 time (e.g. 2026-01-01T00:00:00Z)", items = "RFC 3339 times" },
 }
+local all_in = core.all_in
 for _, f in pairs(FORMATS) do
-  f.pattern = "^[" .. f.chars .. "]+$"
-  f.set = f.chars:gsub("(.)%-(.)", function(a, b)
-    local s = {}
-    for c = a:byte(), b:byte() do s[#s + 1] = string.char(c) end
-    return table.concat(s)
-  end)
+  if f.chars then
+    f.pattern = "^[" .. f.chars .. "]{1," .. f.max .. "}$"
+    f.set = f.chars:gsub("(.)%-(.)", function(a, b)
+      local t = {}
+      for c = a:byte(), b:byte() do t[#t + 1] = string.char(c) end
+      return table.concat(t)
+    end)
+    local set, max = f.set, f.max
+    f.check = function(v) return all_in(v, set, max) end
+  else
+    local check = f.check
+    f.check = function(v) return type(v) == "string" and check(v) end
+  end
 end
 M.FORMATS = FORMATS
 
-local all_in = core.all_in
--- True when `s` is a string in format `f` (one C scan, no pattern matching).
+-- True when `s` is a string in format `f`.
 local function is_format(f, s)
-  return all_in(s, f.set, f.max)
+  return type(s) == "string" and f.check(s)
 end
 
--- Turns one catalog param entry into a full record.
-local function normalize_param(entry)
+-- X's constraints per tool and parameter (generated from its OpenAPI
+-- document), applied over the catalog's own.
+local x_constraints = require "scalekit.twitter.x_constraints"
+
+-- Turns one catalog param entry into a full record; `x` holds X's
+-- constraints for it.
+local function normalize_param(entry, x)
   local p = {}
   if type(entry) == "string" then entry = { entry } end
   local base = catalog.shared[entry[1]]
@@ -51,10 +91,18 @@ local function normalize_param(entry)
   for k, v in pairs(entry) do p[k] = v end
   p.name, p.type, p[1], p[2] = entry[1], entry[2] or p.type, nil, nil
   if p.doc == nil and base then p.doc = base.doc end
+  for k, v in pairs(x or {}) do p[k] = v end
+  if p.type == "array" and p.max_len and not p.items_max_len then p.items_max_len = p.max_len end
   p.required = p.required == true
   assert(p.type and p.doc, "catalog: parameter without type or doc: " .. p.name)
+  for _, k in ipairs{ "format", "items_format" } do
+    assert(p[k] == nil or FORMATS[p[k]], "catalog: unknown format " .. tostring(p[k]))
+  end
+  -- a string param that is a comma-separated list
+  p.list = p.type == "string" and (p.items_enum or p.items_format or p.max_items or p.min_items
+                                   or p.items_max_len or p.items_min_len) and true or nil
   -- a string checked by its format alone (the usual ID): one check per call
-  if p.type == "string" and p.format and not (p.max_len or p.enum or p.max_items) then
+  if p.type == "string" and p.format and not (p.max_len or p.min_len or p.enum or p.list) then
     p.only_format = FORMATS[p.format]
   end
   return p
@@ -66,8 +114,9 @@ local function normalize_tool(entry)
   t.short = t.name:sub(#PREFIX + 1)
   t.method, t.path = t.http:match("^(%u+) (/%S+)$")
   t.params, t.param = {}, {}
+  local x = x_constraints[t.name] or {}
   for i, e in ipairs(entry.params) do
-    local p = normalize_param(e)
+    local p = normalize_param(e, x[type(e) == "table" and e[1] or e])
     if t.self_id and p.name == "id" then p.required = false end
     t.params[i], t.param[p.name] = p, p
   end
@@ -75,6 +124,9 @@ local function normalize_tool(entry)
   t.required = {}
   for _, p in ipairs(t.params) do
     if p.required then t.required[#t.required + 1] = p.name end
+  end
+  for _, rule in ipairs{ "together", "one_of" } do
+    for _, name in ipairs(t[rule] or {}) do assert(t.param[name], "catalog: " .. rule .. " names no parameter") end
   end
   if t.param.pagination_token then t.paginate = "pagination_token"
   elseif t.param.next_token then t.paginate = "next_token" end
@@ -165,38 +217,73 @@ local function describe(v)
   return ("%s %s"):format(type(v), tostring(v))
 end
 
+local function quantity(n, what)
+  return ("%d %s%s"):format(n, what, n == 1 and "" or "s")
+end
+
 local function expected(p)
-  if p.type == "array" then
-    local s = "an array of strings"
-    if p.min_items and p.max_items then s = s .. (" (%d to %d items)"):format(p.min_items, p.max_items) end
+  if p.type == "array" or p.list then
+    local s = p.type == "array" and "an array of " or "comma-separated "
+    local item = p.items_enum and ("values of " .. table.concat(p.items_enum, ", "))
+                 or (p.items_format and FORMATS[p.items_format].items) or "strings"
+    local unit = p.type == "array" and "items" or "comma-separated values"
+    s = s .. item
+    if p.min_items and p.max_items then s = s .. (" (%d to %d %s)"):format(p.min_items, p.max_items, unit)
+    elseif p.max_items then s = s .. (" (up to %d %s)"):format(p.max_items, unit)
+    elseif p.min_items and p.min_items > 1 then s = s .. (" (at least %d %s)"):format(p.min_items, unit) end
     return s
   end
-  if p.type == "integer" and p.min then return ("an integer from %d to %d"):format(p.min, p.max) end
+  if p.type == "integer" and p.min then
+    if p.max then return ("an integer from %d to %d"):format(p.min, p.max) end
+    return ("an integer of at least %d"):format(p.min)
+  end
   if p.format then return FORMATS[p.format].what end
   if p.enum then return "one of " .. table.concat(p.enum, ", ") end
   return ({ string = "a string", integer = "an integer", boolean = "a boolean" })[p.type]
 end
 
--- Check a string against length, format, enum and list-size constraints.
-local function check_string(p, s)
-  if p.max_len and (utf8.len(s) or #s) > p.max_len then
-    return ("at most %d characters, got %d"):format(p.max_len, utf8.len(s) or #s)
+-- Why the string s breaks a length, format or enum constraint (the item_
+-- ones when `items`), or nil.
+local function check_value(p, s, items)
+  local prefix = items and "items_" or ""
+  local min, max = p[prefix .. "min_len"], p[prefix .. "max_len"]
+  if min or max then
+    local n = utf8.len(s) or #s
+    if max and n > max then return ("at most %s, got %d"):format(quantity(max, "character"), n) end
+    if min and n < min then return ("at least %s, got %d"):format(quantity(min, "character"), n) end
   end
-  local f = p.format and FORMATS[p.format]
-  if f and not is_format(f, s) then
-    return f.what .. ", got " .. describe(s)
-  end
-  if p.enum then
-    for _, v in ipairs(p.enum) do if v == s then return nil end end
-    return "one of " .. table.concat(p.enum, ", ") .. ", got " .. describe(s)
-  end
-  if p.max_items then
-    local n = select(2, s:gsub(",", ",")) + 1
-    if n > p.max_items then
-      return ("at most %d comma-separated values, got %d"):format(p.max_items, n)
-    end
+  local f = p[prefix .. "format"]
+  f = f and FORMATS[f]
+  if f and not f.check(s) then return f.what .. ", got " .. describe(s) end
+  local enum = p[prefix .. "enum"]
+  if enum then
+    for _, v in ipairs(enum) do if v == s then return nil end end
+    return "one of " .. table.concat(enum, ", ") .. ", got " .. describe(s)
   end
   return nil
+end
+
+-- The count of a list, or why it is too short or too long.
+local function check_count(p, n)
+  if (p.min_items and n < p.min_items) or (p.max_items and n > p.max_items) then
+    return ("%s, got %d"):format(expected(p), n)
+  end
+  return nil
+end
+
+-- Check a string against its constraints; a comma-separated list is split
+-- and each value checked (an empty one is refused: X reads it as a value).
+local function check_string(p, s)
+  local why = check_value(p, s, false)
+  if why or not p.list then return why end
+  local n = 0
+  for item in (s .. ","):gmatch("(.-),") do
+    n = n + 1
+    if item == "" then return ("%s, got an empty value at position %d"):format(expected(p), n) end
+    why = check_value(p, item, true)
+    if why then return ("value %d: %s"):format(n, why) end
+  end
+  return check_count(p, n)
 end
 
 -- Coerce a scalar for a string parameter: integers become decimal strings.
@@ -210,7 +297,7 @@ local function to_string(p, v)
   end
   if type(v) ~= "string" then
     local hint = ""
-    if math.type(v) == "float" and p.format == "id" then
+    if math.type(v) == "float" and (p.format == "id" or p.items_format == "id") then
       hint = " (IDs must be strings: a float has already lost digits)"
     end
     return nil, "expected " .. expected(p) .. ", got " .. describe(v) .. hint
@@ -239,13 +326,17 @@ local function to_array(p, v)
       return nil, "expected " .. expected(p) .. ", got a table with key " .. describe(k)
     end
   end
-  if (p.min_items and n < p.min_items) or (p.max_items and n > p.max_items) then
-    return nil, ("expected %s, got %d"):format(expected(p), n)
+  local why = check_count(p, n)
+  if why then return nil, "expected " .. why end
+  local item = p.item
+  if not item then      -- the items as string parameters of their own
+    item = { type = "string", format = p.items_format, enum = p.items_enum, max_len = p.items_max_len,
+             min_len = p.items_min_len }
+    p.item = item
   end
-  local item = { type = "string", format = p.items_format, max_len = p.max_len }
   for i = 1, n do
-    local s, why = to_string(item, v[i])
-    if not s then return nil, ("item %d: %s"):format(i, why) end
+    local s, iwhy = to_string(item, v[i])
+    if not s then return nil, ("item %d: %s"):format(i, iwhy) end
     out[i] = s
   end
   return out
@@ -265,6 +356,28 @@ local function input_error(tool, param, why)
   local msg = param and ("%s: parameter '%s': %s"):format(tool.name, param, why)
                      or ("%s: %s"):format(tool.name, why)
   return nil, errors.new("invalid_input", msg, { tool = tool.name, param = param })
+end
+
+-- The tool's rules across parameters (catalog `together`, `one_of`) over
+-- the validated params: params, or nil, err naming the first missing one.
+local function check_rules(tool, out)
+  local together = tool.together
+  if together then
+    local given, missing = nil, nil
+    for _, name in ipairs(together) do
+      if out[name] ~= nil then given = given or name else missing = missing or name end
+    end
+    if given and missing then
+      return input_error(tool, missing, ("required with '%s' (%s go together)"):format(
+        given, table.concat(together, " and ")))
+    end
+  end
+  local one_of = tool.one_of
+  if one_of then
+    for _, name in ipairs(one_of) do if out[name] ~= nil then return out end end
+    return input_error(tool, one_of[1], "give at least one of " .. table.concat(one_of, ", "))
+  end
+  return out
 end
 
 -- The careful pass: parameters in name order, so the error reported is
@@ -302,7 +415,7 @@ local function validate_sorted(tool, input)
       return input_error(tool, p.name, "required parameter is missing (" .. expected(p) .. ")")
     end
   end
-  return out
+  return check_rules(tool, out)
 end
 
 --- Validate `input` for `tool` and return the params to send.
@@ -318,7 +431,7 @@ function M.validate(tool, input)
     local p = param[k]                      -- found: k is a string
     if p == nil then return validate_sorted(tool, input) end
     local f = p.only_format
-    if f and all_in(v, f.set, f.max) then        -- the usual case: an ID
+    if f and f.check(v) then                     -- the usual case: an ID
       out[k] = v
     elseif v ~= null then
       local value = COERCE[p.type](p, v)
@@ -330,26 +443,41 @@ function M.validate(tool, input)
   for i = 1, #required do
     if out[required[i]] == nil then return validate_sorted(tool, input) end
   end
+  if tool.together or tool.one_of then return check_rules(tool, out) end
   return out
 end
 
 -- Schema and public view -------------------------------------------------
 
+-- The JSON Schema words for one string value's constraints (the items_
+-- ones when `items`), set on s.
+local function string_schema(s, p, items)
+  local prefix = items and "items_" or ""
+  s.minLength, s.maxLength = p[prefix .. "min_len"], p[prefix .. "max_len"]
+  local enum = p[prefix .. "enum"]
+  if enum then s.enum = setmetatable({ table.unpack(enum) }, array_mt) end
+  local f = p[prefix .. "format"] and FORMATS[p[prefix .. "format"]]
+  if f then s.pattern, s.format = f.pattern, f.schema_format end
+  return s
+end
+
 local function param_schema(p)
   local s = setmetatable({ description = p.doc }, object_mt)
   if p.type == "array" then
     s.type = "array"
-    s.items = setmetatable({ type = "string" }, object_mt)
-    if p.items_format == "id" then s.items.pattern = "^[0-9]{1,19}$" end
-    if p.max_len then s.items.maxLength = p.max_len end
+    s.items = string_schema(setmetatable({ type = "string" }, object_mt), p, true)
     s.minItems, s.maxItems = p.min_items, p.max_items
   else
     s.type = p.type
     s.minimum, s.maximum = p.min, p.max
-    s.maxLength = p.max_len
-    if p.enum then s.enum = setmetatable({ table.unpack(p.enum) }, array_mt) end
-    local f = p.format and FORMATS[p.format]
-    if f then s.pattern = f.pattern:gsub("%+%$$", ("{1,%d}$"):format(f.max)) end
+    string_schema(s, p, false)
+    if p.list then                    -- a comma-separated list: say what each value may be
+      local each = {}
+      if p.items_enum then each[#each + 1] = "each one of " .. table.concat(p.items_enum, ", ") end
+      if p.items_format then each[#each + 1] = "each " .. FORMATS[p.items_format].what end
+      if p.max_items then each[#each + 1] = ("at most %d values"):format(p.max_items) end
+      if #each > 0 then s.description = ("%s (comma-separated: %s)"):format(p.doc, table.concat(each, "; ")) end
+    end
   end
   return s
 end
