@@ -9,6 +9,7 @@
 #   make valgrind run the suite under valgrind (leaks and invalid accesses are errors)
 #   make fuzz     build the libFuzzer targets and run each for FUZZ_SECONDS
 #   make bench    benchmarks as ratios against references (BENCH_N=50 for a smoke run)
+#   make x-constraints  regenerate what X accepts per parameter from its OpenAPI document
 #   make install  install under PREFIX without LuaRocks
 
 LUA       ?= lua5.4
@@ -38,12 +39,12 @@ LUA_SRCS = $(shell find lua -name '*.lua' | sort)
 # The packages `make deps` installs when missing (Debian 12 names).
 DEBS = lua5.4 liblua5.4-dev lua-cjson lua-busted lua-check lua-ldoc libcurl4-openssl-dev \
        libssl-dev libedit-dev luarocks pkg-config gcc make python3 ca-certificates openssl \
-       clang libclang-rt-14-dev valgrind nginx-light
+       clang libclang-rt-14-dev valgrind nginx-light locales
 
 export LUA_PATH  := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/?.lua;;
 export LUA_CPATH := $(CURDIR)/build/?.so;;
 
-.PHONY: all deps run test lint asan valgrind fuzz bench clean install doc tools-doc
+.PHONY: all deps run test lint asan valgrind fuzz bench clean install doc tools-doc x-constraints
 all: build/scalekit/core.so bin/scalekit-lua
 
 build/%.o: src/%.c $(wildcard src/*.h) | build
@@ -140,6 +141,13 @@ doc:
 
 tools-doc: bin/scalekit-lua
 	bin/scalekit-lua --no-env scripts/gen_tools_md.lua > docs/TOOLS.md
+
+# X's constraints from its OpenAPI document (OPENAPI=path/to/openapi.json):
+# parameter schemas into sandbox/x_routes.json, then the SDK's data module.
+OPENAPI ?= ../shared/reference/x-api/openapi.json
+x-constraints: all
+	python3 scripts/x_params.py $(OPENAPI)
+	$(LUA) scripts/x_constraints.lua > lua/scalekit/twitter/x_constraints.lua
 
 clean:
 	rm -rf build bin

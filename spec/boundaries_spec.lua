@@ -9,6 +9,7 @@ local core = require "scalekit.core"
 local fake = require "support.fake"
 
 local xroutes = require "support.xroutes"
+local read = xroutes.read
 local x_schema = xroutes.x_schema
 
 local CORPUS = {
@@ -153,5 +154,14 @@ describe("validation matches X's OpenAPI document", function()
     end
     assert.is_true(checked > 1000, "only " .. checked .. " values checked")
     assert.same({}, mismatches)
+  end)
+
+  it("uses constraints that are what scripts/x_constraints.lua makes of x_routes.json", function()
+    local p = io.popen(("cd %s && LUA_PATH='%s' LUA_CPATH='%s' lua5.4 scripts/x_constraints.lua"):format(
+      fake.ROOT, package.path, package.cpath))
+    local made = p:read("a")
+    p:close()
+    assert.equals(read(fake.ROOT .. "/lua/scalekit/twitter/x_constraints.lua"), made,
+                  "stale: run make x-constraints")
   end)
 end)

@@ -14,6 +14,7 @@ local function sh(cmd, dir, env)
   local full = ("cd %s && env -u LUA_PATH -u LUA_CPATH -u SCALEKIT_ENVIRONMENT_URL -u SCALEKIT_ENV_URL "
     .. "-u SCALEKIT_CLIENT_ID -u SCALEKIT_CLIENT_SECRET -u SCALEKIT_IDENTIFIER -u X_BEARER_TOKEN "
     .. "-u X_ACCESS_TOKEN -u X_REFRESH_TOKEN -u X_TOKEN_FILE -u X_CLIENT_ID -u X_CLIENT_SECRET -u X_API_BASE_URL "
+    .. "-u SCALEKIT_DEBUG "
     .. "%s sh -c %s 2>%s; echo \"rc=$?\""):format(dir or "/tmp", env or "", quoted, errf)
   local p = assert(io.popen(full))
   local out = p:read("a")

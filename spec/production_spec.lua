@@ -287,16 +287,10 @@ end)
 
 describe("per-call options", function()
   local f, tw
-  setup(function()
-    f = fake.start{ script = "fake_x.py" }
-    f:control("tokens", { access_token = "user-token-1" })
-    tw = direct(f)
+  fake.per_block(function(a, b) f, tw = a, b end, { script = "fake_x.py" }, function(x)
+    x:control("tokens", { access_token = "user-token-1" })
+    return direct(x)
   end)
-  teardown(function()
-    tw:close()
-    f:stop()
-  end)
-  before_each(function() f:clear() end)
 
   -- The same mistakes, refused the same way as client options, before any traffic.
   local bad = {

@@ -7,12 +7,14 @@ local core = require "scalekit.core"
 
 local M = {}
 
-local function read(path)
+--- The contents of the file at `path` (raises when it cannot be read).
+function M.read(path)
   local f = assert(io.open(path, "rb"))
   local s = f:read("a")
   f:close()
   return s
 end
+local read = M.read
 
 local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
 M.ROUTES = assert(core.json_decode(read(here .. "/../../sandbox/x_routes.json"))).routes

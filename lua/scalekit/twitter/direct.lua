@@ -507,7 +507,8 @@ function sequences.stream(self, tool, params, opts)
   local _, err = self:stream(tool, params, function(ev)
     events[#events + 1] = ev
     return #events < M.STREAM_MAX_EVENTS and core.monotonic() < deadline
-  end, { reconnect = false, deadline = deadline, timeout = opts and opts.timeout })
+  end, { reconnect = false, deadline = deadline, connect_timeout = opts and opts.connect_timeout,
+         stall_timeout = opts and opts.stall_timeout })
   if err and #events == 0 then return nil, err end
   return setmetatable({ data = events }, object_mt)
 end
@@ -667,7 +668,7 @@ function Direct:stream(tool, params, on_event, opts)
   local delivered, failures = 0, 0
   while true do
     local req = M.build(tool, params)
-    req.url, req.tool, req.timeout = self.base .. req.path, tool.name, opts.timeout
+    req.url, req.tool, req.connect_timeout = self.base .. req.path, tool.name, opts.connect_timeout
     local st, err = stream_open(self, tool, req, opts)
     if not st then return nil, err end
     local how, n, ferr = stream_read(self, tool, st, on_event, deadline)
