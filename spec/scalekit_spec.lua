@@ -16,6 +16,17 @@ describe("the Scalekit token", function()
     f:clear()
   end)
 
+  it("refuses a token answer with CR/LF as auth, before it reaches any header", function()
+    f:script{ path = "/oauth/token", json = { access_token = "tok\r\nX-Injected: 1", expires_in = 3600 } }
+    local tw = fake.client(f)
+    local data, err = tw:user_me{}
+    assert.is_nil(data)
+    assert.equals("auth", err.kind)
+    assert.matches("a token with spaces or control characters", err.message, 1, true)
+    assert.equals(0, #f:requests("/api/v1/execute_tool"))
+    tw:close()
+  end)
+
   it("is fetched with a form POST on first use, then cached", function()
     local tw = fake.client(f)
     assert(tw:user_me{})
