@@ -101,11 +101,14 @@ local function guarded(make, opts, level)
   error(r, 0)
 end
 
--- Refuse a credential that cannot go in an HTTP header (CR, LF or other
--- control characters, spaces): it would make every call fail.
+-- Refuse a credential that cannot go where it is sent: a token goes in an
+-- HTTP header (no control characters, no spaces); a client secret goes in a
+-- form (no control characters).
 local function check_secret(name, value)
-  if value ~= nil and (type(value) ~= "string" or value:find("[%c ]")) then
-    config_error(("%s must be a string without spaces or control characters"):format(name))
+  local bad = name == "client_secret" and "%c" or "[%c ]"
+  if value ~= nil and (type(value) ~= "string" or value:find(bad)) then
+    config_error(("%s must be a string without %scontrol characters"):format(name,
+      name == "client_secret" and "" or "spaces or "))
   end
 end
 

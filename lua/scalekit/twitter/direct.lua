@@ -48,7 +48,6 @@ Direct.__index = Direct
 local function unusable(tok)
   return type(tok) ~= "string" or tok == "" or tok:find("[%c ]") ~= nil
 end
-M.unusable_token = unusable
 
 -- The token pair stored in the file at `path`, or nil (no file, or not a
 -- token file), or nil, err when it holds a token that cannot be sent.
@@ -77,7 +76,8 @@ end
 -- @tparam table cfg `secret` (table holding bearer_token, access_token,
 --   refresh_token, client_secret), `expires_at`, `client_id`, `token_file`,
 --   `on_token`, `api_base_url`, `token_url`, plus transport options.
--- @return the backend, or nil, err when the token file holds an unusable token
+-- A token file holding an unusable token makes every call fail
+-- with that error (kind `auth`, naming the file).
 function M.new(cfg)
   local self = setmetatable({
     base = cfg.api_base_url:gsub("/+$", ""), client_id = cfg.client_id, secret = cfg.secret,
