@@ -105,8 +105,11 @@ end
 -- HTTP header (no control characters, no spaces); a client secret goes in a
 -- form (no control characters).
 local function check_secret(name, value)
-  local bad = name == "client_secret" and "%c" or "[%c ]"
-  if value ~= nil and (type(value) ~= "string" or value:find(bad)) then
+  if value == nil then return end
+  local ok
+  if name == "client_secret" then ok = type(value) == "string" and not value:find("%c")
+  else ok = value == "" or transport.header_safe(value) end
+  if not ok then
     config_error(("%s must be a string without %scontrol characters"):format(name,
       name == "client_secret" and "" or "spaces or "))
   end

@@ -11,10 +11,12 @@
 -- @module scalekit.twitter.batch
 
 local policy = require "scalekit.twitter.policy"
+local options = require "scalekit.twitter.options"
 
 local M = {}
 
 M.MAX_CALLS = 10000
+local OWN = { concurrency = true }     -- batch's own option; the others go to every call
 
 -- Should this failed batch call be run again through execute?
 local function rerun(err, method, ctx)
@@ -39,10 +41,7 @@ end
 -- @tparam table opts `concurrency` (default 8), plus per-call options
 function M.run(client, backend, hooks, calls, opts)
   local results, jobs, reqs = {}, {}, {}
-  local call_opts                      -- opts without `concurrency`, for execute
-  for k, v in pairs(opts) do
-    if k ~= "concurrency" then call_opts = call_opts or {}; call_opts[k] = v end
-  end
+  local call_opts = options.call_options(opts, OWN)   -- for execute
   for i, call in ipairs(calls) do
     local tool, params = hooks.prepare(call[1], call[2])
     if not tool then

@@ -45,9 +45,7 @@ Direct.__index = Direct
 
 -- True when a token cannot go in an HTTP header (CR, LF, other controls or
 -- spaces): such a token is refused where it enters.
-local function unusable(tok)
-  return type(tok) ~= "string" or tok == "" or tok:find("[%c ]") ~= nil
-end
+local function unusable(tok) return not transport.header_safe(tok) end
 
 -- The token pair stored in the file at `path`, or nil (no file, or not a
 -- token file), or nil, err when it holds a token that cannot be sent.

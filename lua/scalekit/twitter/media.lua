@@ -10,6 +10,7 @@
 
 local core = require "scalekit.core"
 local errors = require "scalekit.twitter.errors"
+local options = require "scalekit.twitter.options"
 
 local M = {}
 
@@ -104,16 +105,9 @@ end
 -- handed to every request of the upload; nil when there are none.
 local OWN = { file = true, media_type = true, media_category = true, on_progress = true, chunk_size = true,
               on_wait = true }
-local function call_options(opts)
-  local out
-  for k, v in pairs(opts) do
-    if not OWN[k] then out = out or {}; out[k] = v end
-  end
-  return out
-end
 
 function M.upload(client, opts)
-  local call = call_options(opts)
+  local call = options.call_options(opts, OWN)
   local f, ferr = io.open(opts.file, "rb")
   if not f then return fail("invalid_input", ferr, { param = "file" }) end
   local size = f:seek("end")

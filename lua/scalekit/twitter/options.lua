@@ -69,6 +69,20 @@ local function problem(spec, v)
   return nil
 end
 
+--- The fields of `opts` that are not in the set `own` (a helper's own
+-- options): the per-call options to hand on to each request; nil when there
+-- are none.
+function M.call_options(opts, own)
+  local out
+  for k, v in pairs(opts) do
+    if not own[k] then
+      out = out or {}
+      out[k] = v
+    end
+  end
+  return out
+end
+
 local function suggest(word, names)
   local tools = require "scalekit.twitter.tools"      -- lazy: tools needs nothing from here
   return type(word) == "string" and tools.suggest(word, names) or nil

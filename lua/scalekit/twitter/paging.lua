@@ -13,20 +13,11 @@ local M = {}
 M.MAX_PAGES = 100000     -- no loop runs forever, whatever the server says
 M.SEEN_TOKENS = 64       -- a token repeated within this many pages ends the loop
 
+local options = require "scalekit.twitter.options"
+
 -- The options of the iterators themselves; the others are per-call options.
 local OWN = { limit = true, on_page = true, expand = true, pages = true }
-
--- The per-call options in opts (nil when there are none).
-local function call_options(opts)
-  local out
-  for k, v in pairs(opts) do
-    if not OWN[k] then
-      out = out or {}
-      out[k] = v
-    end
-  end
-  return out
-end
+local function call_options(opts) return options.call_options(opts, OWN) end
 
 --- An iterator over the pages of a paginating tool.
 -- @tparam table client

@@ -127,7 +127,7 @@ function Scalekit:fetch_token()
     e.message = "could not get a Scalekit access token: " .. e.message
     return nil, e
   end
-  if tok:find("[%c ]") then
+  if not transport.header_safe(tok) then
     return nil, errors.new("auth", "could not get a Scalekit access token: the token endpoint answered "
       .. "a token with spaces or control characters", { status = resp.status })
   end

@@ -172,6 +172,13 @@ local METHOD = { GET = "GET", POST = "POST", PUT = "PUT", PATCH = "PATCH", DELET
 -- the caller's caller) for a method that is not a word of letters or a path
 -- with control characters: either would let a caller write a second request
 -- into the first.
+--- True when `v` can be sent as (part of) a header value: a non-empty
+-- string without spaces or control characters (a CR or LF would start a
+-- new header).  Tokens are checked with it where they enter.
+function M.header_safe(v)
+  return type(v) == "string" and v ~= "" and not v:find("[%c ]")
+end
+
 local ESCAPE = { ["\r"] = "\\r", ["\n"] = "\\n", ["\t"] = "\\t", ['"'] = '\\"', ["\\"] = "\\\\" }
 
 -- s quoted for a message on one line: control characters as escapes.
