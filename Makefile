@@ -20,7 +20,7 @@ CURL_INC  ?= $(shell pkg-config --cflags libcurl 2>/dev/null)
 CC        ?= cc
 CFLAGS    ?= -O2 -g
 WARN       = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror=implicit-function-declaration
-ALL_CFLAGS = $(CFLAGS) $(WARN) -std=c99 -fPIC $(LUA_INC) $(CURL_INC)
+ALL_CFLAGS = $(CFLAGS) $(WARN) -std=c99 -fPIC -fvisibility=hidden $(LUA_INC) $(CURL_INC)
 LIBS       = -lcurl -lcrypto
 LDFLAGS   ?=
 

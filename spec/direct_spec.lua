@@ -66,7 +66,9 @@ describe("direct mode", function()
   for _, tool in ipairs(tools.list) do
     it(tool.name .. " sends a request X's OpenAPI document accepts and returns X's answer", function()
       local input = {}
-      for _, p in ipairs(tool.params) do input[p.name] = sample(p) end
+      for _, p in ipairs(tool.params) do
+        if not p.scalekit_only then input[p.name] = sample(p) end
+      end
       if prepare[tool.name] then prepare[tool.name](input); f:clear() end
       local client = tool.auth == "app" and app or user
       local data, info = client:execute(tool.name, input)
@@ -77,12 +79,11 @@ describe("direct mode", function()
       for _, r in ipairs(reqs) do
         assert.same({}, r.violations, r.method .. " " .. r.path)
       end
+      -- every tool's first request is its route, sequences' too
       local r = reqs[1]
       local method, path = tool.http:match("^(%u+) (%S+)$")
-      if not tool.direct or tool.direct == "media_upload" or tool.direct == "stream" or tool.direct == "fan_out" then
-        assert.equals(method, r.method)
-        assert.matches("^" .. path:gsub("{[%w_]+}", "[^/]+") .. "$", r.path)
-      end
+      assert.equals(method, r.method)
+      assert.matches("^" .. path:gsub("{[%w_]+}", "[^/]+") .. "$", r.path)
     end)
   end
 
@@ -115,8 +116,15 @@ describe("direct mode", function()
       assert.equals('{"attachments":[{"media_id":"77"}],"text":"hey"}', f:requests()[2].body)
     end)
 
-    it("does not send parameters X does not take", function()
-      assert(user:dm_delete{ event_id = "1", participant_id = "2" })
+    it("refuses, before any traffic, a parameter Scalekit's tool takes and X's route does not", function()
+      local data, err = user:dm_delete{ event_id = "1", participant_id = "2" }
+      assert.is_nil(data)
+      assert.equals("invalid_input", err.kind)
+      assert.equals("participant_id", err.param)
+      assert.equals("twitter_dm_delete: parameter 'participant_id': Scalekit's tool takes it, but X's "
+                    .. "DELETE /2/dm_events/{event_id} does not (direct mode); leave it out", err.message)
+      assert.equals(0, #f:requests())
+      assert(user:dm_delete{ event_id = "1" })
       local r = f:requests()[1]
       assert.equals("/2/dm_events/1", r.path)
       assert.equals("", r.query)
@@ -145,13 +153,13 @@ describe("direct mode", function()
     end)
 
     it("uploads large media as initialize, append chunks, finalize and status polls", function()
-      local direct_mod = require "scalekit.twitter.direct"
-      local saved = direct_mod.CHUNK_SIZE
-      direct_mod.CHUNK_SIZE = 4
+      local media = require "scalekit.twitter.media"
+      local saved = media.CHUNK_SIZE
+      media.CHUNK_SIZE = 4
       local bytes = "0123456789"
       local d = assert(user:media_upload_large{ media_data = core.base64(bytes), media_type = "video/mp4",
                                                 total_bytes = #bytes })
-      direct_mod.CHUNK_SIZE = saved
+      media.CHUNK_SIZE = saved
       local steps = {}
       for i, r in ipairs(f:requests()) do steps[i] = r.method .. " " .. r.path:gsub("%d%d%d+", "ID") end
       assert.same({ "POST /2/media/upload/initialize", "POST /2/media/upload/ID/append",
@@ -253,8 +261,9 @@ describe("OAuth 2.0", function()
     local redirect = "http://127.0.0.1:8976/cb"
     local url, verifier, state = twitter.oauth2.authorize_url{
       client_id = CLIENT_ID, redirect_uri = redirect, authorize_url = f.url .. "/i/oauth2/authorize" }
-    local http = core.http_new()
-    local status, headers = http:request{ url = url }
+    local http = require("scalekit.twitter.transport").new{}
+    local r = assert(http:send{ url = url })
+    local status, headers = r.status, r.headers
     assert.equals(302, status)
     local code = assert(twitter.oauth2.parse_redirect(headers.location, state))
     local _, bad = twitter.oauth2.parse_redirect(headers.location, "other-state")
@@ -265,7 +274,8 @@ describe("OAuth 2.0", function()
     -- the failed attempt used the code up, as X does: start again
     url, verifier, state = twitter.oauth2.authorize_url{
       client_id = CLIENT_ID, redirect_uri = redirect, authorize_url = f.url .. "/i/oauth2/authorize" }
-    status, headers = http:request{ url = url }
+    r = assert(http:send{ url = url })
+    status, headers = r.status, r.headers
     assert.equals(302, status)
     code = assert(twitter.oauth2.parse_redirect(headers.location, state))
     f:clear()
@@ -583,18 +593,18 @@ describe("streaming", function()
   it("reconnects with backoff when the stream ends, and gives up after the cap", function()
     f:control("config", { stream_events = 0 })
     f:clear()
-    local direct_mod = require "scalekit.twitter.direct"
+    local stream = require "scalekit.twitter.stream"
     local waits = {}
     local n, err = app:stream("tweet_label_stream", {}, function() return true end,
                               { sleep = function(s) waits[#waits + 1] = s end })
     assert.is_nil(n)
     assert.equals("network", err.kind)
-    assert.equals(direct_mod.MAX_RECONNECTS + 1, #f:requests("/2/tweets/label/stream"))
+    assert.equals(stream.MAX_RECONNECTS + 1, #f:requests("/2/tweets/label/stream"))
     assert.same({ 0.25, 0.5, 0.75, 1.0, 1.25, 1.5 }, waits)
   end)
 
   it("X's documented backoff schedule", function()
-    local b = require("scalekit.twitter.direct").backoff
+    local b = require("scalekit.twitter.stream").backoff
     assert.same({ 0.25, 0.5, 16 }, { b("network", 1), b("network", 2), b("network", 100) })
     assert.same({ 5, 10, 320 }, { b("server", 1), b("server", 2), b("server", 10) })
     assert.same({ 60, 120 }, { b("rate_limited", 1), b("rate_limited", 2) })

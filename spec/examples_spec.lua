@@ -92,11 +92,13 @@ describe("examples", function()
     end
     assert.is_string(url)
     -- act as the user's browser: approve, then follow the redirect to the listener
-    local http = core.http_new()
-    local status, headers = http:request{ url = url }
+    local http = require("scalekit.twitter.transport").new{}
+    local r = assert(http:send{ url = url })
+    local status, headers = r.status, r.headers
     assert.equals(302, status)
     assert.matches("^http://127%.0%.0%.1:" .. port .. "/callback%?", headers.location)
-    local s2, _, body = http:request{ url = headers.location }
+    local r2 = assert(http:send{ url = headers.location })
+    local s2, body = r2.status, r2.body
     assert.equals(200, s2)
     assert.matches("Logged in", body)
     local rest = p:read("a")

@@ -70,7 +70,7 @@ describe("scalekit-lua as an interpreter", function()
     local rc, _, err = sh(HOST .. [[ -e 'require("scalekit.twitter").new{ mode = "direct" }:user_lookup(5)']])
     assert.equals(1, rc)
     assert.matches("stack traceback:.*%[builtin%]/scalekit%.twitter%.lua:%d+:", err)
-    local _, out = sh(HOST .. [[ -e 'local i = debug.getinfo(require("scalekit.twitter.direct").build, "S")
+    local _, out = sh(HOST .. [[ -e 'local i = debug.getinfo(require("scalekit.twitter.direct").new, "S")
       print(i.source, i.linedefined > 0)']])
     assert.equals("@[builtin]/scalekit.twitter.direct.lua\ttrue\n", out)
   end)
@@ -102,8 +102,7 @@ describe("scalekit-lua as an interpreter", function()
 
   it("shows waits, upload progress and page counts on stderr", function()
     write("p.lua", [[
-      local t = require "scalekit.twitter"
-      require("scalekit.twitter.progress")(t)
+      local t = require "scalekit.twitter.progress"
       t.on_wait(12.5, "rate_limit"); t.on_progress(50, 100); t.on_progress(100, 100); t.on_page(3)]])
     local rc, out, err = sh(HOST .. " p.lua", dir)
     assert.equals(0, rc)

@@ -3,6 +3,7 @@
 
 local twitter = require "scalekit.twitter"
 local core = require "scalekit.core"
+local transport = require "scalekit.twitter.transport"
 local policy = require "scalekit.twitter.policy"
 local fake = require "support.fake"
 
@@ -59,8 +60,7 @@ describe("rate limits", function()
     assert.equals("7", resp.headers["x-rate-limit-remaining"])
     assert.equals("application/json", resp.headers["content-type"])
     assert.is_nil(resp.headers["X-Multi"])
-    assert.is_true(resp.has_rate_headers)
-    assert.same({ ["x-rate-limit-remaining"] = "7" }, resp.rate_headers)
+    assert.same({ ["x-rate-limit-remaining"] = "7" }, transport.headers_with(resp, policy.RATE_HEADER_PREFIXES))
     tw:close()
   end)
 
@@ -79,23 +79,31 @@ describe("rate limits", function()
     assert.has_error(function() core.parse_headers(block, { "a", "b", "c", "d", "e", "f", "g", "h", "i" }) end)
   end)
 
-  it("keeps the headers with a watched prefix apart, and checks the prefixes given", function()
+  it("reads the rate-limit headers alone from the header block, parsing no other header", function()
     f:script{ path = "/2/users/me", json = { data = { id = ME } },
               headers = { ["X-Watched-One"] = "1", ["x-watched-two"] = { "a", "b" }, ["X-Other"] = "no" } }
-    local url = f.url .. "/2/users/me"
-    local creq = { url = url, raw_headers = true, headers = { "Authorization: Bearer user-token-1" } }
-    local s = core.http_new{ watch_headers = { "x-watched-" } }
-    local status, raw, _, _, watched = s:request(creq)
-    assert.equals(200, status)
-    assert.equals("no", core.parse_headers(raw)["x-other"])
-    assert.same({ ["x-watched-one"] = "1", ["x-watched-two"] = "a, b" }, watched)
-    assert.is_false(select(5, s:request(creq)))              -- the script was used up: not there
+    local http = transport.new{}
+    local resp = assert(http:send{ url = f.url .. "/2/users/me", headers = { Authorization = "Bearer user-token-1" } })
+    assert.equals(200, resp.status)
+    assert.same({ ["x-watched-one"] = "1", ["x-watched-two"] = "a, b" }, transport.headers_with(resp, { "x-watched-" }))
+    assert.is_nil(rawget(resp, "headers"))                    -- no table of every header was made
+    assert.equals("no", resp.headers["x-other"])              -- until someone looks
+    assert.same({ ["x-watched-one"] = "1", ["x-watched-two"] = "a, b" }, transport.headers_with(resp, { "x-watched-" }))
+    http:close()
+  end)
+
+  it("takes every timeout and the method from the Lua side: the C session has no defaults", function()
+    local s = core.http_new()
+    local req = { url = f.url .. "/2/users/me", method = "GET", timeout = 1, connect_timeout = 1, stall_timeout = 1 }
+    for _, k in ipairs{ "timeout", "connect_timeout", "stall_timeout" } do
+      local one = {}
+      for name, v in pairs(req) do one[name] = v end
+      one[k] = nil
+      assert.has_error(function() s:request(one) end, "request field '" .. k .. "' (seconds) is required")
+    end
+    req.method = nil
+    assert.has_error(function() s:request(req) end)
     s:close()
-    local plain = core.http_new()                             -- nothing watched: no fifth value
-    assert.equals(4, select("#", plain:request(creq)))
-    plain:close()
-    assert.has_error(function() core.http_new{ watch_headers = { 1 } } end)
-    assert.has_error(function() core.http_new{ watch_headers = { "a", "b", "c", "d", "e", "f", "g", "h", "i" } } end)
   end)
 
   it("replays every header block the fuzzer ever failed on (fuzz/regressions/headers)", function()
@@ -387,10 +395,14 @@ describe("the call's deadline", function()
   end)
 
   it("defaults to 60 s, plus max_wait when the call waits on rate limits", function()
-    assert.equals(60, policy.context({}, nil, {}).timeout)
-    assert.equals(60 + 900, policy.context({}, nil, { wait_on_rate_limit = true }).timeout)
-    assert.equals(60 + 30, policy.context({}, { wait_on_rate_limit = true, max_wait = 30 }, {}).timeout)
-    assert.equals(5, policy.context({}, { timeout = 5 }, { wait_on_rate_limit = true }).timeout)
+    local plain, waiting = policy.defaults{}, policy.defaults{ wait_on_rate_limit = true }
+    assert.equals(60, plain.timeout)
+    assert.equals(plain, policy.settings(nil, plain))                -- no call options: the client's, as made
+    assert.equals(60 + 900, waiting.timeout)
+    assert.equals(60 + 30, policy.settings({ wait_on_rate_limit = true, max_wait = 30 }, plain).timeout)
+    assert.equals(5, policy.settings({ timeout = 5 }, waiting).timeout)
+    assert.equals(7, policy.settings({ max_retries = 0 }, policy.defaults{ timeout = 7 }).timeout)
+    assert.equals(60, policy.settings({ wait_on_rate_limit = false }, waiting).timeout)
   end)
 end)
 
@@ -399,11 +411,24 @@ describe("interrupts", function()
     local attempts, waits = 0, 0
     local interrupted = twitter.errors.new("interrupted", "GET x: aborted by Ctrl-C",
                                            { transport = "interrupted", sent = false })
-    local resp, err = policy.send({ method = "GET", max_retries = 5, on_wait = function() waits = waits + 1 end },
-      function() attempts = attempts + 1; return nil, interrupted end, nil, {})
+    local http = { send = function() attempts = attempts + 1; return nil, interrupted end }
+    local s = policy.settings({ max_retries = 5, on_wait = function() waits = waits + 1 end }, policy.defaults{})
+    local resp, err = policy.send(http, { method = "GET" }, s, { retry_any_method = {}, final = function() end })
     assert.is_nil(resp)
     assert.equals(interrupted, err)
     assert.same({ 1, 0 }, { attempts, waits })
+  end)
+
+  it("are final in a wait too: a sleep cut short ends the call as interrupted", function()
+    local attempts = 0
+    local http = { send = function() attempts = attempts + 1; return { status = 503, headers = {} } end }
+    local s = policy.settings({ max_retries = 5, sleep = function() return nil, "interrupted" end }, policy.defaults{})
+    local resp, err = policy.send(http, { method = "GET", tool = "twitter_user_me" }, s,
+                                  { retry_any_method = {}, final = function() end })
+    assert.is_nil(resp)
+    assert.equals("interrupted", err.kind)
+    assert.equals("twitter_user_me: interrupted while waiting", err.message)
+    assert.equals(1, attempts)
   end)
 
   it("stop a script's transfer in the host after one request (Ctrl-C)", function()
@@ -455,7 +480,8 @@ describe("sequences", function()
 end)
 
 describe("streams under hostile servers", function()
-  local direct_mod = require "scalekit.twitter.direct"
+  local sequences = require "scalekit.twitter.sequences"
+  local stream_mod = require "scalekit.twitter.stream"
   local f, tw
   setup(function()
     f = fake.start{ script = "fake_x.py" }
@@ -467,12 +493,12 @@ describe("streams under hostile servers", function()
   end)
 
   it("stop at the tool form's time limit even when an error body drips forever", function()
-    local seconds = direct_mod.STREAM_MAX_SECONDS
-    direct_mod.STREAM_MAX_SECONDS = 1
+    local seconds = sequences.STREAM_MAX_SECONDS
+    sequences.STREAM_MAX_SECONDS = 1
     f:script{ path = "/2/tweets/label/stream", status = 503, drip = { chunk = "x", every = 0.05, ["for"] = 30 } }
     local t = core.monotonic()
     local data, err = tw:tweet_label_stream{}
-    direct_mod.STREAM_MAX_SECONDS = seconds
+    sequences.STREAM_MAX_SECONDS = seconds
     local took = core.monotonic() - t
     assert.is_nil(data)
     assert.equals("server", err.kind)
@@ -481,28 +507,44 @@ describe("streams under hostile servers", function()
   end)
 
   it("cap an error body and a line that never ends", function()
-    local line_max = direct_mod.STREAM_MAX_LINE
-    direct_mod.STREAM_MAX_LINE = 64 * 1024
+    local line_max = stream_mod.MAX_LINE
+    stream_mod.MAX_LINE = 64 * 1024
     f:script{ path = "/2/tweets/label/stream", status = 200, drip = { chunk = string.rep("a", 4096), every = 0.001,
                                                                        ["for"] = 20 } }
     local t = core.monotonic()
     local n, err = tw:stream("twitter_tweet_label_stream", {}, function() return true end)
-    direct_mod.STREAM_MAX_LINE = line_max
+    stream_mod.MAX_LINE = line_max
     assert.is_nil(n)
     assert.equals("protocol", err.kind)
     assert.equals("twitter_tweet_label_stream: a stream line is longer than 65536 bytes", err.message)
     assert.is_true(core.monotonic() - t < 5)
     -- an error body is read up to its cap, not for as long as the server drips
-    local body_max = direct_mod.STREAM_MAX_ERROR_BODY
-    direct_mod.STREAM_MAX_ERROR_BODY = 1000
+    local body_max = stream_mod.MAX_ERROR_BODY
+    stream_mod.MAX_ERROR_BODY = 1000
     f:script{ path = "/2/tweets/label/stream", status = 500, drip = { chunk = string.rep("e", 100), every = 0.001,
                                                                        ["for"] = 20 } }
     t = core.monotonic()
     n, err = tw:stream("twitter_tweet_label_stream", {}, function() return true end, { reconnect = false })
-    direct_mod.STREAM_MAX_ERROR_BODY = body_max
+    stream_mod.MAX_ERROR_BODY = body_max
     assert.is_nil(n)
     assert.equals(500, err.status)
     assert.is_true(core.monotonic() - t < 3, "the error body was read for " .. (core.monotonic() - t) .. " s")
+  end)
+
+  it("go through the transport like any call: same headers, the debug trace, redaction", function()
+    local lines = {}
+    local traced = direct(f, { bearer_token = "sandbox-app-bearer-s3kr1t", debug = function(l) lines[#lines + 1] = l end })
+    f:clear()
+    f:script{ path = "/2/tweets/label/stream", status = 200, body = '{"data":{"n":1}}\n' }
+    assert.equals(1, traced:stream("twitter_tweet_label_stream", { backfill_minutes = 1 }, function() return false end))
+    local r = f:requests("/2/tweets/label/stream")[1]
+    assert.equals("backfill_minutes=1", r.query)
+    assert.equals(transport.USER_AGENT, fake.header(r, "user-agent"))
+    assert.equals("Bearer sandbox-app-bearer-s3kr1t", fake.header(r, "authorization"))
+    assert.equals("> GET " .. f.url .. "/2/tweets/label/stream?backfill_minutes=1", lines[1])
+    assert.truthy(table.concat(lines, "\n"):lower():find("> authorization: [redacted]", 1, true))
+    assert.falsy(table.concat(lines, "\n"):find("s3kr1t", 1, true))
+    traced:close()
   end)
 
   it("split thousands of events from one chunk, in order", function()
@@ -519,7 +561,7 @@ describe("streams under hostile servers", function()
   end)
 end)
 
-describe("the one-pass tool call", function()
+describe("a call without options and with {}", function()
   -- A tool call without options finishes in one pass when the answer is 2xx
   -- JSON; with options (even none set) it takes the general path.  For every
   -- kind of answer both must send the same requests and give the same result.
@@ -611,7 +653,7 @@ describe("the one-pass tool call", function()
   end)
   before_each(function() fx:control("tokens", { access_token = "user-token-1" }) end)
 
-  it("sends and gives the same in direct mode as the general path", function()
+  it("send and give the same in direct mode", function()
     for _, sc in ipairs(SCENARIOS) do
       if not sc.scalekit_only then
         local ok, err = pcall(compare, fx, direct_tw, "/2/users/me", sc)
@@ -620,21 +662,21 @@ describe("the one-pass tool call", function()
     end
   end)
 
-  it("sends and gives the same through Scalekit as the general path", function()
+  it("send and give the same through Scalekit", function()
     for _, sc in ipairs(SCENARIOS) do
       local ok, err = pcall(compare, fs, scalekit_tw, "/api/v1/execute_tool", sc)
       assert(ok, sc[1] .. ": " .. tostring(err))
     end
   end)
 
-  it("finishes a 2xx JSON answer with the data, the status or execution id and the rate limit", function()
+  it("give one info shape in both modes: the tool, the status, the rate limit (and Scalekit's execution id)", function()
     local got = compare(fx, direct_tw, "/2/users/me", SCENARIOS[2])
     assert(fake.same({ data = { data = { id = ME, name = "n" }, execution_id = "e1" },
                        info = { tool = "twitter_user_me", status = 200,
                                 rate_limit = { limit = 900, remaining = 17, reset = 4102444800 } } }, got))
     got = compare(fs, scalekit_tw, "/api/v1/execute_tool", SCENARIOS[2])
     assert(fake.same({ data = { id = ME, name = "n" },
-                       info = { tool = "twitter_user_me", execution_id = "e1",
+                       info = { tool = "twitter_user_me", execution_id = "e1", status = 200,
                                 rate_limit = { limit = 900, remaining = 17, reset = 4102444800 } } }, got))
   end)
 end)
@@ -661,16 +703,26 @@ describe("pagination", function()
                   "max_results=10&next_token=20&query=paging" }, queries)
   end)
 
-  it("reports each page to on_page, and to the module hook by default", function()
+  it("reports each page to on_page: the call's, the client's, or the default set before the client", function()
     local counts = {}
     for _ in tw:pages("recent_search", { query = "paging", max_results = 10 },
                       { on_page = function(n) counts[#counts + 1] = n end }) do end
     assert.same({ 1, 2, 3 }, counts)
-    local seen = {}
-    twitter.on_page = function(n) seen[#seen + 1] = n end
+    local seen, own = {}, {}
+    twitter.set_defaults{ on_page = function(n) seen[#seen + 1] = n end }
+    local later = direct(f)
+    local mine = direct(f, { on_page = function(n) own[#own + 1] = n end })
+    twitter.set_defaults{}
     for _ in tw:items("recent_search", { query = "paging", max_results = 10 }) do end
-    twitter.on_page = nil
+    assert.same({}, seen)                         -- made before: no hook
+    for _ in later:items("recent_search", { query = "paging", max_results = 10 }) do end
     assert.same({ 1, 2, 3 }, seen)
+    for _ in mine:items("recent_search", { query = "paging", max_results = 10 }) do end
+    assert.same({ 1, 2, 3 }, own)
+    assert.same({ 1, 2, 3 }, seen)                 -- its own hook wins
+    later:close()
+    mine:close()
+    assert.has_error(function() twitter.set_defaults{ on_pag = print } end)
   end)
 
   it("stops at a page limit and resumes from a saved token", function()

@@ -227,7 +227,7 @@ describe("execute_tool", function()
   it("maps a malformed JSON success to protocol", fails_with(
     { status = 200, body = '{"data": {', headers = { ["Content-Type"] = "application/json" } },
     "protocol", function(err)
-      assert.matches("not a JSON object %(invalid JSON: ", err.message)
+      assert.matches("not a JSON object or array %(invalid JSON: ", err.message)
     end))
 
   it("maps a slow response to timeout", function()

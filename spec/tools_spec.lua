@@ -72,10 +72,12 @@ describe("the tool catalog", function()
     local methods = { "execute", "request", "close", "get_authorization_link", "get_connected_account",
                       "get_or_create_connected_account", "list_connected_accounts",
                       "delete_connected_account", "verify_connected_account_user" }
+    local tw = twitter.new{ env_url = "http://127.0.0.1:1", client_id = "c", client_secret = "s" }
     for _, m in ipairs(methods) do
-      assert.is_function(twitter.Client[m])
+      assert.is_function(tw[m])
       assert.is_nil(tools.get(m))
     end
+    tw:close()
   end)
 end)
 
@@ -100,7 +102,7 @@ describe("every tool", function()
       f:script{ path = "/api/v1/execute_tool", json = canned }
       local data, info = tw[tool.short](tw, input)
       assert.is_table(data, tostring(info))
-      assert.same({ execution_id = "exec-" .. tool.short, tool = tool.name }, info)
+      assert.same({ execution_id = "exec-" .. tool.short, tool = tool.name, status = 200 }, info)
       assert.is_true(fake.same(canned.data, data))
       assert.equals("integer", math.type(data.data.count))
       assert.equals("{}", twitter.json.encode(data.empty))

@@ -5,6 +5,7 @@
  * system helpers (util.c) into one module.  Everything about the tools
  * themselves is Lua (scalekit.twitter and its catalog).
  */
+#include "core.h"
 #include "http.h"
 #include "json.h"
 #include "util.h"
@@ -14,13 +15,11 @@
 
 #define CORE_VERSION "0.1.0"
 
-LUAMOD_API int luaopen_scalekit_core(lua_State *L);
-
 int luaopen_scalekit_core(lua_State *L) {
-  lua_newtable(L);
+  lua_newtable(L);                      /* the module */
   lua_pushliteral(L, CORE_VERSION);
   lua_setfield(L, -2, "_VERSION");
-  json_register(L);
+  json_register(L);                     /* each sets its functions on the module */
   http_register(L);
   util_register(L);
   return 1;

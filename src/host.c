@@ -28,6 +28,7 @@
 
 #include "dotenv.h"
 #include "embedded.h"
+#include "core.h"
 #include "util.h"
 
 #ifdef HAVE_EDITLINE
@@ -37,8 +38,6 @@
 #define HOST_NAME "scalekit-lua"
 #define HOST_MAX_ENV_FILE ((size_t)1 << 20)
 #define HOST_MAX_LINE 65536
-
-LUAMOD_API int luaopen_scalekit_core(lua_State *L);
 
 static lua_State *global_L = NULL;
 
@@ -133,13 +132,18 @@ static void host_preload(lua_State *L) {
     lua_setfield(L, -2, embedded_modules[i].name);
   }
   lua_pop(L, 1);
-  /* tells scalekit.twitter it runs inside the host (progress on stderr) */
-  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
-  lua_newtable(L);
-  lua_pushliteral(L, HOST_NAME);
-  lua_setfield(L, -2, "name");
-  lua_setfield(L, -2, "scalekit.host");
-  lua_pop(L, 1);
+  /* Progress on stderr when it is a terminal: the SDK, once loaded, gets
+   * the progress hooks as its clients' defaults. */
+  if (isatty(STDERR_FILENO)) {
+    static const char WITH_PROGRESS[] =
+      "local load = package.preload['scalekit.twitter']\n"
+      "package.preload['scalekit.twitter'] = function(...)\n"
+      "  local twitter = load(...)\n"
+      "  twitter.set_defaults(require 'scalekit.twitter.progress')\n"
+      "  return twitter\n"
+      "end\n";
+    if (luaL_dostring(L, WITH_PROGRESS) != LUA_OK) lua_pop(L, 1);   /* cannot fail but for memory */
+  }
 }
 
 static void host_env_entry(void *ud, const char *key, const char *value, int line) {
@@ -159,7 +163,8 @@ static int host_load_env(const char *path, int optional) {
   size_t n;
   if (!f) {
     if (optional && errno == ENOENT) return 1;
-    fprintf(stderr, "%s: cannot open %s: %s\n", HOST_NAME, path, strerror(errno));
+    char why[256];
+    fprintf(stderr, "%s: cannot open %s: %s\n", HOST_NAME, path, util_errno_text(errno, why, sizeof why));
     return 0;
   }
   text = malloc(HOST_MAX_ENV_FILE);

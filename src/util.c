@@ -3,7 +3,7 @@
  * RFC 3986 percent-encoding, base64, SHA-256, the OS/arch for the
  * User-Agent, a CSPRNG, clocks, a sleep, atomic file replacement and a
  * bounded advisory file lock (for token files shared between processes),
- * the ID check `all_in`, and a one-shot loopback listener (OAuth redirects).
+ * and a one-shot loopback listener (OAuth redirects).
  */
 #define _POSIX_C_SOURCE 200809L
 #define _DEFAULT_SOURCE
@@ -71,28 +71,6 @@ static int util_urlencode(lua_State *L) {
   return 1;
 }
 
-/* all_in(v, chars, max) -> true when v is a string of 1 to max bytes, every
- * one of them found in chars; false for anything else (numbers included). */
-static int util_all_in(lua_State *L) {
-  size_t n, k, i;
-  unsigned char in_set[256] = {0};
-  const unsigned char *s, *set = (const unsigned char *)luaL_checklstring(L, 2, &k);
-  lua_Integer max = luaL_checkinteger(L, 3);
-  if (lua_type(L, 1) != LUA_TSTRING) {
-    lua_pushboolean(L, 0);
-    return 1;
-  }
-  s = (const unsigned char *)lua_tolstring(L, 1, &n);
-  if (n == 0 || (lua_Integer)n > max) {       /* too short or too long: no scan */
-    lua_pushboolean(L, 0);
-    return 1;
-  }
-  for (i = 0; i < k; i++) in_set[set[i]] = 1;
-  for (i = 0; i < n && in_set[s[i]]; i++) {}
-  lua_pushboolean(L, i == n);
-  return 1;
-}
-
 /* platform() -> os, arch (lower-case os name, machine name), from uname(2). */
 static int util_platform(lua_State *L) {
   struct utsname u;
@@ -143,8 +121,9 @@ static int util_monotonic(lua_State *L) {
   return 1;
 }
 
-/* sleep(seconds): at most one day.  Raises "interrupted" if the host was
- * asked to stop (Ctrl-C) before or during the wait. */
+/* sleep(seconds) -> true | nil, "interrupted": at most one day; ends early,
+ * returning nil, "interrupted", when the host was asked to stop (Ctrl-C)
+ * before or during the wait. */
 static int util_sleep(lua_State *L) {
   lua_Number s = luaL_checknumber(L, 1);
   struct timespec ts, left;
@@ -154,8 +133,13 @@ static int util_sleep(lua_State *L) {
     ts.tv_nsec = (long)((s - (lua_Number)ts.tv_sec) * 1e9);
     while (nanosleep(&ts, &left) != 0 && errno == EINTR && !scalekit_interrupted) ts = left;
   }
-  if (scalekit_interrupted) return luaL_error(L, "interrupted");
-  return 0;
+  if (scalekit_interrupted) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "interrupted");
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
 }
 
 /* isatty(fd) -> true when the file descriptor is a terminal. */
@@ -250,10 +234,19 @@ static int util_sha256(lua_State *L) {
   return 1;
 }
 
+/* The text of errno value e, in buf (strerror_r: unlike strerror, it
+ * shares no static buffer). */
+const char *util_errno_text(int e, char *buf, size_t n) {
+  if (strerror_r(e, buf, n) != 0) snprintf(buf, n, "error %d", e);
+  return buf;
+}
+
+/* Pushes nil and "<what> <path>: <errno text>".  Returns 2. */
 static int push_errno(lua_State *L, const char *what, const char *path) {
+  char text[256];
   int e = errno;
   lua_pushnil(L);
-  lua_pushfstring(L, "%s %s: %s", what, path, strerror(e));
+  lua_pushfstring(L, "%s %s: %s", what, path, util_errno_text(e, text, sizeof text));
   return 2;
 }
 
@@ -574,7 +567,6 @@ static int util_listen(lua_State *L) {
 void util_register(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"urlencode", util_urlencode},
-    {"all_in", util_all_in},
     {"platform", util_platform},
     {"random_bytes", util_random_bytes},
     {"now", util_now},

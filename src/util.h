@@ -3,6 +3,7 @@
 #define SCALEKIT_UTIL_H
 
 #include <signal.h>
+#include <stddef.h>
 
 #include "lua.h"
 
@@ -12,9 +13,12 @@ extern volatile sig_atomic_t scalekit_interrupted;
 /* Set by the host at start-up: transfers then watch scalekit_interrupted. */
 extern int scalekit_interrupt_armed;
 
-/* Sets urlencode, all_in, base64, unbase64, sha256, platform, random_bytes,
+/* Sets urlencode, base64, unbase64, sha256, platform, random_bytes,
  * now, monotonic, sleep, isatty, atomic_file, write_file_atomic, lock_file
  * and listen on the table at the top of the stack. */
 void util_register(lua_State *L);
+
+/* The text of errno value e, written into buf[0..n) (for the host too). */
+const char *util_errno_text(int e, char *buf, size_t n);
 
 #endif

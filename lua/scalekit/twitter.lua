@@ -8,20 +8,21 @@
 -- Each of the 80 tools is a method (`tw:post_create`, or by its full name
 -- `tw:twitter_post_create`) and a module function using the default client
 -- (`twitter.configure{...}`, then `twitter.post_create{...}`).  The functions
--- are made from the catalog (`scalekit.twitter.catalog`) at load time.
+-- are made from the catalog (`scalekit.twitter.catalog`) at load time; every
+-- call goes through one pipeline (`scalekit.twitter.call`).
 -- @module scalekit.twitter
 
 local core = require "scalekit.core"
 local errors = require "scalekit.twitter.errors"
 local tools = require "scalekit.twitter.tools"
-local scalekit = require "scalekit.twitter.scalekit"
-local transport = require "scalekit.twitter.transport"
-local direct = require "scalekit.twitter.direct"
+local config = require "scalekit.twitter.config"
+local call = require "scalekit.twitter.call"
+local raw = require "scalekit.twitter.raw"
 local oauth2 = require "scalekit.twitter.oauth2"
 local paging = require "scalekit.twitter.paging"
-local batch = require "scalekit.twitter.batch"
 local media = require "scalekit.twitter.media"
-local policy = require "scalekit.twitter.policy"
+local stream = require "scalekit.twitter.stream"
+local accounts = require "scalekit.twitter.accounts"
 local options = require "scalekit.twitter.options"
 
 local M = {}
@@ -43,248 +44,39 @@ M.json = { encode = core.json_encode, decode = core.json_decode }
 -- `refresh`, `revoke`, `parse_redirect` (see `scalekit.twitter.oauth2`).
 M.oauth2 = oauth2
 
---- Default progress hooks for every client (the scalekit-lua host sets them
--- when stderr is a terminal): `on_wait(seconds, why)` before a wait ("retry",
--- "rate_limit", "processing") and `on_progress(sent, total)` during uploads.
--- `on_page(count)` after each page of `pages`/`items`.
-M.on_wait, M.on_progress, M.on_page = nil, nil, nil
-
--- opts with the module's on_page hook filled in when the caller set none.
-local function with_page_hook(opts)
-  if M.on_page == nil or (opts and opts.on_page ~= nil) then return opts end
-  local o = { on_page = M.on_page }
-  for k, v in pairs(opts or {}) do o[k] = v end
-  return o
-end
-
 --- Mark `t` (default: a new table) as a JSON array, so `{}` encodes as `[]`.
 function M.array(t) return setmetatable(t or {}, core.array_mt) end
 --- Mark `t` (default: a new table) as a JSON object.
 function M.object(t) return setmetatable(t or {}, core.object_mt) end
 
-local object_mt, array_mt = core.object_mt, core.array_mt
+-- The hooks clients made from now on get when their options set none.
+local default_hooks = {}
+
+--- Set the default progress hooks of the clients made from now on (the
+-- scalekit-lua host sets them when stderr is a terminal):
+-- `on_wait(seconds, why)` before a wait ("retry", "rate_limit",
+-- "processing"), `on_progress(sent, total)` during uploads, `on_page(count)`
+-- after each page of `pages`/`items`.  A hook left out is cleared.
+-- @tparam table hooks
+function M.set_defaults(hooks)
+  if type(hooks) ~= "table" then error("scalekit.twitter.set_defaults expects a table of hooks", 2) end
+  options.check(hooks, "scalekit.twitter.set_defaults", 2, {
+    on_wait = { kind = "function" }, on_progress = { kind = "function" }, on_page = { kind = "function" } })
+  default_hooks = { on_wait = hooks.on_wait, on_progress = hooks.on_progress, on_page = hooks.on_page }
+end
 
 -- Client state that must not show up when a client table is printed or
--- traversed (the protocol object holds the secrets), keyed by client.
+-- traversed (the backend holds the secrets), keyed by client: `backend`,
+-- `hooks`, the cached own user id `me`, the account context `ctx`.
 local state = setmetatable({}, { __mode = "k" })
 
+-- The methods of every client; Scalekit and direct clients each get a copy
+-- with the methods of their mode (connected accounts; streams).
 local Client = {}
-local client_mt = { __name = "scalekit.twitter.client" }
-
-local KNOWN_OPTION = options.SPEC
-
-local LOOPBACK = { ["127.0.0.1"] = true, ["localhost"] = true, ["[::1]"] = true }
-
-local function getenv(...)
-  for i = 1, select("#", ...) do
-    local v = os.getenv((select(i, ...)))
-    if v and v ~= "" then return v end
-  end
-  return nil
-end
-
--- Configuration mistakes are raised as a ConfigError and re-raised as a
--- message by the public function that was called (`new`, or a module-level
--- call that makes the default client), at its caller's line.
-local ConfigError = {}
-
-local function config_error(msg)
-  error(setmetatable({ message = "scalekit.twitter.new: " .. msg }, ConfigError), 0)
-end
-
--- Run make(opts); re-raise a configuration mistake at `level` (as for
--- error, counted from the caller of guarded).
-local function guarded(make, opts, level)
-  local ok, r = pcall(make, opts)
-  if ok then return r end
-  if getmetatable(r) == ConfigError then error(r.message, level + 1) end
-  error(r, 0)
-end
-
--- Refuse a credential that cannot go where it is sent: a token goes in an
--- HTTP header (no control characters, no spaces); a client secret goes in a
--- form (no control characters).
-local function check_secret(name, value)
-  if value == nil then return end
-  local ok
-  if name == "client_secret" then ok = type(value) == "string" and not value:find("%c")
-  else ok = value == "" or transport.header_safe(value) end
-  if not ok then
-    config_error(("%s must be a string without %scontrol characters"):format(name,
-      name == "client_secret" and "" or "spaces or "))
-  end
-end
-
-local function check_url(name, url, allow_http)
-  local scheme, host = url:match("^(%a+)://([^/?#]+)")
-  if not scheme then config_error(("%s %q is not an http(s) URL"):format(name, url)) end
-  scheme = scheme:lower()
-  host = host:gsub("^.*@", ""):gsub(":%d+$", ""):lower()
-  if scheme ~= "https" and scheme ~= "http" then
-    config_error(("%s must use https, got %s://"):format(name, scheme))
-  end
-  if scheme == "http" and not LOOPBACK[host] and not allow_http then
-    config_error(name .. " uses http:// for a non-loopback host; use https:// "
-                 .. "(or set allow_insecure_http = true)")
-  end
-end
-
-local function debug_writer(opt)
-  if type(opt) == "function" then return opt end
-  if opt == true or (opt == nil and getenv("SCALEKIT_DEBUG")) then
-    return function(line) io.stderr:write("[scalekit] ", line, "\n") end
-  end
-  return nil
-end
-
-local DIRECT_ONLY = { "bearer_token", "access_token", "refresh_token", "token_file" }
-local DIRECT_ENV = { "X_BEARER_TOKEN", "X_ACCESS_TOKEN", "X_REFRESH_TOKEN", "X_TOKEN_FILE" }
-
--- "scalekit" or "direct": as asked, else Scalekit when its credentials are
--- there, else direct when X credentials are.
-local function pick_mode(opts)
-  if opts.mode ~= nil then
-    if opts.mode ~= "scalekit" and opts.mode ~= "direct" then
-      config_error(("mode must be \"scalekit\" or \"direct\", got %q"):format(tostring(opts.mode)))
-    end
-    return opts.mode
-  end
-  if opts.env_url or getenv("SCALEKIT_CLIENT_SECRET", "SCALEKIT_ENVIRONMENT_URL", "SCALEKIT_ENV_URL") then
-    return "scalekit"
-  end
-  for _, k in ipairs(DIRECT_ONLY) do if opts[k] then return "direct" end end
-  if getenv(table.unpack(DIRECT_ENV)) then return "direct" end
-  return "scalekit"
-end
-
-local function new_scalekit(self, opts, common)
-  local env_url = opts.env_url or getenv("SCALEKIT_ENVIRONMENT_URL", "SCALEKIT_ENV_URL")
-  local client_id = opts.client_id or getenv("SCALEKIT_CLIENT_ID")
-  local secret = { client_secret = opts.client_secret or getenv("SCALEKIT_CLIENT_SECRET") }
-  local missing = {}
-  if not env_url then missing[#missing + 1] = "env_url (SCALEKIT_ENVIRONMENT_URL)" end
-  if not client_id then missing[#missing + 1] = "client_id (SCALEKIT_CLIENT_ID)" end
-  if not secret.client_secret then missing[#missing + 1] = "client_secret (SCALEKIT_CLIENT_SECRET)" end
-  if #missing > 0 then
-    config_error("missing " .. table.concat(missing, ", ")
-                 .. " (or, for direct mode, X_BEARER_TOKEN / X_ACCESS_TOKEN)")
-  end
-  check_secret("client_secret", secret.client_secret)
-  check_url("env_url", env_url, opts.allow_insecure_http)
-  self.env_url = env_url:gsub("/+$", "")
-  self.client_id = client_id
-  self.identifier = opts.identifier or getenv("SCALEKIT_IDENTIFIER")
-  self.connection_name = opts.connection_name or "twitter"
-  self.connected_account_id = opts.connected_account_id
-  self.organization_id = opts.organization_id
-  self.user_id = opts.user_id
-  common.env_url, common.client_id, common.secret = self.env_url, client_id, secret
-  common.redact = errors.redactor(secret)
-  return scalekit.new(common), common.redact
-end
-
-local function new_direct(self, opts, common)
-  local secret = {
-    bearer_token = opts.bearer_token or getenv("X_BEARER_TOKEN"),
-    access_token = opts.access_token or getenv("X_ACCESS_TOKEN"),
-    refresh_token = opts.refresh_token or getenv("X_REFRESH_TOKEN"),
-    client_secret = opts.client_secret or getenv("X_CLIENT_SECRET"),
-  }
-  local token_file = opts.token_file or getenv("X_TOKEN_FILE")
-  if not (secret.bearer_token or secret.access_token or secret.refresh_token or token_file) then
-    config_error("direct mode needs bearer_token, access_token, refresh_token or token_file "
-                 .. "(X_BEARER_TOKEN, X_ACCESS_TOKEN, X_REFRESH_TOKEN, X_TOKEN_FILE)")
-  end
-  for _, k in ipairs{ "bearer_token", "access_token", "refresh_token", "client_secret" } do
-    check_secret(k, secret[k])
-  end
-  local base = opts.api_base_url or getenv("X_API_BASE_URL") or oauth2.API_BASE_URL
-  check_url("api_base_url", base, opts.allow_insecure_http)
-  self.api_base_url = base:gsub("/+$", "")
-  self.client_id = opts.client_id or getenv("X_CLIENT_ID")
-  self.token_file = token_file
-  common.secret, common.client_id, common.api_base_url = secret, self.client_id, self.api_base_url
-  common.expires_at, common.token_file, common.on_token = opts.expires_at, token_file, opts.on_token
-  common.token_url = opts.token_url
-  common.redact = errors.redactor(secret)
-  return direct.new(common), common.redact
-end
-
---- Make a client.
--- Scalekit mode (default): options not given come from the environment:
--- `SCALEKIT_ENVIRONMENT_URL` (or `SCALEKIT_ENV_URL`), `SCALEKIT_CLIENT_ID`,
--- `SCALEKIT_CLIENT_SECRET`, `SCALEKIT_IDENTIFIER`.  Direct mode (`mode =
--- "direct"`, or picked when only X credentials are given): `X_BEARER_TOKEN`,
--- `X_ACCESS_TOKEN`, `X_REFRESH_TOKEN`, `X_TOKEN_FILE`, `X_CLIENT_ID`,
--- `X_CLIENT_SECRET`, `X_API_BASE_URL`.  `ca_file` defaults to
--- `SSL_CERT_FILE` or `CURL_CA_BUNDLE`.  Raises on a configuration mistake
--- (missing credentials, unknown option or bad value, a credential with
--- control characters, plain-http URL to a remote host).
--- @tparam[opt] table opts see README "Configuration"
--- @treturn table the client
-local make_client
-
-function M.new(opts)
-  local client = guarded(make_client, opts, 2)    -- not a tail call: level 2 is our caller
-  return client
-end
-
--- twitter.new without the re-raise (raises ConfigErrors).
-function make_client(opts)
-  if opts ~= nil and type(opts) ~= "table" then
-    config_error("expected a table of options, got " .. type(opts))
-  end
-  opts = opts or {}
-  local ok, why = pcall(options.check, opts, "scalekit.twitter.new", 1)
-  if not ok then error(setmetatable({ message = why }, ConfigError), 0) end
-  local wait = opts.wait_on_rate_limit == true
-  local max_wait = opts.max_wait or 900
-  -- the whole call's deadline; each attempt is bounded by the transport's
-  local call_timeout = opts.timeout or policy.DEFAULT_TIMEOUT + (wait and max_wait or 0)
-  local self = setmetatable({ mode = pick_mode(opts), timeout = call_timeout }, client_mt)
-  local common = {
-    ca_file = opts.ca_file or getenv("SSL_CERT_FILE", "CURL_CA_BUNDLE"),
-    proxy = opts.proxy, max_response = opts.max_response, timeout = opts.timeout or policy.DEFAULT_TIMEOUT,
-    connect_timeout = opts.connect_timeout, stall_timeout = opts.stall_timeout,
-    debug = debug_writer(opts.debug),
-    policy = { max_retries = opts.max_retries or 2, retry_base = opts.retry_base or 0.5,
-               wait_on_rate_limit = wait, max_wait = max_wait, timeout = opts.timeout,
-               on_wait = opts.on_wait or function(...) if M.on_wait then return M.on_wait(...) end end },
-  }
-  local backend, redact
-  if self.mode == "direct" then
-    backend, redact = new_direct(self, opts, common)
-  else
-    backend, redact = new_scalekit(self, opts, common)
-  end
-  state[self] = { backend = backend, redact = redact }
-  return self
-end
-
--- Methods come from Client (a plain table, so method lookups stay fast); an
--- option left unset reads as nil; any other name is a programmer mistake and
--- raises with a suggestion.
-client_mt.__index = Client
-setmetatable(Client, { __index = function(_, key)
-  if not KNOWN_OPTION[key] then
-    local guess = type(key) == "string" and tools.suggest(key, tools.names())
-    error(("scalekit.twitter: client has no method or field '%s'%s"):format(
-      tostring(key), guess and ("; did you mean '%s'?"):format(guess) or ""), 2)
-  end
-end })
-
-client_mt.__tostring = function(self)
-  if self.mode == "direct" then
-    return ("scalekit.twitter client (mode=direct, api_base_url=%s, client_id=%s)"):format(
-      self.api_base_url, tostring(self.client_id))
-  end
-  return ("scalekit.twitter client (mode=%s, env_url=%s, client_id=%s, identifier=%s, connection=%s)"):format(
-    self.mode, self.env_url, self.client_id, tostring(self.identifier), self.connection_name)
-end
 
 -- Raise unless `self` is a client; `level` as for check_table.
 local function check_client(self, method, level)
-  if getmetatable(self) ~= client_mt then
+  if state[self] == nil then
     error(("scalekit.twitter: call %s with a colon: tw:%s{...}"):format(method, method),
           (level or 2) + 1)
   end
@@ -332,11 +124,15 @@ local function my_id(self)
 end
 
 -- The params to send and (Scalekit mode) the account context of a call of
--- `tool`, or nil, err: validation, the account check and the "your own id"
--- fill-in.
+-- `tool`, or nil, err: validation, the mode's parameter check, the account
+-- check and the "your own id" fill-in.
 local function prepare_call(self, tool, input)
   local params, err = tools.validate(tool, input or {})
   if not params then return nil, err end
+  if tool.scalekit_only[1] then
+    err = tools.check_mode(tool, params, self.mode)
+    if err then return nil, err end
+  end
   local ctx
   if self.mode == "scalekit" then
     ctx = context(self)
@@ -352,20 +148,20 @@ local function prepare_call(self, tool, input)
   return params, ctx
 end
 
--- A checked call of `tool`: prepare, then hand it to the backend.
+-- A checked call of `tool`: prepare, then the pipeline.
 local function run(self, tool, input, opts)
   local params, ctx = prepare_call(self, tool, input)
   if not params then return nil, ctx end
-  if ctx == nil then return state[self].backend:execute(tool, params, opts) end
-  return state[self].backend:execute(tool.name, params, ctx, opts)
+  return call.execute(state[self].backend, tool, params, ctx, opts)
 end
 
 --- Run a tool by name (full or short).
 -- @tparam string name e.g. "twitter_post_create"
 -- @tparam[opt] table input the tool's parameters
 -- @tparam[opt] table opts this call's `timeout`, `max_retries`,
---   `wait_on_rate_limit`, `max_wait` (over the client's)
--- @return data (the tool output), info `{ execution_id =, tool =, rate_limit = }`; or nil, err
+--   `wait_on_rate_limit`, `max_wait`, ... (over the client's)
+-- @return data (the tool output), info `{ tool =, status =, execution_id =, rate_limit = }`
+--   (`execution_id` in Scalekit mode); or nil, err
 function Client:execute(name, input, opts)
   check_client(self, "execute")
   check_table(input, "tool input", 2)
@@ -385,68 +181,6 @@ function Client:rate_limit(name)
   return state[self].backend.rate[tool and tool.name or name]
 end
 
--- The keys a raw request takes besides the per-call options; each value
--- says what it must be.
-local REQUEST_KEYS = {
-  path = "string", method = "string", params = "table", query_params = "table", queryParams = "table",
-  body = "table or string", form_data = "table", raw_body = "string", headers = "table",
-}
-local REQUEST_NAMES = {}
-for k in pairs(REQUEST_KEYS) do REQUEST_NAMES[#REQUEST_NAMES + 1] = k end
-for _, k in ipairs(options.CALL_NAMES) do REQUEST_NAMES[#REQUEST_NAMES + 1] = k end
-table.sort(REQUEST_NAMES)
-
--- A form body from `form_data`: a map (sent in key order) or an array of
--- { name, value } pairs (sent in that order).
-local function form_pairs(form)
-  if form[1] ~= nil then return form end
-  local names, out = {}, {}
-  for k in pairs(form) do names[#names + 1] = k end
-  table.sort(names)
-  for i, k in ipairs(names) do out[i] = { k, form[k] } end
-  return out
-end
-
--- The backend's form of a raw request `req` (see Client:request); raises
--- for a programmer mistake, blaming the caller of `request`.
-local function raw_request(req)
-  if type(req) ~= "table" or type(req.path) ~= "string" then
-    error("scalekit.twitter: request expects a table with a string 'path'", 3)
-  end
-  local call_opts
-  for k, v in pairs(req) do
-    local want = REQUEST_KEYS[k]
-    if want == nil then
-      if not (options.SPEC[k] and options.SPEC[k].call) then
-        local guess = type(k) == "string" and tools.suggest(k, REQUEST_NAMES)
-        error(("scalekit.twitter: request has no field '%s'%s"):format(tostring(k),
-          guess and ("; did you mean '%s'?"):format(guess) or "; it takes " .. table.concat(REQUEST_NAMES, ", ")), 3)
-      end
-      call_opts = call_opts or {}
-      call_opts[k] = v
-    elseif not want:find(type(v), 1, true) then
-      error(("scalekit.twitter: request field '%s' must be a %s, got %s"):format(k, want, type(v)), 3)
-    end
-  end
-  if call_opts then options.check(call_opts, "scalekit.twitter: request", 3, nil, true) end
-  local bodies = (req.body ~= nil and 1 or 0) + (req.form_data ~= nil and 1 or 0) + (req.raw_body ~= nil and 1 or 0)
-  if bodies > 1 then error("scalekit.twitter: request takes one of body, form_data and raw_body", 3) end
-  local query
-  for _, k in ipairs{ "query_params", "queryParams", "params" } do
-    if req[k] then
-      query = query or {}
-      for name, v in pairs(req[k]) do query[name] = v end
-    end
-  end
-  local method, path, rate_key = transport.raw_target(req, 3)
-  local body = req.body
-  return { path = path, method = method, rate_key = rate_key, query = query,
-           json = type(body) == "table" and body or nil,
-           body = type(body) == "string" and body or req.raw_body,
-           form = req.form_data and form_pairs(req.form_data) or nil,
-           headers = req.headers, timeout = req.timeout, opts = call_opts }
-end
-
 --- Call the provider API: through Scalekit's proxy, or straight to X in
 -- direct mode.
 -- @tparam table req `path` (required), `method` ("GET"), `params`,
@@ -457,123 +191,24 @@ end
 -- @return `{ status =, headers =, body =, json = }` or nil, err
 function Client:request(req)
   check_client(self, "request")
-  local r = raw_request(req)
-  if self.mode == "direct" then return state[self].backend:request(r) end
-  return state[self].backend:proxy(r, context(self))
-end
-
--- Query/body fields that name the connected account.
-local function account_ref(self, extra)
-  local t = scalekit.compact{
-    connector = self.connection_name, identifier = self.identifier,
-    id = self.connected_account_id, organization_id = self.organization_id,
-    user_id = self.user_id,
-  }
-  for k, v in pairs(extra or {}) do t[k] = v end
-  return t
-end
-
-local function account_call(self, what, method, path, opts)
-  if self.mode ~= "scalekit" then
-    error(("scalekit.twitter: %s is a Scalekit call; this client is in %s mode"):format(what, self.mode), 3)
-  end
-  return state[self].backend:account_call(method, path, { what = what }, opts)
-end
-
---- A magic link the user opens to connect their X account.
--- @tparam[opt] table opts `state`, `user_verify_url`
--- @return `{ link =, expiry = }` or nil, err
-function Client:get_authorization_link(opts)
-  check_client(self, "get_authorization_link")
-  check_table(opts, "get_authorization_link", 2)
-  opts = opts or {}
-  return account_call(self, "get_authorization_link", "POST", "/api/v1/connected_accounts/magic_link",
-    { json = account_ref(self, { state = opts.state, user_verify_url = opts.user_verify_url }) })
-end
-
---- The connected account (with its status and authorization details).
--- @return account table or nil, err (kind "not_found" when there is none)
-function Client:get_connected_account()
-  check_client(self, "get_connected_account")
-  local j, err = account_call(self, "get_connected_account", "GET", "/api/v1/connected_accounts/auth",
-                              { query = account_ref(self) })
-  if not j then return nil, err end
-  return j.connected_account or setmetatable({}, object_mt)
-end
-
---- The connected account, created first when it does not exist.  When
--- `authorization_details` is given and the account exists, it is updated.
--- @tparam[opt] table opts `authorization_details`
--- @return account table or nil, err
-function Client:get_or_create_connected_account(opts)
-  check_client(self, "get_or_create_connected_account")
-  check_table(opts, "get_or_create_connected_account", 2)
-  local details = opts and opts.authorization_details
-  local acct, err = self:get_connected_account()
-  local body
-  if acct then
-    if not details then return acct end
-    body = account_ref(self, { connected_account = { authorization_details = details } })
-    local j
-    j, err = account_call(self, "update_connected_account", "PUT", "/api/v1/connected_accounts", { json = body })
-    return j and j.connected_account, err
-  end
-  if err.kind ~= "not_found" then return nil, err end
-  body = account_ref(self, { connected_account = {
-    authorization_details = details or { oauth_token = setmetatable({}, object_mt) } } })
-  body.id = nil
-  local j
-  j, err = account_call(self, "create_connected_account", "POST", "/api/v1/connected_accounts", { json = body })
-  return j and j.connected_account, err
-end
-
---- Connected accounts of this connection and identifier, one page.
--- @tparam[opt] table opts `page_size`, `page_token`, `query`, `provider`
--- @return `{ connected_accounts =, next_page_token =, total_size = }` or nil, err
-function Client:list_connected_accounts(opts)
-  check_client(self, "list_connected_accounts")
-  check_table(opts, "list_connected_accounts", 2)
-  opts = opts or {}
-  local q = account_ref(self, { page_size = opts.page_size, page_token = opts.page_token,
-                                query = opts.query, provider = opts.provider })
-  q.id = nil
-  local j, err = account_call(self, "list_connected_accounts", "GET", "/api/v1/connected_accounts", { query = q })
-  if not j then return nil, err end
-  j.connected_accounts = setmetatable(j.connected_accounts or {}, array_mt)
-  return j
-end
-
---- Delete the connected account.
--- @return true or nil, err
-function Client:delete_connected_account()
-  check_client(self, "delete_connected_account")
-  local j, err = account_call(self, "delete_connected_account", "POST",
-                              "/api/v1/connected_accounts:delete", { json = account_ref(self) })
-  if not j then return nil, err end
-  return true
-end
-
---- Confirm the user who completed the authorization flow.
--- @tparam table opts `auth_request_id` (required), `identifier` (default: the client's)
--- @return `{ post_user_verify_redirect_url = }` or nil, err
-function Client:verify_connected_account_user(opts)
-  check_client(self, "verify_connected_account_user")
-  check_table(opts, "verify_connected_account_user", 2)
-  opts = opts or {}
-  if type(opts.auth_request_id) ~= "string" or opts.auth_request_id == "" then
-    return nil, errors.new("invalid_input",
-      "verify_connected_account_user: auth_request_id (a string) is required", { param = "auth_request_id" })
-  end
-  return account_call(self, "verify_connected_account_user", "POST", "/api/v1/connected_accounts/user/verify",
-    { json = scalekit.compact{ auth_request_id = opts.auth_request_id,
-                               identifier = opts.identifier or self.identifier } })
+  local r = raw.check(req)
+  return call.raw(state[self].backend, r, self.mode == "scalekit" and context(self) or nil)
 end
 
 --- Close the client's connections now (they are also closed when the
 -- client is garbage collected).
 function Client:close()
   check_client(self, "close")
-  state[self].backend.http:close()
+  state[self].backend:close()
+end
+
+-- opts with the client's on_page hook filled in when the caller set none.
+local function with_page_hook(self, opts)
+  local hook = state[self].hooks.on_page
+  if hook == nil or (opts and opts.on_page ~= nil) then return opts end
+  local o = { on_page = hook }
+  for k, v in pairs(opts or {}) do o[k] = v end
+  return o
 end
 
 -- The tool for a paging call; raises for tools that do not paginate.
@@ -600,6 +235,7 @@ local COUNT = { kind = "count", min = 1, max = math.maxinteger }
 local PAGES_OPTIONS = { limit = COUNT, on_page = { kind = "function" } }
 local ITEMS_OPTIONS = { limit = COUNT, pages = COUNT, expand = { kind = "boolean" }, on_page = { kind = "function" } }
 local BATCH_OPTIONS = { concurrency = { kind = "count", min = 1, max = 64 } }
+local BATCH_MAX_CALLS = 10000
 local STREAM_OPTIONS = { reconnect = { kind = "boolean" }, sleep = { kind = "function" } }
 local UPLOAD_OPTIONS = { file = { kind = "string" }, media_type = { kind = "string" },
                          media_category = { kind = "string" }, on_progress = { kind = "function" },
@@ -617,7 +253,7 @@ function Client:pages(name, input, opts)
   check_client(self, "pages")
   check_table(input, "pages input", 2)
   check_call_options(opts, "pages", PAGES_OPTIONS)
-  return paging.pages(self, paging_tool(name), input, with_page_hook(opts))
+  return paging.pages(self, paging_tool(name), input, with_page_hook(self, opts))
 end
 
 --- Iterate over the items of every page (`data` entries):
@@ -628,7 +264,7 @@ function Client:items(name, input, opts)
   check_client(self, "items")
   check_table(input, "items input", 2)
   check_call_options(opts, "items", ITEMS_OPTIONS)
-  return paging.items(self, paging_tool(name), input, with_page_hook(opts))
+  return paging.items(self, paging_tool(name), input, with_page_hook(self, opts))
 end
 
 --- Run many tool calls concurrently over the client's connection pool.
@@ -638,29 +274,32 @@ end
 function Client:batch(calls, opts)
   check_client(self, "batch")
   if type(calls) ~= "table" then error("scalekit.twitter: batch expects an array of { name, input }", 2) end
-  if #calls > batch.MAX_CALLS then
-    error(("scalekit.twitter: batch takes at most %d calls"):format(batch.MAX_CALLS), 2)
+  if #calls > BATCH_MAX_CALLS then
+    error(("scalekit.twitter: batch takes at most %d calls"):format(BATCH_MAX_CALLS), 2)
   end
   check_call_options(opts, "batch", BATCH_OPTIONS)
   opts = opts or {}
-  local backend = state[self].backend
-  local hooks = {
-    prepare = function(name, input)
-      if type(input) ~= "table" and input ~= nil then
-        return nil, errors.new("invalid_input", tostring(name) .. ": input must be a table")
-      end
-      local tool, err = tools.lookup(name)
-      if not tool then return nil, err end
-      local params, ctx = prepare_call(self, tool, input)
-      if not params then return nil, ctx end
-      return tool, params, ctx
-    end,
-    request = function(tool, params)
-      if self.mode == "direct" then return backend:batch_request(tool, params, opts) end
-      return backend:batch_request(tool, params, context(self), opts)
-    end,
-  }
-  return batch.run(self, backend, hooks, calls, opts)
+  local results, jobs, slot = {}, {}, {}
+  for i, c in ipairs(calls) do
+    local name, input = c[1], c[2]
+    local tool, params, ctx, err
+    if type(input) ~= "table" and input ~= nil then
+      err = errors.new("invalid_input", tostring(name) .. ": input must be a table")
+    else
+      tool, err = tools.lookup(name)
+      if tool then params, ctx = prepare_call(self, tool, input) end
+      if tool and not params then err = ctx end
+    end
+    if err then
+      results[i] = { err = err }
+    else
+      jobs[#jobs + 1], slot[#jobs + 1] = { tool = tool, params = params, ctx = ctx }, i
+    end
+  end
+  local out = call.batch(state[self].backend, jobs, options.call_options(opts, { concurrency = true }),
+                         opts.concurrency or 8)
+  for k, r in ipairs(out) do results[slot[k]] = r end
+  return results
 end
 
 --- Upload a media file; picks one-shot or chunked upload from the file.
@@ -673,33 +312,99 @@ function Client:upload_media(opts)
     error("scalekit.twitter: upload_media expects { file = path, ... }", 2)
   end
   options.check(opts, "scalekit.twitter: upload_media", 2, UPLOAD_OPTIONS, true)
-  if opts.on_progress == nil and M.on_progress then
+  local hook = state[self].hooks.on_progress
+  if opts.on_progress == nil and hook then
     local o = {}
     for k, v in pairs(opts) do o[k] = v end
-    o.on_progress = M.on_progress
+    o.on_progress = hook
     opts = o
   end
   return media.upload(self, opts)
 end
+
+-- The methods of each mode's clients: the common ones, plus the connected
+-- accounts (Scalekit) or streams (direct).
+local methods = { scalekit = {}, direct = {} }
+
+local function backend_of(self) return state[self].backend end
+
+accounts.install(methods.scalekit, backend_of, function(self, name) check_client(self, name, 3) end)
 
 --- Read a streaming tool (direct mode): `on_event(event)` is called for each
 -- event while it returns true; the stream reconnects with X's backoff.
 -- @tparam string name e.g. "twitter_tweet_label_stream"
 -- @tparam table input the tool's parameters
 -- @tparam function on_event
+-- @tparam[opt] table opts `reconnect` (default true), `sleep`, and per-call options
 -- @return the number of events delivered, or nil, err
-function Client:stream(name, input, on_event, opts)
+function methods.direct:stream(name, input, on_event, opts)
   check_client(self, "stream")
   check_table(input, "stream input", 2)
   if type(on_event) ~= "function" then error("scalekit.twitter: stream needs an on_event function", 2) end
   check_call_options(opts, "stream", STREAM_OPTIONS)
-  if self.mode ~= "direct" then error("scalekit.twitter: stream is available in direct mode", 2) end
   local tool, err = tools.lookup(name)
   if not tool then return nil, err end
   local params
   params, err = tools.validate(tool, input or {})
   if not params then return nil, err end
-  return state[self].backend:stream(tool, params, on_event, opts)
+  return stream.read(state[self].backend, tool, params, on_event, opts)
+end
+
+-- Which mode has the methods the other lacks (for the message when one is
+-- called on the wrong client).
+local MODE_OF = { stream = "direct" }
+for _, name in ipairs(accounts.NAMES) do MODE_OF[name] = "scalekit" end
+
+local client_mt = {}
+for mode, t in pairs(methods) do
+  -- an option left unset reads as nil; any other name is a programmer
+  -- mistake and raises with a suggestion
+  setmetatable(t, { __index = function(_, key)
+    if options.SPEC[key] then return nil end
+    if MODE_OF[key] then
+      error(("scalekit.twitter: %s is available on %s clients; this client is in %s mode"):format(
+        key, MODE_OF[key] == "direct" and "direct-mode" or "Scalekit", mode), 2)
+    end
+    local guess = type(key) == "string" and tools.suggest(key, tools.names())
+    error(("scalekit.twitter: client has no method or field '%s'%s"):format(
+      tostring(key), guess and ("; did you mean '%s'?"):format(guess) or ""), 2)
+  end })
+  client_mt[mode] = { __name = "scalekit.twitter.client", __index = t }
+end
+
+local function client_tostring(self)
+  if self.mode == "direct" then
+    return ("scalekit.twitter client (mode=direct, api_base_url=%s, client_id=%s)"):format(
+      self.api_base_url, tostring(self.client_id))
+  end
+  return ("scalekit.twitter client (mode=%s, env_url=%s, client_id=%s, identifier=%s, connection=%s)"):format(
+    self.mode, self.env_url, self.client_id, tostring(self.identifier), self.connection_name)
+end
+client_mt.scalekit.__tostring, client_mt.direct.__tostring = client_tostring, client_tostring
+
+-- twitter.new without the re-raise (raises ConfigErrors).
+local function make_client(opts)
+  local fields, backend, hooks = config.make(opts, default_hooks)
+  local self = setmetatable(fields, client_mt[fields.mode])
+  state[self] = { backend = backend, hooks = hooks }
+  return self
+end
+
+--- Make a client.
+-- Scalekit mode (default): options not given come from the environment:
+-- `SCALEKIT_ENVIRONMENT_URL` (or `SCALEKIT_ENV_URL`), `SCALEKIT_CLIENT_ID`,
+-- `SCALEKIT_CLIENT_SECRET`, `SCALEKIT_IDENTIFIER`.  Direct mode (`mode =
+-- "direct"`, or picked when only X credentials are given): `X_BEARER_TOKEN`,
+-- `X_ACCESS_TOKEN`, `X_REFRESH_TOKEN`, `X_TOKEN_FILE`, `X_CLIENT_ID`,
+-- `X_CLIENT_SECRET`, `X_API_BASE_URL`.  `ca_file` defaults to
+-- `SSL_CERT_FILE` or `CURL_CA_BUNDLE`.  Raises on a configuration mistake
+-- (missing credentials, unknown option or bad value, a credential with
+-- control characters, plain-http URL to a remote host).
+-- @tparam[opt] table opts see README "Configuration"
+-- @treturn table the client
+function M.new(opts)
+  local client = config.guarded(make_client, opts, 2)    -- not a tail call: level 2 is our caller
+  return client
 end
 
 -- The default client for module-level calls ------------------------------
@@ -716,7 +421,7 @@ end
 -- The default client, made now if needed; a configuration mistake is
 -- raised at `level` (as for error, counted from the caller of default).
 local function default(level)
-  if not default_client then default_client = guarded(make_client, default_opts, level + 1) end
+  if not default_client then default_client = config.guarded(make_client, default_opts, level + 1) end
   return default_client
 end
 
@@ -771,9 +476,12 @@ for _, tool in ipairs(tools.list) do
   M[tool.name], M[tool.short] = fn, fn
 end
 
-M.Client = Client
+-- Every client method goes on both modes' method tables (plain tables, so
+-- method lookups stay fast).
+for _, t in pairs(methods) do
+  for k, f in pairs(Client) do t[k] = f end
+end
 
--- Inside the scalekit-lua host, show waits and uploads when stderr is a terminal.
-if package.loaded["scalekit.host"] and core.isatty(2) then require("scalekit.twitter.progress")(M) end
+M.Client = Client
 
 return M

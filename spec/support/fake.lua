@@ -2,6 +2,7 @@
 -- port), script it, and read back exactly what the SDK sent.
 
 local core = require "scalekit.core"
+local transport = require "scalekit.twitter.transport"
 
 local M = {}
 
@@ -32,7 +33,7 @@ function M.start(opts)
   local port = line and tonumber(line:match("^PORT (%d+)"))
   assert(port, "fake server did not start: " .. tostring(line))
   return setmetatable({ port = port, url = scheme .. "://127.0.0.1:" .. port, proc = proc,
-                        http = core.http_new{ ca_file = opts.tls and opts.tls.cert } }, Fake)
+                        http = transport.new{ ca_file = opts.tls and opts.tls.cert } }, Fake)
 end
 
 --- A new empty directory under /tmp (remove it with fake.rmdir).
@@ -58,14 +59,14 @@ end
 
 --- POST a control command; returns the decoded answer.
 function Fake:control(name, arg)
-  local status, _, body = self.http:request{
+  local resp = assert(self.http:send{
     method = name == "requests" and "GET" or "POST",
     url = self.url .. "/__sandbox/" .. name,
-    headers = { "Content-Type: application/json" },
+    headers = { ["Content-Type"] = "application/json" },
     body = arg and assert(core.json_encode(arg)) or nil,
-  }
-  assert(status == 200, "control " .. name .. " failed: " .. tostring(status))
-  return assert(core.json_decode(body))
+  })
+  assert(resp.status == 200, "control " .. name .. " failed: " .. tostring(resp.status))
+  return assert(core.json_decode(resp.body))
 end
 
 --- Forget recorded requests and queued scripts (accounts and tokens stay).

@@ -11,7 +11,8 @@
 --   auth     who X accepts: "user" (user context), "app" (app-only bearer),
 --            "any" (either) or "none"
 --   scopes   OAuth 2.0 scopes X requires (user context)
---   self_id  `id` must be the authenticated user's ID; the SDK fills it in
+--   self_id  the tool acts on the authenticated user: it gets an optional
+--            `id` parameter (that user's ID), which the SDK fills in
 --   together parameters given all together or not at all (a poll needs its
 --            options and its duration)
 --   one_of   parameters of which at least one is needed (a DM's text or media)
@@ -22,11 +23,14 @@
 -- Direct mode (X API v2) routing, also data: path parameters are the {name}s
 -- in `http`; other parameters go in the query (GET, DELETE) or the JSON body
 -- under `wire` (a dotted path; "a[].b" makes an array of objects; `split`
--- turns a comma-separated string into an array; `wire = false` means not
--- sent to X).  `query_const` / `body_const` are fixed values; `direct` names
--- the few tools that are sequences rather than one request ("fan_out": one
--- POST per item of the `fan_out` parameter, "media_upload_large",
--- "media_upload", "stream").
+-- turns a comma-separated string into an array).  `default_from = "p"`: when
+-- left out, X gets a value derived from parameter p (media_category from the
+-- media_type, which is then read by the SDK and not sent: `wire = false`).
+-- `scalekit_only`: Scalekit's tool takes it but X's route does not, so it is
+-- refused in direct mode.  `query_const` / `body_const` are fixed values of
+-- the route.  `sequence` names the tools that are several X requests in
+-- direct mode (see scalekit.twitter.sequences): "fan_out" (one POST per item
+-- of the `fan_out` parameter), "chunked_upload", "stream".
 -- Constraints: min/max (integer), min_len/max_len (string length; max_len
 -- on an array: each item), enum, format ("id": 1-19 digits, "username",
 -- "space_id", "dm_conversation_id", "date_time": RFC 3339),
@@ -63,7 +67,7 @@ local tools = {
     summary = "Subscribe to activity events (profile changes, follows, Spaces...) of one user.",
     http = "POST /2/activity/subscriptions",
     auth = "any",
-    direct = "fan_out", fan_out = "event_types",
+    sequence = "fan_out", fan_out = "event_types",
     params = {
       { "event_types", "array", required = true, wire = "event_type", items = "string", doc = "Event types to subscribe to, one subscription each (e.g. follow.follow, profile.update.bio)" },
       { "user_id", "string", required = true, format = "id", wire = "filter.user_id", doc = "ID of the user whose activity to watch" },
@@ -77,7 +81,6 @@ local tools = {
     scopes = { "block.read", "tweet.read", "users.read" },
     self_id = true,
     params = {
-      { "id", "string", required = true, format = "id", doc = "ID of the authenticated user (looked up when omitted)" },
       "expansions",
       { "max_results", min = 1, max = 1000 },
       "pagination_token",
@@ -92,7 +95,6 @@ local tools = {
     scopes = { "bookmark.write", "tweet.read", "users.read" },
     self_id = true,
     params = {
-      { "id", "string", required = true, format = "id", doc = "ID of the authenticated user (looked up when omitted)" },
       { "tweet_id", "string", required = true, format = "id", doc = "ID of the post to bookmark" },
     },
   },
@@ -104,7 +106,6 @@ local tools = {
     scopes = { "bookmark.write", "tweet.read", "users.read" },
     self_id = true,
     params = {
-      { "id", "string", required = true, format = "id", doc = "ID of the authenticated user (looked up when omitted)" },
       { "tweet_id", "string", required = true, format = "id", doc = "ID of the post to remove from bookmarks" },
     },
   },
@@ -116,7 +117,6 @@ local tools = {
     scopes = { "bookmark.read", "tweet.read", "users.read" },
     self_id = true,
     params = {
-      { "id", "string", required = true, format = "id", doc = "ID of the authenticated user (looked up when omitted)" },
       "expansions",
       { "max_results", min = 1, max = 100 },
       "pagination_token",
@@ -202,7 +202,7 @@ local tools = {
     scopes = { "dm.read", "dm.write" },
     params = {
       { "event_id", "string", required = true, format = "id", doc = "ID of the message event to delete" },
-      { "participant_id", "string", required = true, format = "id", wire = false, doc = "ID of the other user in the conversation" },
+      { "participant_id", "string", required = true, format = "id", scalekit_only = true, doc = "ID of the other user in the conversation" },
     },
   },
   {
@@ -348,7 +348,6 @@ local tools = {
     scopes = { "list.write", "tweet.read", "users.read" },
     self_id = true,
     params = {
-      { "id", "string", required = true, format = "id", doc = "ID of the authenticated user (looked up when omitted)" },
       { "list_id", "string", required = true, format = "id", doc = "ID of the list to follow" },
     },
   },
@@ -423,7 +422,6 @@ local tools = {
     scopes = { "list.write", "tweet.read", "users.read" },
     self_id = true,
     params = {
-      { "id", "string", required = true, format = "id", doc = "ID of the authenticated user (looked up when omitted)" },
       { "list_id", "string", required = true, format = "id", doc = "ID of the list to pin" },
     },
   },
@@ -450,7 +448,6 @@ local tools = {
     scopes = { "list.write", "tweet.read", "users.read" },
     self_id = true,
     params = {
-      { "id", "string", required = true, format = "id", doc = "ID of the authenticated user (looked up when omitted)" },
       { "list_id", "string", required = true, format = "id", doc = "ID of the list to stop following" },
     },
   },
@@ -462,7 +459,6 @@ local tools = {
     scopes = { "list.write", "tweet.read", "users.read" },
     self_id = true,
     params = {
-      { "id", "string", required = true, format = "id", doc = "ID of the authenticated user (looked up when omitted)" },
       { "list_id", "string", required = true, format = "id", doc = "ID of the list to unpin" },
     },
   },
@@ -485,11 +481,10 @@ local tools = {
     http = "POST /2/media/upload",
     auth = "user",
     scopes = { "media.write" },
-    direct = "media_upload",
     params = {
       { "media", "string", required = true, doc = "The file's bytes, base64-encoded" },
       { "media_type", "string", required = true, wire = false, doc = "MIME type of the file, e.g. image/png" },
-      "media_category",
+      { "media_category", default_from = "media_type" },
     },
   },
   {
@@ -510,11 +505,10 @@ local tools = {
     http = "POST /2/media/upload",
     auth = "user",
     scopes = { "media.write" },
-    direct = "media_upload",
     params = {
       { "media_data", "string", required = true, wire = "media", doc = "The file's bytes, base64-encoded" },
       { "media_type", "string", required = true, wire = false, doc = "MIME type of the file, e.g. image/jpeg" },
-      "media_category",
+      { "media_category", default_from = "media_type" },
     },
   },
   {
@@ -527,7 +521,7 @@ local tools = {
       { "media_type", "string", required = true, doc = "MIME type of the file, e.g. video/mp4" },
       { "total_bytes", "integer", required = true, doc = "Size of the whole file in bytes" },
       { "additional_owners", "string", split = true, doc = "Comma-separated IDs of other users allowed to use this media" },
-      "media_category",
+      { "media_category", default_from = "media_type" },
     },
   },
   {
@@ -536,7 +530,7 @@ local tools = {
     http = "POST /2/media/upload/initialize",
     auth = "user",
     scopes = { "media.write" },
-    direct = "media_upload_large",
+    sequence = "chunked_upload",
     params = {
       { "media_data", "string", required = true, doc = "The whole file, base64-encoded" },
       { "media_type", "string", required = true, doc = "MIME type of the file, e.g. video/mp4" },
@@ -564,7 +558,6 @@ local tools = {
     scopes = { "mute.read", "tweet.read", "users.read" },
     self_id = true,
     params = {
-      { "id", "string", required = true, format = "id", doc = "ID of the authenticated user (looked up when omitted)" },
       "expansions",
       { "max_results", min = 1, max = 1000 },
       "pagination_token",
@@ -626,7 +619,6 @@ local tools = {
     scopes = { "like.write", "tweet.read", "users.read" },
     self_id = true,
     params = {
-      { "id", "string", required = true, format = "id", doc = "ID of the authenticated user (looked up when omitted)" },
       { "tweet_id", "string", required = true, format = "id", doc = "ID of the post to like" },
     },
   },
@@ -680,7 +672,6 @@ local tools = {
     scopes = { "tweet.read", "tweet.write", "users.read" },
     self_id = true,
     params = {
-      { "id", "string", required = true, format = "id", doc = "ID of the authenticated user (looked up when omitted)" },
       { "tweet_id", "string", required = true, format = "id", doc = "ID of the post to repost" },
     },
   },
@@ -720,7 +711,6 @@ local tools = {
     scopes = { "like.write", "tweet.read", "users.read" },
     self_id = true,
     params = {
-      { "id", "string", required = true, format = "id", doc = "ID of the authenticated user (looked up when omitted)" },
       { "tweet_id", "string", required = true, format = "id", doc = "ID of the post to unlike" },
     },
   },
@@ -732,7 +722,6 @@ local tools = {
     scopes = { "tweet.read", "tweet.write", "users.read" },
     self_id = true,
     params = {
-      { "id", "string", required = true, format = "id", doc = "ID of the authenticated user (looked up when omitted)" },
       { "source_tweet_id", "string", required = true, format = "id", doc = "ID of the original post that was reposted" },
     },
   },
@@ -878,11 +867,11 @@ local tools = {
     summary = "Stream label events (e.g. public-interest notices) applied to posts.",
     http = "GET /2/tweets/label/stream",
     auth = "app",
-    direct = "stream",
+    sequence = "stream",
     params = {
       { "backfill_minutes", "integer", min = 0, max = 5, doc = "Minutes of missed events to replay after a reconnect" },
-      { "expansions", wire = false },
-      { "tweet_fields", wire = false },
+      { "expansions", scalekit_only = true },
+      { "tweet_fields", scalekit_only = true },
     },
   },
   {
@@ -903,7 +892,6 @@ local tools = {
     scopes = { "follows.write", "tweet.read", "users.read" },
     self_id = true,
     params = {
-      { "id", "string", required = true, format = "id", doc = "ID of the authenticated user (looked up when omitted)" },
       { "target_user_id", "string", required = true, format = "id", doc = "ID of the user to follow" },
     },
   },
@@ -998,7 +986,6 @@ local tools = {
     scopes = { "mute.write", "tweet.read", "users.read" },
     self_id = true,
     params = {
-      { "id", "string", required = true, format = "id", doc = "ID of the authenticated user (looked up when omitted)" },
       { "target_user_id", "string", required = true, format = "id", doc = "ID of the user to mute" },
     },
   },
@@ -1038,7 +1025,6 @@ local tools = {
     scopes = { "tweet.read", "users.read" },
     self_id = true,
     params = {
-      { "id", "string", required = true, format = "id", doc = "ID of the authenticated user (looked up when omitted)" },
       { "exclude", "string", doc = "Comma-separated kinds of posts to leave out: replies, retweets" },
       "expansions",
       { "max_results", min = 1, max = 100 },
@@ -1055,7 +1041,6 @@ local tools = {
     scopes = { "follows.write", "tweet.read", "users.read" },
     self_id = true,
     params = {
-      { "id", "string", required = true, format = "id", doc = "ID of the authenticated user (looked up when omitted)" },
       { "target_user_id", "string", required = true, format = "id", doc = "ID of the user to unfollow" },
     },
   },
@@ -1067,7 +1052,6 @@ local tools = {
     scopes = { "mute.write", "tweet.read", "users.read" },
     self_id = true,
     params = {
-      { "id", "string", required = true, format = "id", doc = "ID of the authenticated user (looked up when omitted)" },
       { "target_user_id", "string", required = true, format = "id", doc = "ID of the user to unmute" },
     },
   },

@@ -75,7 +75,7 @@ end
 
 --- Entry point for the host: main("--tools" | "--schema" | "--call", ...).
 function M.main(command, ...)
-  if core.isatty(2) then require("scalekit.twitter.progress")(twitter) end
+  if core.isatty(2) then twitter.set_defaults(require "scalekit.twitter.progress") end
   if command == "--tools" then return M.tools() end
   if command == "--schema" then return M.schema(...) end
   if command == "--call" then return M.call(...) end

@@ -85,7 +85,10 @@ function M.await(media, status, opts)
     end
     local wait = math.min(math.max(tonumber(info.check_after_secs) or 1, 0), M.MAX_STATUS_WAIT)
     if opts.on_wait then opts.on_wait(wait, "processing") end
-    core.sleep(wait)
+    if not core.sleep(wait) then
+      return nil, errors.new("interrupted", label .. ": interrupted while waiting for processing",
+                             { tool = opts.tool })
+    end
     local m, err = status(media.id)
     if not m then return nil, err end
     m.id = m.id or media.id
@@ -93,6 +96,50 @@ function M.await(media, status, opts)
   end
   return nil, errors.new("timeout", ("%s: media still processing after %d checks"):format(
     label, M.MAX_STATUS_CHECKS), { tool = opts.tool })
+end
+
+--- The chunked upload flow, written once for every way of uploading:
+-- initialize, append each chunk, finalize, then wait while X processes.
+-- `step(what, ...)` makes the requests: `step("init")` -> media id;
+-- `step("append", id, bytes, segment)` -> true; `step("finalize", id)` and
+-- `step("status", id)` -> the media object; each may fail with nil, err.
+-- `read()` gives the next chunk (at most MAX_SEGMENTS of them) or nil at
+-- the end.
+-- @tparam[opt] table opts `on_progress(sent)` after each chunk, plus
+--   `await`'s options
+-- @return the final media object (with `id`), or nil, err
+function M.upload_chunks(step, read, opts)
+  opts = opts or {}
+  local id, err = step("init")
+  if not id then return nil, err end
+  local sent, segment = 0, 0
+  while true do
+    local bytes = read()
+    if not bytes then break end
+    if segment == M.MAX_SEGMENTS then
+      return nil, errors.new("invalid_input", ("%s: the media needs more than %d chunks"):format(
+        opts.label or "upload_media", M.MAX_SEGMENTS), { tool = opts.tool })
+    end
+    local ok
+    ok, err = step("append", id, bytes, segment)
+    if not ok then return nil, err end
+    sent, segment = sent + #bytes, segment + 1
+    if opts.on_progress then opts.on_progress(sent) end
+  end
+  local media
+  media, err = step("finalize", id)
+  if not media then return nil, err end
+  media.id = media.id or id
+  return M.await(media, function(mid) return step("status", mid) end, opts)
+end
+
+-- A reader of `chunk`-byte pieces of the open file f (the last piece of
+-- memory dropped before the next is read, so memory stays flat).
+local function file_chunks(f, chunk)
+  return function()
+    collectgarbage()
+    return f:read(chunk)
+  end
 end
 
 --- Upload a file; returns the media id (string) and the final media object.
@@ -139,38 +186,38 @@ function M.upload(client, opts)
     return fail("invalid_input", ("%s: %d bytes cannot be sent in 1..%d chunks of %d bytes"):format(
       opts.file, size, M.MAX_SEGMENTS, chunk), { param = "file" })
   end
-  local d, err = client:execute("twitter_media_upload_init", {
-    media_type = media_type, total_bytes = size, media_category = category }, call)
-  if not d then f:close(); return nil, err end
-  local id = media_of(d).id
-  if type(id) ~= "string" then f:close(); return fail("protocol", "initialize returned no media id") end
-  local sent, segment = 0, 0
-  while true do
-    local bytes = f:read(chunk)
-    if not bytes then break end
-    d, err = client:execute("twitter_media_upload_append", {
-      media_id = id, media_data = core.base64(bytes), segment_index = segment }, call)
-    bytes = nil                                   -- luacheck: ignore 311
-    if not d then f:close(); return nil, err end
-    sent, segment = sent + chunk, segment + 1
-    progress(math.min(sent, size), size)
-    collectgarbage()                              -- keep memory flat: drop the last chunk now
-  end
+  local steps = {
+    init = function()
+      local d, err = client:execute("twitter_media_upload_init", {
+        media_type = media_type, total_bytes = size, media_category = category }, call)
+      if not d then return nil, err end
+      local id = media_of(d).id
+      if type(id) ~= "string" then return fail("protocol", "initialize returned no media id") end
+      return id
+    end,
+    append = function(id, bytes, segment)
+      return client:execute("twitter_media_upload_append", {
+        media_id = id, media_data = core.base64(bytes), segment_index = segment }, call)
+    end,
+    finalize = function(id)
+      local finalize = { method = "POST", path = "/2/media/upload/" .. id .. "/finalize" }
+      for k, v in pairs(call or {}) do finalize[k] = v end
+      local resp, err = client:request(finalize)
+      if not resp then return nil, err end
+      return media_of(resp.json)
+    end,
+    status = function(id)
+      local st, err = client:execute("twitter_media_upload_status_get", { media_id = id }, call)
+      if not st then return nil, err end
+      return media_of(st)
+    end,
+  }
+  local media, err = M.upload_chunks(function(what, ...) return steps[what](...) end, file_chunks(f, chunk), {
+    on_progress = function(sent) progress(sent, size) end,
+    on_wait = opts.on_wait, tool = "twitter_media_upload_status_get" })
   f:close()
-  local resp
-  local finalize = { method = "POST", path = "/2/media/upload/" .. id .. "/finalize" }
-  for k, v in pairs(call or {}) do finalize[k] = v end
-  resp, err = client:request(finalize)
-  if not resp then return nil, err end
-  local media = media_of(resp.json)
-  media.id = media.id or id
-  media, err = M.await(media, function(mid)
-    local st, serr = client:execute("twitter_media_upload_status_get", { media_id = mid }, call)
-    if not st then return nil, serr end
-    return media_of(st)
-  end, { on_wait = opts.on_wait, tool = "twitter_media_upload_status_get" })
   if not media then return nil, err end
-  return id, media
+  return media.id, media
 end
 
 return M

@@ -27,6 +27,7 @@ M.SPEC = {
   wait_on_rate_limit = { kind = "boolean", call = true },
   max_wait = { kind = "seconds", call = true },
   on_wait = { kind = "function", call = true },
+  on_progress = { kind = "function" }, on_page = { kind = "function" },
   -- direct mode
   bearer_token = { kind = "string" }, access_token = { kind = "string" },
   refresh_token = { kind = "string" }, expires_at = { kind = "number" },

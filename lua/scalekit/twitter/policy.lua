@@ -14,6 +14,7 @@
 -- @module scalekit.twitter.policy
 
 local core = require "scalekit.core"
+local errors = require "scalekit.twitter.errors"
 
 local M = {}
 
@@ -23,6 +24,12 @@ M.IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = t
 local RETRY_STATUS = { [502] = true, [503] = true, [504] = true }
 
 local tointeger = math.tointeger
+
+-- The error of a wait cut short by Ctrl-C (final, like an interrupted transfer).
+local function errors_interrupted(req)
+  return errors.new("interrupted", ("%s: interrupted while waiting"):format(req.tool or req.method),
+                    { transport = "interrupted", tool = req.tool })
+end
 -- Header k of h as an integer (math.tointeger reads numeric strings), or nil.
 local function int(h, k)
   local v = h[k]
@@ -32,8 +39,8 @@ end
 --- The rate-limit headers of a response: `{ limit, remaining, reset,
 -- day = { app = {...}, user = {...} } }`, or nil when there are none.
 local DAY = {}      -- header names per who, built once
---- The prefixes of every header `rate_of` reads (transports are asked to
--- flag them, so answers without any skip the header table).
+--- The prefixes of every header `rate_of` reads (read from the header
+-- block alone, so answers never need a table of every header).
 M.RATE_HEADER_PREFIXES = { "x-rate-limit-" }
 for _, who in ipairs{ "app", "user" } do
   local p = "x-" .. who .. "-limit-24hour-"
@@ -57,14 +64,6 @@ function M.rate_of(headers)
     end
   end
   return out
-end
-
---- `rate_of` for a transport response: from the headers the transport kept
--- apart (`rate_headers`, RATE_HEADER_PREFIXES), without the full header
--- table; nil when it saw none.
-function M.rate_of_response(resp)
-  if resp.has_rate_headers == false then return nil end
-  return M.rate_of(resp.rate_headers or resp.headers)
 end
 
 --- True when a 429 is a usage cap (daily/monthly), which no short wait fixes.
@@ -97,38 +96,40 @@ function M.backoff(n, base)
   return d * (0.5 + 0.5 * r)
 end
 
-local CONTEXT_KEYS = { "max_retries", "retry_base", "wait_on_rate_limit", "max_wait", "on_wait", "sleep",
-                       "retry_any_method", "final", "timeout" }
+--- The settings a call can override, with the client's defaults.
+M.KEYS = { "max_retries", "retry_base", "wait_on_rate_limit", "max_wait", "on_wait", "sleep", "timeout",
+           "connect_timeout", "stall_timeout" }
 
-local CALL_KEY = { timeout = true, connect_timeout = true, stall_timeout = true }
-for _, k in ipairs(CONTEXT_KEYS) do CALL_KEY[k] = true end
-
---- `t` when it sets any per-call setting (a timeout or a CONTEXT_KEYS
--- field), else nil: then the client's settings, built once, apply.
-function M.call_options(t)
-  for k in next, t do                  -- a request has few fields
-    if CALL_KEY[k] then return t end
-  end
-  return nil
+--- The client's settings, resolved once: `opts` (the client's options)
+-- over the defaults; the timeout is the client's, else DEFAULT_TIMEOUT plus
+-- `max_wait` when the client waits on rate limits.
+function M.defaults(opts)
+  local s = {
+    max_retries = opts.max_retries or 2, retry_base = opts.retry_base or 0.5,
+    wait_on_rate_limit = opts.wait_on_rate_limit == true, max_wait = opts.max_wait or 900,
+    on_wait = opts.on_wait, sleep = opts.sleep, connect_timeout = opts.connect_timeout,
+    stall_timeout = opts.stall_timeout, client_timeout = opts.timeout, attempt_timeout = opts.timeout,
+  }
+  s.timeout = opts.timeout or M.DEFAULT_TIMEOUT + (s.wait_on_rate_limit and s.max_wait or 0)
+  return s
 end
 
---- The settings of one call: the fields of `fixed`, then the call's own
--- `opts`, then the client's `defaults` (resolved now, into `fixed`).  The
--- timeout is the call's, else the client's, else DEFAULT_TIMEOUT plus
--- `max_wait` when the call waits on rate limits.
-function M.context(fixed, opts, defaults)
-  for i = 1, #CONTEXT_KEYS do
-    local k = CONTEXT_KEYS[i]
-    if fixed[k] == nil then
-      local v = opts and opts[k]
-      if v == nil then v = defaults[k] end
-      fixed[k] = v
-    end
+--- The settings of one call: the call's own `opts` over the client's
+-- `defaults` (those resolved by `defaults`); `defaults` itself when the
+-- call sets none.  The timeout is the call's, else the client's, else
+-- DEFAULT_TIMEOUT plus `max_wait` when the call waits on rate limits.
+function M.settings(opts, defaults)
+  if opts == nil then return defaults end
+  local s = { client_timeout = defaults.client_timeout, attempt_timeout = opts.timeout or defaults.client_timeout }
+  for i = 1, #M.KEYS do
+    local k = M.KEYS[i]
+    local v = opts[k]
+    if v == nil then v = defaults[k] end
+    s[k] = v
   end
-  if fixed.timeout == nil then
-    fixed.timeout = M.DEFAULT_TIMEOUT + (fixed.wait_on_rate_limit and (fixed.max_wait or 900) or 0)
-  end
-  return fixed
+  s.timeout = opts.timeout or defaults.client_timeout
+              or M.DEFAULT_TIMEOUT + (s.wait_on_rate_limit and s.max_wait or 0)
+  return s
 end
 
 --- Seconds left before `req.deadline` (math.huge without one).
@@ -147,59 +148,68 @@ local function is_transient(err)
 end
 M.is_transient = is_transient
 
---- Send with retries and rate-limit waits.
--- @tparam table ctx `method`, `max_retries`, `retry_base`, `wait_on_rate_limit`,
---   `max_wait`, `retry_any_method` (set of statuses safe to repeat for any
---   method), `final(resp)` (true: never repeat this answer), `sleep`,
---   `on_wait(seconds, why)`
--- @tparam function attempt sends once: `attempt(a, req)` returns resp or nil, err
--- @param a first argument of `attempt`
--- @tparam table req the request, second argument of `attempt`; its
---   `deadline` (core.monotonic() time) bounds every wait
--- @param[opt] resp the answer of a first attempt made by the caller
--- @param[opt] err  ... or its error; with neither, the first attempt is made here
+--- Should this answer be repeated, and after how long?  `resp` or `err` is
+-- what one attempt of a `method` request got; `hints` are the backend's:
+-- `retry_any_method` (statuses its server guarantees it did not act on, so
+-- any method may repeat them) and `final(resp)` (true: never repeat).
+-- `retries` and `waits` count what the call already did.
+-- @return the delay in seconds and why ("retry" or "rate_limit"), or nil
+function M.should_repeat(s, hints, method, resp, err, retries, waits)
+  if resp then
+    local status = resp.status
+    if status ~= 429 and not RETRY_STATUS[status] then return nil end
+    if status == 429 then
+      if not s.wait_on_rate_limit or waits >= M.MAX_WAITS or M.is_usage_cap(resp) then return nil end
+      local ra = M.retry_after(resp.headers)
+      if (ra or math.huge) > s.max_wait then return nil end
+      return math.max(ra, 0) + 0.5, "rate_limit"
+    end
+    if retries >= s.max_retries or not (M.IDEMPOTENT[method] or hints.retry_any_method[status])
+       or hints.final(resp) then
+      return nil
+    end
+    return M.backoff(retries + 1, s.retry_base), "retry"
+  end
+  if is_transient(err) and (not err.sent or M.IDEMPOTENT[method]) and retries < s.max_retries then
+    return M.backoff(retries + 1, s.retry_base), "retry"
+  end
+  return nil
+end
+
+--- Say on `err` that a write whose request left the machine may have been
+-- applied (the caller must not simply repeat it).  Returns err.
+function M.mark_applied(err, method)
+  if err.sent and not M.IDEMPOTENT[method] and not err.may_have_been_applied then
+    err.may_have_been_applied = true
+    err.message = err.message .. " (the request was sent: it may have been applied)"
+  end
+  return err
+end
+
+--- Send `req` over `http` with retries and rate-limit waits (see
+-- `should_repeat`); a wait that would pass `req.deadline` is not made.
+-- @tparam table http the transport
+-- @tparam table req the request (its `deadline` bounds every wait)
+-- @tparam table s the call's settings
+-- @tparam table hints the backend's retry hints
 -- @return resp or nil, err (`err.may_have_been_applied` for a write whose
 --   request left the machine)
-function M.send(ctx, attempt, a, req, resp, err)
-  if resp == nil and err == nil then resp, err = attempt(a, req) end
-  -- the usual answer needs no bookkeeping
-  if resp and resp.status ~= 429 and not RETRY_STATUS[resp.status] then return resp end
-  local idempotent = M.IDEMPOTENT[ctx.method] or false
+function M.send(http, req, s, hints)
+  local resp, err = http:send(req)
   local retries, waits = 0, 0
-  local sleep = ctx.sleep or core.sleep
-  local max_retries = ctx.max_retries or 2
-  -- wait d seconds before the next attempt, unless that would pass the deadline
-  local function pause(d, why)
-    if d >= M.time_left(req) then return false end
-    if ctx.on_wait then ctx.on_wait(d, why) end
-    sleep(d)
-    return true
-  end
   while true do
-    if not resp then
-      if is_transient(err) and (not err.sent or idempotent) and retries < max_retries
-         and pause(M.backoff(retries + 1, ctx.retry_base), "retry") then
-        retries = retries + 1
-      else
-        if err.sent and not idempotent then
-          err.may_have_been_applied = true
-          err.message = err.message .. " (the request was sent: it may have been applied)"
-        end
-        return nil, err
-      end
-    elseif resp.status == 429 and ctx.wait_on_rate_limit and waits < M.MAX_WAITS
-           and not M.is_usage_cap(resp) and (M.retry_after(resp.headers) or math.huge) <= (ctx.max_wait or 900)
-           and pause(math.max(M.retry_after(resp.headers), 0) + 0.5, "rate_limit") then
-      waits = waits + 1
-    elseif RETRY_STATUS[resp.status] and (idempotent or (ctx.retry_any_method or {})[resp.status])
-           and retries < max_retries and not (ctx.final and ctx.final(resp))
-           and pause(M.backoff(retries + 1, ctx.retry_base), "retry") then
-      retries = retries + 1
-    else
-      return resp
+    local delay, why = M.should_repeat(s, hints, req.method, resp, err, retries, waits)
+    if not delay or delay >= M.time_left(req) then break end
+    if s.on_wait then s.on_wait(delay, why) end
+    local slept, kind = (s.sleep or core.sleep)(delay)
+    if slept == nil and kind == "interrupted" then
+      return nil, errors_interrupted(req)
     end
-    resp, err = attempt(a, req)
+    if why == "retry" then retries = retries + 1 else waits = waits + 1 end
+    resp, err = http:send(req)
   end
+  if not resp then return nil, M.mark_applied(err, req.method) end
+  return resp
 end
 
 return M

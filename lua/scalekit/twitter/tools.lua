@@ -36,8 +36,8 @@ local function is_dm_conversation_id(v)
 end
 
 -- String formats.  A character-class format is 1 to `max` characters of
--- the class `chars` (ranges as in a Lua pattern): checked by one C scan
--- (`set` is derived from `chars`); the others by `check`.  `pattern` is the
+-- the class `chars` (ranges as in a Lua pattern); the others are checked
+-- by `check`.  `pattern` is the
 -- JSON Schema (ECMA 262) pattern, X's own.
 local FORMATS = {
   id = { chars = "0-9", max = 19, what = "a numeric ID string (1-19 digits)", items = "numeric IDs (1-19 digits)" },
@@ -51,17 +51,13 @@ local FORMATS = {
   date_time = { check = is_date_time, schema_format = "date-time",
                 what = "an RFC 3339 time (e.g. 2026-01-01T00:00:00Z)", items = "RFC 3339 times" },
 }
-local all_in = core.all_in
 for _, f in pairs(FORMATS) do
   if f.chars then
     f.pattern = "^[" .. f.chars .. "]{1," .. f.max .. "}$"
-    f.set = f.chars:gsub("(.)%-(.)", function(a, b)
-      local t = {}
-      for c = a:byte(), b:byte() do t[#t + 1] = string.char(c) end
-      return table.concat(t)
-    end)
-    local set, max = f.set, f.max
-    f.check = function(v) return all_in(v, set, max) end
+    local outside, max = "[^" .. f.chars .. "]", f.max    -- a Lua class: the same ranges
+    f.check = function(v)
+      return type(v) == "string" and #v >= 1 and #v <= max and not v:find(outside)
+    end
   else
     local check = f.check
     f.check = function(v) return type(v) == "string" and check(v) end
@@ -108,22 +104,57 @@ local function normalize_param(entry, x)
   return p
 end
 
+-- The parameter every `self_id` tool has: the authenticated user's ID,
+-- looked up (and cached per client) when it is left out.
+local SELF_ID = { "id", "string", format = "id", doc = "ID of the authenticated user (looked up when omitted)" }
+
+-- The path template of a tool split into literal pieces and parameter
+-- names: "/2/users/{id}" -> { "/2/users/", "id", "" } (odd: text, even:
+-- name), with `names` the set of path parameters.
+local function route_of(path)
+  local route, pos = { names = {} }, 1
+  for s, name, e in path:gmatch("(){([%w_]+)}()") do
+    route[#route + 1] = path:sub(pos, s - 1)
+    route[#route + 1] = name
+    route.names[name] = true
+    pos = e
+  end
+  route[#route + 1] = path:sub(pos)
+  return route
+end
+
+local SEQUENCES = { fan_out = true, chunked_upload = true, stream = true }
+
 local function normalize_tool(entry)
   local t = {}
   for k, v in pairs(entry) do t[k] = v end
   t.short = t.name:sub(#PREFIX + 1)
   t.method, t.path = t.http:match("^(%u+) (/%S+)$")
-  t.params, t.param = {}, {}
+  t.route = route_of(t.path)
+  assert(t.sequence == nil or SEQUENCES[t.sequence], "catalog: unknown sequence " .. tostring(t.sequence))
+  t.params, t.param, t.derived, t.scalekit_only = {}, {}, {}, {}
   local x = x_constraints[t.name] or {}
-  for i, e in ipairs(entry.params) do
+  local entries = entry.params
+  if t.self_id then entries = table.move(entries, 1, #entries, 2, { SELF_ID }) end
+  for i, e in ipairs(entries) do
     local p = normalize_param(e, x[type(e) == "table" and e[1] or e])
-    if t.self_id and p.name == "id" then p.required = false end
+    assert(not t.param[p.name], "catalog: parameter given twice: " .. t.name .. "." .. p.name)
     t.params[i], t.param[p.name] = p, p
+    if p.default_from then t.derived[#t.derived + 1] = p end
+    if p.scalekit_only then t.scalekit_only[#t.scalekit_only + 1] = p.name end
+  end
+  local read = {}
+  for _, p in ipairs(t.derived) do
+    assert(t.param[p.default_from], "catalog: default_from names no parameter")
+    read[p.default_from] = true
+  end
+  for name, p in pairs(t.param) do   -- a parameter not sent must be read by the SDK
+    assert(p.wire ~= false or read[name], "catalog: " .. t.name .. "." .. name .. " is neither sent nor read")
   end
   table.sort(t.params, function(a, b) return a.name < b.name end)
   t.required = {}
   for _, p in ipairs(t.params) do
-    if p.required then t.required[#t.required + 1] = p.name end
+    if p.required and not p.scalekit_only then t.required[#t.required + 1] = p.name end
   end
   for _, rule in ipairs{ "together", "one_of" } do
     for _, name in ipairs(t[rule] or {}) do assert(t.param[name], "catalog: " .. rule .. " names no parameter") end
@@ -411,7 +442,7 @@ local function validate_sorted(tool, input)
     end
   end
   for _, p in ipairs(tool.params) do
-    if p.required and out[p.name] == nil then
+    if p.required and not p.scalekit_only and out[p.name] == nil then
       return input_error(tool, p.name, "required parameter is missing (" .. expected(p) .. ")")
     end
   end
@@ -509,6 +540,24 @@ function M.describe(tool)
   end
   return { name = tool.name, short_name = tool.short, description = tool.summary,
            params = params, http = tool.http, auth = tool.auth }
+end
+
+--- The check of the parameters Scalekit's tool takes and X's route does
+-- not (`scalekit_only`), after `validate`: in Scalekit mode a required one
+-- must be there; in direct mode none may be (it would be dropped).
+-- Returns nil, or an `invalid_input` error naming the parameter.
+function M.check_mode(tool, params, mode)
+  for _, name in ipairs(tool.scalekit_only) do
+    local p = tool.param[name]
+    if mode == "scalekit" and p.required and params[name] == nil then
+      return input_error(tool, name, "required parameter is missing (" .. expected(p) .. ")")
+    elseif mode == "direct" and params[name] ~= nil then
+      return errors.new("invalid_input", ("%s: parameter '%s': Scalekit's tool takes it, but X's %s %s does not "
+        .. "(direct mode); leave it out"):format(tool.name, name, tool.method, tool.path),
+        { tool = tool.name, param = name })
+    end
+  end
+  return nil
 end
 
 return M

@@ -5,6 +5,7 @@
 
 local core = require "scalekit.core"
 local errors = require "scalekit.twitter.errors"
+local policy = require "scalekit.twitter.policy"
 
 local M = {}
 
@@ -60,44 +61,6 @@ function M.encode_form(pairs_list)
   return table.concat(parts, "&")
 end
 
-local Transport = {}
-Transport.__index = Transport
-
---- Make a transport.
--- @tparam table opts `ca_file`, `proxy`, `max_response`, `timeout`,
---   `connect_timeout`, `stall_timeout` (seconds), `headers` (name -> value,
---   sent on every request), `debug` (function(line) or nil), `redact`
---   (function(string) -> string), `watch_headers` (header-name prefixes:
---   each response tells whether it has any, `has_rate_headers`, and keeps
---   them apart as `rate_headers`).
-function M.new(opts)
-  return setmetatable({
-    session = core.http_new{ ca_file = opts.ca_file, proxy = opts.proxy,
-                             max_response = opts.max_response, watch_headers = opts.watch_headers },
-    timeout = opts.timeout or 60,
-    connect_timeout = opts.connect_timeout,
-    stall_timeout = opts.stall_timeout,
-    headers = opts.headers or {},
-    debug = opts.debug,
-    redact = opts.redact or function(s) return s end,
-  }, Transport)
-end
-
-local SENSITIVE = { authorization = true, ["proxy-authorization"] = true, cookie = true }
-
-function Transport:trace(line)
-  if self.debug then self.debug(self.redact(line)) end
-end
-
-local function trace_body(self, prefix, body)
-  if self.debug and body and #body > 0 then
-    if #body > M.DEBUG_BODY_MAX then
-      body = body:sub(1, M.DEBUG_BODY_MAX) .. ("... (%d bytes)"):format(#body)
-    end
-    self:trace(prefix .. body)
-  end
-end
-
 -- Merge header maps into "Name: value" lines.  Later maps win, comparing
 -- names without case; the first spelling of a name is kept.
 local function header_lines(...)
@@ -123,12 +86,54 @@ local function header_lines(...)
 end
 M.header_lines = header_lines
 
+local Transport = {}
+Transport.__index = Transport
+
+--- The timeouts every request gets unless the client or the call sets its
+-- own (seconds): the whole attempt, connecting, and a stall (no byte for
+-- this long).  The C transport has no defaults of its own.
+M.DEFAULTS = { timeout = 60, connect_timeout = 10, stall_timeout = 30 }
+
+--- Make a transport.
+-- @tparam table opts `ca_file`, `proxy`, `max_response`, `timeout`,
+--   `connect_timeout`, `stall_timeout` (seconds, over DEFAULTS), `headers`
+--   (name -> value, sent on every request), `debug` (function(line) or
+--   nil), `redact` (function(string) -> string).
+function M.new(opts)
+  local d = M.DEFAULTS
+  return setmetatable({
+    session = core.http_new{ ca_file = opts.ca_file, proxy = opts.proxy, max_response = opts.max_response },
+    timeout = opts.timeout or d.timeout,
+    connect_timeout = opts.connect_timeout or d.connect_timeout,
+    stall_timeout = opts.stall_timeout or d.stall_timeout,
+    static_lines = header_lines({ ["User-Agent"] = M.USER_AGENT, Accept = "application/json" }, opts.headers),
+    headers = opts.headers or {},
+    debug = opts.debug,
+    redact = opts.redact or function(s) return s end,
+  }, Transport)
+end
+
+local SENSITIVE = { authorization = true, ["proxy-authorization"] = true, cookie = true }
+
+function Transport:trace(line)
+  if self.debug then self.debug(self.redact(line)) end
+end
+
+local function trace_body(self, prefix, body)
+  if self.debug and body and #body > 0 then
+    if #body > M.DEBUG_BODY_MAX then
+      body = body:sub(1, M.DEBUG_BODY_MAX) .. ("... (%d bytes)"):format(#body)
+    end
+    self:trace(prefix .. body)
+  end
+end
+
 -- Responses parse their headers on first access of `headers` (when the
 -- transport got them as one block, `raw_headers`) and decode their JSON body
 -- on first access of `json` (or `json_error`), so a caller that only wants
 -- the data never pays for the rest.  A failed decode stores `json_error`,
 -- which stops further attempts.
-M.lazy_json = { __index = function(resp, key)
+M.response_mt = { __index = function(resp, key)
   if key == "headers" then
     local raw = rawget(resp, "raw_headers")
     if not raw then return nil end
@@ -149,7 +154,7 @@ M.lazy_json = { __index = function(resp, key)
   if key == "json" then return json end
   return err
 end }
-local lazy_json = M.lazy_json
+local response_mt = M.response_mt
 
 --- The JSON value of a response body, decoded at once (the usual answer is
 -- JSON whatever its content type); a body that does not decode is left to
@@ -166,12 +171,6 @@ local TRANSPORT_KIND = { timeout = "timeout", network = "network", tls = "networ
 
 local METHOD = { GET = "GET", POST = "POST", PUT = "PUT", PATCH = "PATCH", DELETE = "DELETE" }
 
---- The method (upper case), the path (with its leading "/") and the
--- rate-limit key (method and path without the query: "GET /2/users/me")
--- of a raw request `{ method =, path = }`.  Raises (at `level`, default
--- the caller's caller) for a method that is not a word of letters or a path
--- with control characters: either would let a caller write a second request
--- into the first.
 --- True when `v` can be sent as (part of) a header value: a non-empty
 -- string without spaces or control characters (a CR or LF would start a
 -- new header).  Tokens are checked with it where they enter.
@@ -186,6 +185,12 @@ local function shown(s)
   return '"' .. s:gsub('[%c"\\]', function(c) return ESCAPE[c] or ("\\%03d"):format(c:byte()) end) .. '"'
 end
 
+--- The method (upper case), the path (with its leading "/") and the
+-- rate-limit key (method and path without the query: "GET /2/users/me")
+-- of a raw request `{ method =, path = }`.  Raises (at `level`, default
+-- the caller's caller) for a method that is not a word of letters or a path
+-- with control characters: either would let a caller write a second request
+-- into the first.
 function M.raw_target(req, level)
   local path, method = req.path, req.method or "GET"
   if type(method) ~= "string" or not method:find("^%a+$") or #method > 16 then
@@ -200,61 +205,38 @@ function M.raw_target(req, level)
   local q = path:find("?", 1, true)
   return method, path, method .. " " .. (q and path:sub(1, q - 1) or path)
 end
-local LINES_CACHE_MAX = 8
-
 -- The header lines of a request without headers of its own: the
--- transport's fixed lines, the content type and the `override` map.  Lines
--- for an override that only sets `authorization` are kept (a few tokens at
--- most), so the usual call builds none.
+-- transport's fixed lines, the content type and the `override` map (the
+-- C session keeps libcurl's list while the lines stay the same).
 local function plain_lines(self, ctype, override)
-  -- the last answer again (the override tables callers reuse are never
-  -- changed in place; the authorization value is checked all the same)
-  if override and override == self.memo_override and ctype == self.memo_ctype
-     and override.authorization == self.memo_auth then
-    return self.memo_lines
-  end
-  if not self.static_lines then
-    self.static_lines = header_lines({ ["User-Agent"] = M.USER_AGENT, Accept = "application/json" },
-                                     self.headers)
-  end
-  local first = override and next(override)
-  local auth = first == "authorization" and next(override, first) == nil and override.authorization
-  local only_auth = type(auth) == "string"
-  local cache = only_auth and self.lines_cache
-  local key = ctype or ""
-  local hit = cache and cache[key] and cache[key][auth]
-  if hit then
-    self.memo_override, self.memo_ctype, self.memo_auth, self.memo_lines = override, ctype, auth, hit
-    return hit
-  end
-  local lines = table.move(self.static_lines, 1, #self.static_lines, 1, {})
+  local fixed = self.static_lines
+  local lines = table.move(fixed, 1, #fixed, 1, {})
   if ctype then lines[#lines + 1] = "Content-Type: " .. ctype end
-  for k, v in pairs(override or {}) do
-    if v ~= false then lines[#lines + 1] = k .. ": " .. tostring(v) end
-  end
-  if only_auth then
-    if not cache or (self.lines_cached or 0) >= LINES_CACHE_MAX then
-      cache, self.lines_cached = {}, 0
-      self.lines_cache = cache
+  if override then
+    for k, v in next, override do
+      if v ~= false then lines[#lines + 1] = k .. ": " .. tostring(v) end
     end
-    cache[key] = cache[key] or {}
-    cache[key][auth] = lines
-    self.lines_cached = self.lines_cached + 1
   end
   return lines
 end
 
+-- Methods that may go out twice (libcurl resends on a dead kept-alive
+-- connection; the retry policy repeats them): the others carry a body,
+-- even an empty one, and go out at most once.
+local IDEMPOTENT = policy.IDEMPOTENT
+
 --- Build the libcurl request for `req` (see `send`), and trace it.
 -- @tparam table req as for `send`
--- @tparam[opt] table into the table to fill (a new one when absent)
 -- @return the request table for the C session, or nil and an error when the
---   body cannot be encoded
-function Transport:build(req, into)
+--   body cannot be encoded or the call's deadline has passed
+function Transport:build(req)
   local url = req.url
   if req.query then
     local q = M.encode_query(req.query)
     if q ~= "" then url = url .. (url:find("?", 1, true) and "&" or "?") .. q end
   end
+  local method = req.method or "GET"
+  method = METHOD[method] or method:upper()
   local body, ctype = req.body, nil
   if req.json ~= nil then
     local err
@@ -264,6 +246,8 @@ function Transport:build(req, into)
   elseif req.form then
     body, ctype = M.encode_form(req.form), "application/x-www-form-urlencoded"
   end
+  local once = not IDEMPOTENT[method]
+  if body == nil and once then body = "" end
   local lines
   if req.headers == nil then
     lines = plain_lines(self, ctype, req.override)
@@ -271,8 +255,6 @@ function Transport:build(req, into)
     lines = header_lines({ ["User-Agent"] = M.USER_AGENT, Accept = "application/json", ["Content-Type"] = ctype },
                          self.headers, req.headers, req.override)
   end
-  local method = req.method or "GET"
-  method = METHOD[method] or method:upper()
   if self.debug then
     self:trace(("> %s %s"):format(method, url))
     for _, l in ipairs(lines) do
@@ -290,34 +272,28 @@ function Transport:build(req, into)
     end
     if left < timeout then timeout = left end
   end
-  local creq = into or {}
-  creq.method, creq.url, creq.headers, creq.body = method, url, lines, body
-  creq.timeout = timeout
-  creq.connect_timeout = req.connect_timeout or self.connect_timeout
-  creq.stall_timeout = req.stall_timeout or self.stall_timeout
-  return creq
+  return { method = method, url = url, headers = lines, body = body, once = once, raw_headers = true,
+           timeout = timeout, connect_timeout = req.connect_timeout or self.connect_timeout,
+           stall_timeout = req.stall_timeout or self.stall_timeout }
 end
 
---- Turn what the C session returned for `creq` into a response or an error.
--- `headers` is a table, or the raw header block (then `watched` holds the
--- watched headers alone, or false, and the full table is made on first use).
-function Transport:finish(req, creq, status, headers, rbody, seconds, watched)
-  if not status then
-    local kind, msg, sent = headers, rbody, seconds
-    self:trace(("< %s: %s"):format(kind, msg))
-    return nil, errors.new(TRANSPORT_KIND[kind] or "network",
-                           ("%s %s: %s"):format(creq.method, self.redact(creq.url), self.redact(msg)),
-                           { transport = kind, sent = sent, tool = req.tool })
-  end
+--- The error for a transport failure of `creq` (what the C session gave:
+-- kind, message, sent).
+function Transport:failure(req, creq, kind, msg, sent)
+  self:trace(("< %s: %s"):format(kind, msg))
+  return errors.new(TRANSPORT_KIND[kind] or "network",
+                    ("%s %s: %s"):format(creq.method, self.redact(creq.url), self.redact(msg)),
+                    { transport = kind, sent = sent, tool = req.tool })
+end
+
+--- The response for what the C session answered to `creq`: `headers` is
+-- the raw header block (parsed on first use, see response_mt) or a table.
+function Transport:response(status, headers, rbody, seconds)
   local resp
-  if creq.raw_headers then
-    -- headers, json and json_error are filled in when read (tool calls read
-    -- none of them: they decode with json_of and take rate_headers)
-    resp = setmetatable({ status = status, raw_headers = headers, has_rate_headers = watched and true or watched,
-                          rate_headers = watched or nil, body = rbody, seconds = seconds }, lazy_json)
+  if type(headers) == "string" then
+    resp = setmetatable({ status = status, raw_headers = headers, body = rbody, seconds = seconds }, response_mt)
   else
-    resp = setmetatable({ status = status, headers = headers, body = rbody, seconds = seconds,
-                          json = nil, json_error = nil }, lazy_json)
+    resp = setmetatable({ status = status, headers = headers, body = rbody, seconds = seconds }, response_mt)
   end
   if self.debug then
     self:trace(("< %d (%.3f s)"):format(status, seconds))
@@ -336,42 +312,25 @@ end
 --   HTTP status, or nil and an error for a transport failure or a body that
 --   cannot be encoded.
 function Transport:send(req)
-  local creq, status, headers, rbody, seconds, watched = self:perform(req)
-  if not creq then return nil, status end
-  return self:finish(req, creq, status, headers, rbody, seconds, watched)
-end
-
---- Send one request and return what the C session answered, before any
--- response table is made: the request as sent (`creq`), then status, header
--- block, body, seconds and the watched headers (a table, or false); or `creq`,
--- nil, kind, message, sent for a transport failure; or nil, err when the body
--- cannot be encoded.  `finish(req, creq, ...)` turns the answer into what
--- `send` returns, so a caller that only needs the body of a 2xx answer can
--- skip it.  `creq` stays valid until the next request on this transport.
-function Transport:perform(req)
-  -- one request table per transport, reused: the C session does not keep it
-  local creq, err = self:build(req, self.creq)
+  local creq, err = self:build(req)
   if not creq then return nil, err end
-  creq.raw_headers = true            -- parsed only if someone looks (see lazy_json)
-  self.creq = nil                    -- a nested send (from a debug hook) gets its own
-  local status, headers, rbody, seconds, watched = self.session:request(creq)
-  self.creq = creq
-  return creq, status, headers, rbody, seconds, watched
+  local status, headers, rbody, seconds = self.session:request(creq)
+  if not status then return nil, self:failure(req, creq, headers, rbody, seconds) end
+  return self:response(status, headers, rbody, seconds)
 end
 
---- Send one request and decode a 2xx JSON answer at once, without making
--- a response table: returns the decoded table (object or array), the status
--- and the watched headers (a table, or false; nil when the transport watches
--- none).  Any other outcome comes back as `send` gives it, after a nil:
--- `nil, resp` or `nil, nil, err`.
-function Transport:send_json(req)
-  local creq, status, headers, rbody, seconds, watched = self:perform(req)
-  if not creq then return nil, nil, status end
-  if status and status >= 200 and status <= 299 then
-    local j = json_decode(rbody)
-    if type(j) == "table" then return j, status, watched end
+--- The rate-limit headers of a response alone (names starting with one of
+-- `prefixes`), without a table of every header.
+function M.headers_with(resp, prefixes)
+  local raw = rawget(resp, "raw_headers")
+  if raw then return core.parse_headers(raw, prefixes) end
+  local out = {}
+  for k, v in pairs(resp.headers or {}) do
+    for i = 1, #prefixes do
+      if k:sub(1, #prefixes[i]) == prefixes[i] then out[k] = v end
+    end
   end
-  return nil, self:finish(req, creq, status, headers, rbody, seconds, watched)
+  return out
 end
 
 --- Send many requests at once over the same connection pool.
@@ -391,15 +350,21 @@ function Transport:send_many(reqs, concurrency)
   local raw = self.session:request_many(creqs, concurrency)
   for k, r in ipairs(raw) do
     local i = index[k]
-    local resp, err
     if r.error then
-      resp, err = self:finish(reqs[i], creqs[k], nil, r.error, r.message, r.sent)
+      out[i] = { err = self:failure(reqs[i], creqs[k], r.error, r.message, r.sent) }
     else
-      resp, err = self:finish(reqs[i], creqs[k], r.status, r.headers, r.body, r.seconds)
+      out[i] = { resp = self:response(r.status, r.headers, r.body, r.seconds) }
     end
-    out[i] = { resp = resp, err = err }
   end
   return out
+end
+
+--- Open a stream: `req` as for `send` (a GET without a total timeout);
+-- returns the C stream (`read`, `response`, `close`) or nil, err.
+function Transport:stream(req)
+  local creq, err = self:build(req)
+  if not creq then return nil, err end
+  return self.session:stream(creq)
 end
 
 function Transport:close()
