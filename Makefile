@@ -4,7 +4,7 @@
 #   make          build scalekit/core.so and bin/scalekit-lua
 #   make run      the main job: examples/quickstart.lua (local sandbox without credentials)
 #   make test     build and run the busted suite under Lua 5.4
-#   make lint     luacheck
+#   make lint     luacheck, and scripts/checksrc.lua over the C
 #   make asan     run the suite against an AddressSanitizer + UBSan build
 #   make valgrind run the suite under valgrind (leaks and invalid accesses are errors)
 #   make fuzz     build the libFuzzer targets and run each for FUZZ_SECONDS
@@ -81,6 +81,7 @@ test: deps all
 
 lint:
 	luacheck --no-color lua spec examples scripts/*.lua bench/*.lua
+	$(LUA) scripts/checksrc.lua src/*.c src/*.h fuzz/*.c bench/*.c
 
 # ASan/UBSan: the module is loaded into lua5.4, so the runtime is preloaded.
 asan: clean

@@ -281,7 +281,7 @@ describe("OAuth 2.0", function()
     f:clear()
     local tok = assert(twitter.oauth2.exchange_code{ client_id = CLIENT_ID, client_secret = CLIENT_SECRET,
       code = code, redirect_uri = redirect, code_verifier = verifier, api_base_url = f.url })
-    local r = f:requests()[1]
+    r = f:requests()[1]
     assert.equals("/2/oauth2/token", r.path)
     assert.equals("Basic " .. core.base64(CLIENT_ID .. ":" .. CLIENT_SECRET), fake.header(r, "authorization"))
     assert.equals("grant_type=authorization_code&code=" .. code .. "&redirect_uri=" .. core.urlencode(redirect)

@@ -533,7 +533,8 @@ describe("streams under hostile servers", function()
 
   it("go through the transport like any call: same headers, the debug trace, redaction", function()
     local lines = {}
-    local traced = direct(f, { bearer_token = "sandbox-app-bearer-s3kr1t", debug = function(l) lines[#lines + 1] = l end })
+    local traced = direct(f, { bearer_token = "sandbox-app-bearer-s3kr1t",
+                               debug = function(l) lines[#lines + 1] = l end })
     f:clear()
     f:script{ path = "/2/tweets/label/stream", status = 200, body = '{"data":{"n":1}}\n' }
     assert.equals(1, traced:stream("twitter_tweet_label_stream", { backfill_minutes = 1 }, function() return false end))

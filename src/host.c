@@ -268,10 +268,13 @@ static char *host_readline(const char *prompt) {
 /* Interactive loop: each line is tried as `return <line>` first, so
  * expressions print their values. */
 static void host_repl(lua_State *L) {
-  char *line;
-  while ((line = host_readline("> ")) != NULL) {
-    const char *ret = lua_pushfstring(L, "return %s", line);
-    int status = luaL_loadbuffer(L, ret, strlen(ret), "=stdin");
+  for (;;) {
+    char *line = host_readline("> ");
+    const char *ret;
+    int status;
+    if (line == NULL) break;
+    ret = lua_pushfstring(L, "return %s", line);
+    status = luaL_loadbuffer(L, ret, strlen(ret), "=stdin");
     if (status != LUA_OK) {
       lua_pop(L, 2);
       status = luaL_loadbuffer(L, line, strlen(line), "=stdin");

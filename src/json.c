@@ -300,10 +300,14 @@ static double json_strtod(const char *s, size_t n) {
   char point = locale_point();
   double v;
   if (point == '.') return strtod(s, NULL);
-  if (n >= sizeof local && (copy = malloc(n + 1)) == NULL) return strtod(s, NULL);
+  if (n >= sizeof local) {
+    copy = malloc(n + 1);
+    if (copy == NULL) return strtod(s, NULL);
+  }
   memcpy(copy, s, n);
   copy[n] = '\0';
-  if ((dot = strchr(copy, '.')) != NULL) *dot = point;
+  dot = strchr(copy, '.');
+  if (dot != NULL) *dot = point;
   v = strtod(copy, NULL);
   if (copy != local) free(copy);
   return v;
@@ -318,7 +322,8 @@ static size_t format_double(char *out, size_t size, double d) {
   for (prec = 15; prec <= 17; prec++) {
     n = (size_t)snprintf(out, size, "%.*g", prec, d);
     if (n >= size) n = size - 1;
-    if (point != '.' && (p = strchr(out, point)) != NULL) *p = '.';
+    p = point != '.' ? strchr(out, point) : NULL;
+    if (p != NULL) *p = '.';
     if (json_strtod(out, n) == d) break;
   }
   if (!strpbrk(out, ".eE") && n + 2 < size) {   /* keep it a float */
@@ -908,17 +913,18 @@ void json_register(lua_State *L) {
   lua_pushliteral(L, "object");
   lua_setfield(L, -2, "__jsontype");
 
-  lua_pushvalue(L, -2);
+  /* stack: box, array_mt, object_mt */
+  lua_pushvalue(L, -2);                                /* array_mt */
   lua_setfield(L, t, "array_mt");
-  lua_pushvalue(L, -1);
+  lua_pushvalue(L, -1);                                /* object_mt */
   lua_setfield(L, t, "object_mt");
 
+  lua_pushvalue(L, -3);                                /* copies of box, array_mt, object_mt */
   lua_pushvalue(L, -3);
   lua_pushvalue(L, -3);
-  lua_pushvalue(L, -3);
-  lua_pushcclosure(L, json_encode, 3);
+  lua_pushcclosure(L, json_encode, 3);                 /* takes the copies as its upvalues */
   lua_setfield(L, t, "json_encode");
-  lua_pushcclosure(L, json_decode, 3);
+  lua_pushcclosure(L, json_decode, 3);                 /* takes the originals: stack back to t */
   lua_setfield(L, t, "json_decode");
 
   lua_pushlightuserdata(L, NULL);

@@ -87,12 +87,14 @@ function M.parse_redirect(url, expected_state)
   return args.code
 end
 
-local shared_transport
-local function http(opts)
-  if opts.transport then return opts.transport end
-  if opts.ca_file then return transport.new{ ca_file = opts.ca_file, timeout = 30 } end
-  shared_transport = shared_transport or transport.new{ timeout = 30 }
-  return shared_transport
+-- Send `req` over the caller's transport (`opts.transport`), or over one
+-- made for this request and closed after it (no state between calls).
+local function send(opts, req)
+  if opts.transport then return opts.transport:send(req) end
+  local http = transport.new{ ca_file = opts.ca_file, timeout = 30 }
+  local resp, err = http:send(req)
+  http:close()
+  return resp, err
 end
 
 -- POST a form to an OAuth endpoint; confidential clients use Basic auth.
@@ -105,7 +107,7 @@ local function post(opts, path, form)
   else
     form[#form + 1] = { "client_id", opts.client_id }
   end
-  return http(opts):send{ method = "POST", url = url, form = form, headers = headers, tool = "oauth2" }
+  return send(opts, { method = "POST", url = url, form = form, headers = headers, tool = "oauth2" })
 end
 
 local function token_from(resp, what)
