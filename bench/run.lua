@@ -13,6 +13,17 @@ local N = tonumber(arg[1]) or 5000
 local ROOT = (arg[0]:match("^(.*)/bench/run%.lua$") or ".")
 local HOST = ROOT .. "/bin/scalekit-lua"
 local results = {}
+local splits = {}        -- { what, { object -> instructions per call } }, from callgrind
+
+-- "obj 12.3k, ..." for the objects that take at least 500 instructions.
+local function where(by)
+  local objs = {}
+  for obj, n in pairs(by) do if n >= 500 then objs[#objs + 1] = obj end end
+  table.sort(objs, function(a, b) return by[a] > by[b] end)
+  local parts = {}
+  for i, obj in ipairs(objs) do parts[i] = ("%s %.1fk"):format(obj, by[obj] / 1000) end
+  return table.concat(parts, ", ")
+end
 
 -- `spread` (optional) is the lowest and highest ratio over the rounds.
 local function report(name, value, unit, ratio, target, spread)
@@ -119,7 +130,7 @@ http {
   assert(os.execute("mkdir -p " .. dir .. "/tmp && nginx -q -c " .. dir .. "/nginx.conf -p " .. dir),
          "could not start nginx")
   for _ = 1, 50 do
-    if core.http_new():request{ url = base .. "/oauth/token", timeout = 1 } then break end
+    if transport.new{}:send{ url = base .. "/oauth/token", timeout = 1 } then break end
     core.sleep(0.1)
   end
 end
@@ -163,8 +174,8 @@ local ok, err = pcall(function()
   -- across cores, and a long-lived process keeps its luck for every round).
   -- `setup` defines `call`, whose first call connects; `n` calls are timed,
   -- then `check` runs.  Returns calls/s and the peak RSS in MB.
-  local function sdk_loop(setup, n, check)
-    local oks, out = sh(("%s --no-env -e %q"):format(HOST, ([[
+  local function sdk_command(setup, n, check)
+    return ("%s --no-env -e %q"):format(HOST, ([[
       local core = require "scalekit.core"
       local twitter = require "scalekit.twitter"
       %s
@@ -174,7 +185,10 @@ local ok, err = pcall(function()
       local rate = %d / (core.monotonic() - t)
       %s
       print(rate, io.open("/proc/self/status"):read("a"):match("VmHWM:%%s*(%%d+) kB") / 1024)]]):format(
-        setup, n, n, check or "")))
+        setup, n, n, check or ""))
+  end
+  local function sdk_loop(setup, n, check)
+    local oks, out = sh(sdk_command(setup, n, check))
     assert(oks, out)
     local rate, mb = out:match("([%d.]+)%s+([%d.]+)")
     return tonumber(rate), tonumber(mb)
@@ -183,6 +197,94 @@ local ok, err = pcall(function()
   local small_setup = ([[
     local tw = twitter.new{ env_url = %q, client_id = "bench", client_secret = "bench", identifier = "bench" }
     local function call() return tw:user_lookup{ id = "2244994945" } end]]):format(base)
+  -- the SDK's transport alone: the same bytes, no validation, no JSON
+  local raw_setup = ([[
+    local transport = require "scalekit.twitter.transport"
+    local http = transport.new{ headers = { ["x-sdk-version"] = transport.SDK_VERSION,
+                                            ["x-api-version"] = require("scalekit.twitter.scalekit").API_VERSION } }
+    local req = { method = "POST", url = %q, body = %q, auth = "Bearer bench-token" }
+    local function call() return http:send(req) end]]):format(base .. "/api/v1/execute_tool", body)
+  -- 0. Instructions per call (the primary measure) --------------------------
+  -- callgrind counts the user-space instructions of the whole process; a
+  -- run of IR_N calls minus a run of none (same start-up, same first call)
+  -- over IR_N is the cost of one call.  Repeats agree within 1%, where
+  -- wall-clock ratios on these machines swing with core placement.
+  local IR_N = 200
+  local function instructions(cmd)
+    local file = os.tmpname()
+    local env, rest = cmd:match("^([%u_]+=%S+ )(.*)$")
+    local okv, log = sh(("%svalgrind --tool=callgrind --callgrind-out-file=%s %s 2>&1"):format(
+      env or "", file, rest or cmd))
+    assert(okv, "callgrind failed: " .. log:sub(-400))
+    local f = assert(io.open(file))
+    local text = f:read("a")
+    f:close()
+    local split = {}
+    local ann = io.popen("callgrind_annotate --inclusive=no --threshold=100 " .. file .. " 2>/dev/null")
+    for line in ann:lines() do
+      local n, obj = line:match("^%s*([%d,]+) %([^)]*%)%s+%S+ %[([^%]]+)%]%s*$")
+      if n then
+        obj = obj:match("([^/]+)$"):gsub("%.so.*$", ""):gsub("%-[%d.]+$", "")
+        split[obj] = (split[obj] or 0) + tonumber((n:gsub(",", "")))
+      end
+    end
+    ann:close()
+    os.remove(file)
+    return tonumber(text:match("\nsummary:%s*(%d+)") or text:match("\ntotals:%s*(%d+)")), split
+  end
+  -- instructions per call of command(n), and where they go (by object)
+  local function per_call(command)
+    local all, split = instructions(command(IR_N))
+    local none, start = instructions(command(0))
+    local by = {}
+    for obj, n in pairs(split) do by[obj] = (n - (start[obj] or 0)) / IR_N end
+    return (all - none) / IR_N, by
+  end
+  local have_valgrind = os.execute("command -v valgrind >/dev/null && command -v callgrind_annotate >/dev/null")
+  if have_valgrind then
+    local function c_command(url, method, b, lines, env)
+      return function(n)
+        return ("%s%s/build/bench/c_loop '%s' %s '%s' %d %s"):format(env or "", ROOT, url, method, b, n,
+                                                                     table.concat(lines, " "))
+      end
+    end
+    local c_ir = per_call(c_command(base .. "/api/v1/execute_tool", "POST", body, small_lines))
+    local sdk_ir, sdk_by = per_call(function(n) return sdk_command(small_setup, n) end)
+    local raw_ir, raw_by = per_call(function(n) return sdk_command(raw_setup, n) end)
+    report("instructions: C loop execute_tool (small)", c_ir, "instr")
+    report("instructions: SDK tw:user_lookup via Scalekit", sdk_ir, "instr", sdk_ir / c_ir, "<= 1.35")
+    report("instructions: SDK transport alone (same bytes)", raw_ir, "instr", raw_ir / c_ir, "(reported)")
+    local cert_file = dir .. "/cert.pem"
+    local tls_setup = ([[
+      local tw = twitter.new{ mode = "direct", api_base_url = %q, bearer_token = "bench-token", ca_file = %q }
+      local function call() return tw:user_lookup{ id = "2244994945" } end]]):format(tls_base, cert_file)
+    local tls_lines = quoted(transport.new{}:build{ url = base, override = bearer }.headers)
+    local ct_ir = per_call(c_command(tls_base .. "/2/users/2244994945", "GET", "-", tls_lines,
+                                     "CAFILE=" .. cert_file .. " "))
+    local st_ir, st_by = per_call(function(n) return sdk_command(tls_setup, n) end)
+    report("instructions: C loop GET /2/users/:id over TLS", ct_ir, "instr")
+    report("instructions: SDK direct tw:user_lookup over TLS", st_ir, "instr", st_ir / ct_ir, "<= 1.35")
+    -- decoding 100 KB of JSON into Lua tables: the SDK's codec against
+    -- Debian's lua-cjson, both under lua5.4
+    local function decode_command(mod, fn)
+      return function(n)
+        return ("LUA_CPATH='%s' lua5.4 -e %q"):format(ROOT .. "/build/?.so;;", ([[
+          local decode = require(%q).%s
+          local f = io.open(%q); local text = f:read("a"); f:close()
+          decode(text)
+          for _ = 1, %d do decode(text) end]]):format(mod, fn, dir .. "/big.json", n))
+      end
+    end
+    local cj_ir = per_call(decode_command("cjson", "decode"))
+    local sj_ir, sj_by = per_call(decode_command("scalekit.core", "json_decode"))
+    report("instructions: lua-cjson decode 100 KB", cj_ir, "instr")
+    report("instructions: SDK json_decode 100 KB", sj_ir, "instr", sj_ir / cj_ir, "<= 1.00")
+    splits = { { "tool call via Scalekit", sdk_by }, { "transport alone", raw_by },
+               { "direct over TLS", st_by }, { "100 KB decode", sj_by } }
+  else
+    io.stderr:write("skipped the instruction counts: valgrind is not installed\n")
+  end
+
   local c_small, sdk_small, r_small, s_small = rounds(
     function() return c_loop(base .. "/api/v1/execute_tool", "POST", body, N, small_lines) end,
     function() return (sdk_loop(small_setup, N)) end)
@@ -190,13 +292,6 @@ local ok, err = pcall(function()
   report("SDK: tw:user_lookup via Scalekit (small)", sdk_small, "calls/s", r_small, ">= 0.85", s_small)
   -- Where the difference goes: the SDK's transport alone (same bytes, no
   -- validation, no JSON either way), against the C loop.
-  local header_list = {}
-  for i, h in ipairs(small_headers) do header_list[i] = ("%q"):format(h) end
-  local raw_setup = ([[
-    local session = core.http_new()
-    local req = { method = "POST", url = %q, body = %q, raw_headers = true, headers = { %s } }
-    local function call() return session:request(req) end]]):format(
-      base .. "/api/v1/execute_tool", body, table.concat(header_list, ", "))
   local _, sdk_raw, r_raw, s_raw = rounds(
     function() return c_loop(base .. "/api/v1/execute_tool", "POST", body, N, small_lines) end,
     function() return (sdk_loop(raw_setup, N)) end)
@@ -218,9 +313,8 @@ local ok, err = pcall(function()
     :format(ROOT)))
   local fport = tonumber(fake:read("l"):match("PORT (%d+)"))
   local furl = "http://127.0.0.1:" .. fport
-  local ctl = core.http_new()
-  ctl:request{ method = "POST", url = furl .. "/__sandbox/config", body = '{"latency":0.02}',
-               headers = { "Content-Type: application/json" } }
+  local ctl = transport.new{}
+  ctl:send{ method = "POST", url = furl .. "/__sandbox/config", json = { latency = 0.02 } }
   local tw2 = twitter.new{ env_url = furl, client_id = "sandbox-client", client_secret = "sandbox-secret-s3kr1t",
                            identifier = "bench" }
   local calls = {}
@@ -233,7 +327,7 @@ local ok, err = pcall(function()
   for _, r in ipairs(res) do assert(r.data, r.err and tostring(r.err)) end
   local ideal = math.ceil(CN / 16) * 0.02
   report(("batch: %d calls, C=16, L=20 ms"):format(CN), elapsed, "s", elapsed / ideal, "<= 1.3 x ideal")
-  ctl:request{ method = "POST", url = furl .. "/__sandbox/shutdown" }
+  ctl:send{ method = "POST", url = furl .. "/__sandbox/shutdown" }
   fake:close()
 
   -- 3. Memory: peak RSS of the host ------------------------------------------------
@@ -338,6 +432,10 @@ stop_all()
 if not ok then error(err, 0) end
 
 -- Markdown for BENCHMARKS.md
+for _, sp in ipairs(splits) do
+  print(("Where the instructions of one %s go (per call, by object): %s"):format(sp[1], where(sp[2])))
+end
+print("")
 print("| benchmark | value | ratio | target |")
 print("|---|---:|---:|---|")
 for _, r in ipairs(results) do

@@ -1,7 +1,8 @@
 /* fuzz_headers.c - the response header parser (core.parse_headers, also what
  * session:request uses): any bytes give a table of lower-case names without
  * ':', spaces or control characters, and trimmed single-line values; with
- * prefixes, exactly the matching entries of the full table; nothing
+ * prefixes, exactly the matching entries of the full table (nil when there
+ * are none); nothing
  * crashes or reads out of bounds.  Failures found: fuzz/regressions/headers. */
 #include "fuzz_lua.h"
 
@@ -14,6 +15,8 @@ static const char CODE[] =
   "  assert(not v:find('^[ \\t]') and not v:find('[ \\t\\r]$'), 'value: trimmed')\n"
   "end\n"
   "local only = core.parse_headers(..., { 'x-', 'a' })\n"
+  "assert(only == nil or next(only) ~= nil, 'prefix filter: nil rather than empty')\n"
+  "only = only or {}\n"
   "for k, v in pairs(h) do\n"
   "  local watched = k:sub(1, 2) == 'x-' or k:sub(1, 1) == 'a'\n"
   "  assert(only[k] == (watched and v or nil), 'prefix filter: the same values, watched names only')\n"

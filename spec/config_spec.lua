@@ -139,7 +139,7 @@ describe("secrets", function()
     local _, err = tw:user_me{}
     local trace = table.concat(lines, "\n")
     assert.matches("> POST " .. f.url .. "/oauth/token", trace, 1, true)
-    assert.matches("> authorization: [REDACTED]", trace, 1, true)
+    assert.matches("> Authorization: [REDACTED]", trace, 1, true)
     assert.matches("client_secret=[REDACTED]", trace, 1, true)
     assert.matches("< 200", trace, 1, true)
     assert.is_nil(trace:find(SECRET, 1, true))

@@ -74,7 +74,8 @@ describe("rate limits", function()
     local block = "A: 1\r\nX-Rate-Limit-Limit: 15\r\nx-rate-limit-limit: 16\r\nx-other: 2\r\n\r\n"
     assert.same({ ["x-rate-limit-limit"] = "15, 16" }, core.parse_headers(block, { "x-rate-" }))
     assert.same({ a = "1", ["x-other"] = "2" }, core.parse_headers(block, { "a", "X-O" }))
-    assert.same({}, core.parse_headers(block, {}))
+    assert.is_nil(core.parse_headers(block, {}))                               -- none: no table
+    assert.is_nil(core.parse_headers(block, { "y-" }))
     assert.has_error(function() core.parse_headers(block, { 1 }) end)
     assert.has_error(function() core.parse_headers(block, { "a", "b", "c", "d", "e", "f", "g", "h", "i" }) end)
   end)

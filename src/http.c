@@ -62,7 +62,6 @@ typedef struct http_conn {
   buf_t last_url;
   buf_t last_headers;              /* the header lines behind req_headers */
   buf_t joined;                    /* scratch: this request's header lines */
-  int raw_headers;                 /* 1: hand the header block over unparsed */
 } http_conn;
 
 /* The settings every handle of a session is made with. */
@@ -255,29 +254,42 @@ static void set_method(CURL *e, const char *method, const char *body, size_t ble
   }
 }
 
+/* Pushes line i of the request table at `idx`: headers[i] for i <= n (the
+ * array at stack index `lines`), then its `auth_line` (may be nil).  Raises
+ * for a line that is not a single-line string. */
+static const char *push_line(lua_State *L, int idx, int lines, lua_Integer i, lua_Integer n, size_t *len) {
+  const char *line;
+  if (i <= n) lua_rawgeti(L, lines, i);
+  else lua_getfield(L, idx, "auth_line");
+  if (i > n && lua_isnil(L, -1)) return NULL;
+  line = lua_tolstring(L, -1, len);
+  if (line == NULL || memchr(line, '\r', *len) || memchr(line, '\n', *len))
+    luaL_error(L, "header %d must be a single-line string", (int)i);
+  return line;
+}
+
 /* Builds the request header list from the array of "Name: value" strings in
- * field `headers` of the request table at `idx`, unless it holds the same
- * lines as last time (then libcurl keeps its parsed list).  Returns 0 if
- * libcurl ran out of memory; raises for a malformed header line.  Leaves the
- * stack as it was. */
+ * field `headers` of the request table at `idx`, then its `auth_line`,
+ * unless they are the same lines as last time (then libcurl keeps its
+ * parsed list).  Returns 0 if libcurl ran out of memory; raises for a
+ * malformed header line.  Leaves the stack as it was. */
 static int set_headers(lua_State *L, int idx, http_conn *c) {
   lua_Integer i, n = 0;
   struct curl_slist *list = NULL, *next;
   buf_t swap;
+  size_t len;
+  const char *line;
+  int lines;
   lua_getfield(L, idx, "headers");                   /* +1: the lines */
+  lines = lua_gettop(L);
   if (!lua_isnil(L, -1)) {
     luaL_checktype(L, -1, LUA_TTABLE);
     n = (lua_Integer)lua_rawlen(L, -1);
   }
   buf_reset(&c->joined);
-  for (i = 1; i <= n; i++) {
-    size_t len;
-    const char *line;
-    lua_rawgeti(L, -1, i);                           /* +2: line i */
-    line = lua_tolstring(L, -1, &len);
-    if (line == NULL || memchr(line, '\r', len) || memchr(line, '\n', len))
-      luaL_error(L, "header %d must be a single-line string", (int)i);
-    if (!buf_append(&c->joined, line, len + 1)) { lua_pop(L, 2); return 0; }  /* with its NUL */
+  for (i = 1; i <= n + 1; i++) {
+    line = push_line(L, idx, lines, i, n, &len);     /* +2: line i */
+    if (line && !buf_append(&c->joined, line, len + 1)) { lua_pop(L, 2); return 0; }  /* with its NUL */
     lua_pop(L, 1);                                   /* +1 */
   }
   if (c->req_headers && c->joined.len == c->last_headers.len &&
@@ -285,9 +297,9 @@ static int set_headers(lua_State *L, int idx, http_conn *c) {
     lua_pop(L, 1);                                   /* same lines: done */
     return 1;
   }
-  for (i = 1; i <= n; i++) {
-    lua_rawgeti(L, -1, i);                           /* +2: line i (checked above) */
-    next = curl_slist_append(list, lua_tostring(L, -1));
+  for (i = 1; i <= n + 1; i++) {
+    line = push_line(L, idx, lines, i, n, &len);     /* +2: line i (checked above) */
+    next = line ? curl_slist_append(list, line) : list;
     lua_pop(L, 1);                                   /* +1 */
     if (!next) { curl_slist_free_all(list); lua_pop(L, 1); return 0; }
     list = next;
@@ -316,7 +328,7 @@ static int set_url(http_conn *c, const char *url) {
 }
 
 /* Configures c for the request table at `idx`: url, method, headers, body,
- * once, raw_headers, and the timeouts (seconds, all required: timeout,
+ * once, and the timeouts (seconds, all required: timeout,
  * connect_timeout, stall_timeout; a stream takes no total timeout).  The
  * strings stay anchored in that table during the transfer.  Returns 0 when
  * libcurl runs out of memory; raises for programmer mistakes.  Leaves the
@@ -333,8 +345,6 @@ static int conn_prepare(lua_State *L, int idx, http_conn *c, int streaming) {
   method = luaL_checkstring(L, -1);
   lua_getfield(L, idx, "body");
   if (!lua_isnil(L, -1)) body = luaL_checklstring(L, -1, &blen);
-  lua_getfield(L, idx, "raw_headers");
-  c->raw_headers = lua_toboolean(L, -1);
   lua_getfield(L, idx, "once");
   c->io.once = lua_toboolean(L, -1);
   if (!streaming) timeout = opt_millis(L, idx, "timeout");
@@ -424,10 +434,23 @@ static void push_raw_headers(lua_State *L, http_io *io) {
   lua_pushlstring(L, p + skip, io->head.len - skip);
 }
 
+/* True when a line of block[0..len) starts with one of the n prefixes. */
+static int block_has_prefix(const char *block, size_t len, const char *const *prefix, int n) {
+  const char *p = block, *end = block + len;
+  while (p < end) {
+    const char *eol = memchr(p, '\n', (size_t)(end - p));
+    if (!eol) eol = end;
+    if (has_prefix(prefix, n, p, (size_t)(eol - p))) return 1;
+    p = eol + 1;
+  }
+  return 0;
+}
+
 /* parse_headers(block [, prefixes]) -> table, as session:request gives
  * headers; with the array `prefixes` (at most HTTP_MAX_PREFIXES strings),
- * only the headers whose names start with one of them (what the rate-limit
- * bookkeeping reads, without a table of every header). */
+ * only the headers whose names start with one of them, or nil when there
+ * are none (what the rate-limit bookkeeping reads: most answers make no
+ * table at all). */
 static int http_parse_headers(lua_State *L) {
   size_t len;
   const char *block = luaL_checklstring(L, 1, &len);
@@ -444,7 +467,9 @@ static int http_parse_headers(lua_State *L) {
       lua_pop(L, 1);
     }
   }
-  push_header_block(L, block, len, lua_isnoneornil(L, 2) ? NULL : prefix, n);
+  if (lua_isnoneornil(L, 2)) push_header_block(L, block, len, NULL, 0);
+  else if (block_has_prefix(block, len, prefix, n)) push_header_block(L, block, len, prefix, n);
+  else lua_pushnil(L);
   return 1;
 }
 
@@ -505,8 +530,7 @@ static int conn_result(lua_State *L, http_conn *c, CURLcode rc) {
   curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
   curl_easy_getinfo(c->easy, CURLINFO_TOTAL_TIME, &seconds);
   lua_pushinteger(L, status);
-  if (c->raw_headers) push_raw_headers(L, io);
-  else push_header_block(L, buf_cstr(&io->head), io->head.len, NULL, 0);
+  push_raw_headers(L, io);
   lua_pushlstring(L, buf_cstr(&io->body), io->body.len);
   lua_pushnumber(L, seconds);
   if (io->body.cap > ((size_t)4 << 20)) {      /* don't hoard a huge buffer */
@@ -534,11 +558,12 @@ static int session_close(lua_State *L) {
   return 0;
 }
 
-/* session:request{ method=, url=, headers={"Name: value",...}, body=, once=,
- *                  timeout=, connect_timeout=, stall_timeout=, raw_headers= }
+/* session:request{ method=, url=, headers={"Name: value",...}, auth_line=, body=, once=,
+ *                  timeout=, connect_timeout=, stall_timeout= }
  * -> status, headers, body, seconds  |  nil, kind, message, sent
- * With raw_headers true, `headers` is the header block as one string (see
- * core.parse_headers).  `once`: libcurl must never send it a second time. */
+ * `headers` is the header block as one string, without the status line
+ * (parsed by core.parse_headers only if someone looks).  `once`: libcurl
+ * must never send it a second time. */
 static int session_request(lua_State *L) {
   http_session *s = session_check(L);
   lua_settop(L, 2);

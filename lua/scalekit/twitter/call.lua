@@ -35,8 +35,8 @@ local RATE_PREFIXES = policy.RATE_HEADER_PREFIXES
 -- Keep what the rate headers of `resp` say under `key` (the last seen wins;
 -- an answer without them keeps the last).
 local function note_rate(b, key, resp)
-  local rl = policy.rate_of(transport.headers_with(resp, RATE_PREFIXES))
-  if rl then b.rate[key] = rl end
+  local h = transport.headers_with(resp, RATE_PREFIXES)
+  if h then b.rate[key] = policy.rate_of(h) or b.rate[key] end
 end
 
 --- The one HTTP-error funnel: an error for a non-2xx answer to `tool_name`

@@ -85,8 +85,8 @@ function M.new(cfg)
     timeout = cfg.timeout, connect_timeout = cfg.connect_timeout,
     stall_timeout = cfg.stall_timeout, debug = cfg.debug, redact = cfg.redact,
   }
-  if cfg.secret.bearer_token then self.app_header = { authorization = "Bearer " .. cfg.secret.bearer_token } end
-  if cfg.secret.access_token then self.user_header = { authorization = "Bearer " .. cfg.secret.access_token } end
+  if cfg.secret.bearer_token then self.app_auth = "Authorization: Bearer " .. cfg.secret.bearer_token end
+  if cfg.secret.access_token then self.user_auth = "Authorization: Bearer " .. cfg.secret.access_token end
   if self.token_file then
     local t, err = read_token_file(self.token_file)
     if err then self.token_error = err end
@@ -100,12 +100,12 @@ end
 M.HINTS = { retry_any_method = {}, final = function() return false end }
 
 --- Take a token pair (from options, the token file or a refresh); the
--- header of user-context calls is made here, once per token.
+-- Authorization header line of user-context calls is made here, once per token.
 function Direct:adopt(tok)
   self.secret.access_token = tok.access_token
   if tok.refresh_token then self.secret.refresh_token = tok.refresh_token end
   self.expires_at = math.tointeger(tok.expires_at) or tok.expires_at
-  self.user_header = { authorization = "Bearer " .. tok.access_token }
+  self.user_auth = "Authorization: Bearer " .. tok.access_token
 end
 
 function Direct:has_user_token()
@@ -184,7 +184,7 @@ function Direct:refresh(stale, deadline)
   return true
 end
 
--- The header map for a tool with auth kind `kind` (nil for "none") and
+-- The Authorization header line for a tool with auth kind `kind` (nil for "none") and
 -- the kind of token used ("app", "user" or "none"), or nil, err.  A user
 -- token about to expire is refreshed first.
 function Direct:authorization(kind, tool_name, deadline)
@@ -192,7 +192,7 @@ function Direct:authorization(kind, tool_name, deadline)
   local secret = self.secret
   local app = secret.bearer_token
   local user = self:has_user_token()
-  if kind ~= "user" and app and not user then return self.app_header, "app" end   -- the usual app-only client
+  if kind ~= "user" and app and not user then return self.app_auth, "app" end   -- the usual app-only client
   local use
   if kind == "app" then use = app and "app"
   elseif kind == "user" then use = user and "user"
@@ -202,21 +202,21 @@ function Direct:authorization(kind, tool_name, deadline)
     return nil, errors.new("auth", ("%s: X serves this only with %s; this client has %s"):format(
       tool_name, ACCEPTS[kind], have), { tool = tool_name })
   end
-  if use == "app" then return self.app_header, "app" end
+  if use == "app" then return self.app_auth, "app" end
   if use == "none" then return nil, "none" end
   if not secret.access_token or (self.expires_at and core.now() >= self.expires_at - M.REFRESH_SKEW) then
     local ok, err = self:refresh(secret.access_token, deadline)
     if not ok then err.tool = tool_name; return nil, err end
   end
-  return self.user_header, "user"
+  return self.user_auth, "user"
 end
 
 --- Put the Authorization header of `req` for `tool` (nil: a raw request,
 -- any token).  Returns the kind of token used, or nil, err.
 function Direct:authorize(req, tool)
-  local header, used = self:authorization(tool and tool.auth or "any", req.tool, req.deadline)
-  if not header and used ~= "none" then return nil, used end
-  req.override = header
+  local auth, used = self:authorization(tool and tool.auth or "any", req.tool, req.deadline)
+  if not auth and used ~= "none" then return nil, used end
+  req.auth_line = auth
   return used
 end
 

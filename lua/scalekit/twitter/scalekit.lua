@@ -133,7 +133,7 @@ function Scalekit:fetch_token(deadline)
   end
   local ttl = math.tointeger(field(resp.json, "expires_in"))
   self.secret.access_token = tok
-  self.auth_header = { authorization = "Bearer " .. tok }   -- the header of every call until the next token
+  self.auth_line = "Authorization: Bearer " .. tok    -- the header of every call until the next token
   self.token_expires = ttl and core.monotonic() + ttl - M.TOKEN_SKEW or math.huge
   return tok
 end
@@ -148,22 +148,16 @@ end
 
 --- Drop the cached token, so the next call fetches a new one.
 function Scalekit:forget_token()
-  self.secret.access_token, self.token_expires, self.auth_header = nil, nil, nil
+  self.secret.access_token, self.token_expires, self.auth_line = nil, nil, nil
 end
 
---- Put the access token (fetched when needed) on `req`: in the request's
--- own account header map (the proxy's) when it has one, else the client's.
+--- Put the access token (fetched when needed) on `req`, and the proxy's
+-- account headers when it has them.
 -- @return the token, or nil, err
 function Scalekit:authorize(req)
   local tok, err = self:token(req.deadline)
   if not tok then err.tool = req.tool; return nil, err end
-  local own = req.account
-  if own then
-    own.authorization = "Bearer " .. tok
-    req.override = own
-  else
-    req.override = self.auth_header
-  end
+  req.override, req.auth_line = req.account, self.auth_line
   return tok
 end
 
@@ -188,15 +182,26 @@ M.compact = compact
 
 local CONTEXT_FIELDS = { "identifier", "connector", "connected_account_id", "organization_id", "user_id" }
 
+-- The context fields worth sending (non-empty), as a list of names; a
+-- context is never changed once made, so it is listed once.
+local function context_fields(ctx)
+  local names = ctx.fields
+  if names then return names end
+  names = {}
+  for _, k in ipairs(CONTEXT_FIELDS) do
+    local v = ctx[k]
+    if v ~= nil and v ~= "" and v ~= null then names[#names + 1] = k end
+  end
+  ctx.fields = names
+  return names
+end
+
 -- The execute_tool request body: the tool, its params and the account
 -- context, without empty context fields.
 local function execute_body(tool_name, params, ctx)
   local body = { tool_name = tool_name, params = params }
-  for i = 1, #CONTEXT_FIELDS do
-    local k = CONTEXT_FIELDS[i]
-    local v = ctx[k]
-    if v ~= nil and v ~= "" and v ~= null then body[k] = v end
-  end
+  local names = context_fields(ctx)
+  for i = 1, #names do body[names[i]] = ctx[names[i]] end
   return body
 end
 

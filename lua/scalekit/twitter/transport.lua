@@ -107,6 +107,7 @@ function M.new(opts)
     connect_timeout = opts.connect_timeout or d.connect_timeout,
     stall_timeout = opts.stall_timeout or d.stall_timeout,
     static_lines = header_lines({ ["User-Agent"] = M.USER_AGENT, Accept = "application/json" }, opts.headers),
+    fixed = {},
     headers = opts.headers or {},
     debug = opts.debug,
     redact = opts.redact or function(s) return s end,
@@ -205,17 +206,17 @@ function M.raw_target(req, level)
   local q = path:find("?", 1, true)
   return method, path, method .. " " .. (q and path:sub(1, q - 1) or path)
 end
--- The header lines of a request without headers of its own: the
--- transport's fixed lines, the content type and the `override` map (the
--- C session keeps libcurl's list while the lines stay the same).
-local function plain_lines(self, ctype, override)
-  local fixed = self.static_lines
-  local lines = table.move(fixed, 1, #fixed, 1, {})
-  if ctype then lines[#lines + 1] = "Content-Type: " .. ctype end
-  if override then
-    for k, v in next, override do
-      if v ~= false then lines[#lines + 1] = k .. ": " .. tostring(v) end
-    end
+-- The fixed header lines of a request without headers of its own: the
+-- transport's lines and the content type, made once per content type (a
+-- request has none, JSON or a form).  The C session keeps libcurl's list
+-- while the lines stay the same.
+local function fixed_lines(self, ctype)
+  local key = ctype or ""
+  local lines = self.fixed[key]
+  if not lines then
+    lines = table.move(self.static_lines, 1, #self.static_lines, 1, {})
+    if ctype then lines[#lines + 1] = "Content-Type: " .. ctype end
+    self.fixed[key] = lines
   end
   return lines
 end
@@ -248,18 +249,22 @@ function Transport:build(req)
   end
   local once = not IDEMPOTENT[method]
   if body == nil and once then body = "" end
-  local lines
-  if req.headers == nil then
-    lines = plain_lines(self, ctype, req.override)
+  local lines, auth_line
+  if req.headers == nil and req.override == nil then
+    lines, auth_line = fixed_lines(self, ctype), req.auth_line
   else
+    local auth = req.auth_line and { Authorization = req.auth_line:match("^[^:]+:%s*(.*)$") }
     lines = header_lines({ ["User-Agent"] = M.USER_AGENT, Accept = "application/json", ["Content-Type"] = ctype },
-                         self.headers, req.headers, req.override)
+                         self.headers, req.headers, req.override, auth)
   end
   if self.debug then
     self:trace(("> %s %s"):format(method, url))
-    for _, l in ipairs(lines) do
-      local name = l:match("^([^:]+)"):lower()
-      self:trace("> " .. (SENSITIVE[name] and (l:match("^[^:]+") .. ": [REDACTED]") or l))
+    for i = 1, #lines + 1 do
+      local l = lines[i] or auth_line
+      if l then
+        local name = l:match("^([^:]+)"):lower()
+        self:trace("> " .. (SENSITIVE[name] and (l:match("^[^:]+") .. ": [REDACTED]") or l))
+      end
     end
     trace_body(self, "> ", body)
   end
@@ -272,7 +277,7 @@ function Transport:build(req)
     end
     if left < timeout then timeout = left end
   end
-  return { method = method, url = url, headers = lines, body = body, once = once, raw_headers = true,
+  return { method = method, url = url, headers = lines, auth_line = auth_line, body = body, once = once,
            timeout = timeout, connect_timeout = req.connect_timeout or self.connect_timeout,
            stall_timeout = req.stall_timeout or self.stall_timeout }
 end
@@ -286,15 +291,10 @@ function Transport:failure(req, creq, kind, msg, sent)
                     { transport = kind, sent = sent, tool = req.tool })
 end
 
---- The response for what the C session answered to `creq`: `headers` is
--- the raw header block (parsed on first use, see response_mt) or a table.
-function Transport:response(status, headers, rbody, seconds)
-  local resp
-  if type(headers) == "string" then
-    resp = setmetatable({ status = status, raw_headers = headers, body = rbody, seconds = seconds }, response_mt)
-  else
-    resp = setmetatable({ status = status, headers = headers, body = rbody, seconds = seconds }, response_mt)
-  end
+--- The response for what the C session answered: `block` is the raw
+-- header block (parsed on first use, see response_mt).
+function Transport:response(status, block, rbody, seconds)
+  local resp = setmetatable({ status = status, raw_headers = block, body = rbody, seconds = seconds }, response_mt)
   if self.debug then
     self:trace(("< %d (%.3f s)"):format(status, seconds))
     trace_body(self, "< ", rbody)
@@ -304,7 +304,8 @@ end
 
 --- Send one request.
 -- @tparam table req `method`, `url`, `query` (table), `headers` (map),
---   `override` (map applied last, e.g. authorization), `json` (Lua value to
+--   `override` (map applied over them), `auth_line` (the Authorization
+--   header line, "Authorization: Bearer ...", applied last), `json` (Lua value to
 --   encode) or `form` (list of pairs) or `body` (string), `timeout`,
 --   `connect_timeout`, `stall_timeout` (seconds, over the transport's),
 --   `deadline` (core.monotonic() time the whole call must end by).
@@ -319,15 +320,16 @@ function Transport:send(req)
   return self:response(status, headers, rbody, seconds)
 end
 
---- The rate-limit headers of a response alone (names starting with one of
--- `prefixes`), without a table of every header.
+--- The headers of a response whose names start with one of `prefixes`
+-- (the rate-limit headers), without a table of every header; nil when
+-- there are none.
 function M.headers_with(resp, prefixes)
   local raw = rawget(resp, "raw_headers")
   if raw then return core.parse_headers(raw, prefixes) end
-  local out = {}
+  local out
   for k, v in pairs(resp.headers or {}) do
     for i = 1, #prefixes do
-      if k:sub(1, #prefixes[i]) == prefixes[i] then out[k] = v end
+      if k:sub(1, #prefixes[i]) == prefixes[i] then out = out or {}; out[k] = v end
     end
   end
   return out
