@@ -87,6 +87,51 @@ describe("direct mode", function()
     end)
   end
 
+  -- Each named sequence of the catalog: the tool, its input, and the exact
+  -- requests it makes (method, path with long IDs as ID, query, body).
+  local SEQUENCES = {
+    { "fan_out", "twitter_activity_subscription_create",
+      { event_types = { "follow.follow", "like.create" }, user_id = ME }, {
+      { "POST", "/2/activity/subscriptions", "",
+        '{"event_type":"follow.follow","filter":{"user_id":"' .. ME .. '"}}' },
+      { "POST", "/2/activity/subscriptions", "",
+        '{"event_type":"like.create","filter":{"user_id":"' .. ME .. '"}}' } } },
+    { "chunked_upload", "twitter_media_upload_large",
+      { media_data = core.base64("012345"), media_type = "video/mp4", total_bytes = 6, additional_owners = "7,8" }, {
+      { "POST", "/2/media/upload/initialize", "",
+        '{"additional_owners":["7","8"],"media_category":"tweet_video","media_type":"video/mp4","total_bytes":6}' },
+      { "POST", "/2/media/upload/ID/append", "", '{"media":"MDEyMw==","segment_index":0}' },
+      { "POST", "/2/media/upload/ID/append", "", '{"media":"NDU=","segment_index":1}' },
+      { "POST", "/2/media/upload/ID/finalize", "", "" },
+      { "GET", "/2/media/upload", "command=STATUS&media_id=ID", "" },
+      { "GET", "/2/media/upload", "command=STATUS&media_id=ID", "" } } },
+    { "stream", "twitter_tweet_label_stream", { backfill_minutes = 1 }, {
+      { "GET", "/2/tweets/label/stream", "backfill_minutes=1", "" } } },
+  }
+  for _, case in ipairs(SEQUENCES) do
+    local name, tool_name, input, want = case[1], case[2], case[3], case[4]
+    it("runs the " .. name .. " sequence (" .. tool_name .. ") as exactly its requests", function()
+      assert.equals(name, tools.get(tool_name).sequence)
+      local media = require "scalekit.twitter.media"
+      local saved = media.CHUNK_SIZE
+      media.CHUNK_SIZE = 4
+      local client = tools.get(tool_name).auth == "app" and app or user
+      local data, info = client:execute(tool_name, input)
+      media.CHUNK_SIZE = saved
+      assert.is_table(data, tostring(info))
+      assert.equals(tool_name, info.tool)
+      local got = {}
+      for i, r in ipairs(f:requests()) do
+        if r.path ~= "/2/users/me" then
+          got[#got + 1] = { r.method, (r.path:gsub("%d%d%d%d%d+", "ID")), (r.query:gsub("%d%d%d%d%d+", "ID")),
+                            r.body }
+        end
+        assert.same({}, r.violations, "request " .. i)
+      end
+      assert.same(want, got)
+    end)
+  end
+
   describe("maps catalog parameters to X's wire names", function()
     it("renames *_fields, keeps IDs as strings and fills path parameters", function()
       assert(user:user_lookup{ id = 2244994945, user_fields = "created_at", tweet_fields = "text" })
