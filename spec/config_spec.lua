@@ -286,3 +286,24 @@ describe("the module", function()
       "scalekit.twitter: twitter_post_create expects a table, got string")
   end)
 end)
+
+describe("each mode's methods", function()
+  it("connected accounts exist on Scalekit clients, streams on direct ones; the other raises saying so", function()
+    local sk = twitter.new{ env_url = "http://127.0.0.1:1", client_id = "c", client_secret = "s", identifier = "u" }
+    local dm = twitter.new{ mode = "direct", access_token = "a", api_base_url = "http://127.0.0.1:1" }
+    assert.is_function(sk.get_authorization_link)
+    assert.is_function(dm.stream)
+    local ok, err = pcall(function() return dm:get_authorization_link() end)
+    assert.is_false(ok)
+    assert.matches("^spec/config_spec.lua:%d+: scalekit.twitter: get_authorization_link is available on Scalekit "
+                   .. "clients; this client is in direct mode$", err)
+    ok, err = pcall(function() return sk:stream("tweet_label_stream", {}, print) end)
+    assert.is_false(ok)
+    assert.matches("stream is available on direct%-mode clients; this client is in scalekit mode$", err)
+    ok, err = pcall(sk.get_connected_account)                            -- called with a dot
+    assert.is_false(ok)
+    assert.matches("call get_connected_account with a colon", err, 1, true)
+    sk:close()
+    dm:close()
+  end)
+end)

@@ -100,6 +100,22 @@ describe("scalekit-lua as an interpreter", function()
     assert.equals("nil\n", out)
   end)
 
+  it("gives clients the progress hooks when stderr is a terminal, and only then", function()
+    local script = [[local c = require("scalekit.twitter").new{ mode = "direct", access_token = "a",
+      api_base_url = "http://127.0.0.1:1" }
+      print((select(2, c:user_me({}, { max_retries = 1, retry_base = 0.01 }))).kind)]]
+    write("hooks.lua", script)
+    -- `script` runs the host on a pseudo-terminal: stderr is a tty
+    local rc, out = sh("script -qec '" .. HOST .. " --no-env hooks.lua' /dev/null", dir)
+    assert.equals(0, rc)
+    assert.matches("[scalekit] retry: waiting 0.0 s (Ctrl-C stops)", out, 1, true)
+    assert.matches("network", out, 1, true)
+    local rc2, out2, err2 = sh(HOST .. " --no-env hooks.lua", dir)       -- stderr a file: no progress
+    assert.equals(0, rc2)
+    assert.equals("network\n", out2)
+    assert.equals("", err2)
+  end)
+
   it("shows waits, upload progress and page counts on stderr", function()
     write("p.lua", [[
       local t = require "scalekit.twitter.progress"

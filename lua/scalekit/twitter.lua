@@ -482,6 +482,8 @@ for _, t in pairs(methods) do
   for k, f in pairs(Client) do t[k] = f end
 end
 
+--- The methods every client has, in both modes (each mode's clients add
+-- their own: connected accounts, streams).
 M.Client = Client
 
 return M
