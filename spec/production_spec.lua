@@ -112,15 +112,23 @@ describe("rate limits", function()
     local p = assert(io.popen("ls " .. dir))
     local n = 0
     for name in p:lines() do
-      local h = core.parse_headers(assert(io.open(dir .. name, "rb")):read("a"))
+      local block = assert(io.open(dir .. name, "rb")):read("a")
+      local h = core.parse_headers(block)
       for k, v in pairs(h) do
         assert.is_nil(k:find("[:%s%u]"))
         assert.is_nil(v:find("^%s") or v:find("%s$"))
       end
+      -- with prefixes: the matching entries of the full table, nil rather than empty
+      local only = core.parse_headers(block, { "x-", "a" })
+      assert.is_true(only == nil or next(only) ~= nil, name)
+      for k, v in pairs(h) do
+        local watched = k:sub(1, 2) == "x-" or k:sub(1, 1) == "a"
+        assert.equals(watched and v or nil, (only or {})[k], name)
+      end
       n = n + 1
     end
     p:close()
-    assert.is_true(n >= 2)
+    assert.is_true(n >= 3)
   end)
 
   it("reads the 24-hour app and user limits too", function()

@@ -467,9 +467,22 @@ static int http_parse_headers(lua_State *L) {
       lua_pop(L, 1);
     }
   }
-  if (lua_isnoneornil(L, 2)) push_header_block(L, block, len, NULL, 0);
-  else if (block_has_prefix(block, len, prefix, n)) push_header_block(L, block, len, prefix, n);
-  else lua_pushnil(L);
+  if (lua_isnoneornil(L, 2)) {
+    push_header_block(L, block, len, NULL, 0);
+    return 1;
+  }
+  if (!block_has_prefix(block, len, prefix, n)) {    /* the usual answer: no table */
+    lua_pushnil(L);
+    return 1;
+  }
+  push_header_block(L, block, len, prefix, n);       /* +1: the table */
+  lua_pushnil(L);
+  if (lua_next(L, -2)) {                             /* +3: a key and its value */
+    lua_pop(L, 2);                                   /* not empty: the table */
+  } else {
+    lua_pop(L, 1);                                   /* only malformed lines matched */
+    lua_pushnil(L);
+  }
   return 1;
 }
 
