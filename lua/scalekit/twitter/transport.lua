@@ -1,6 +1,7 @@
 --- HTTP for the SDK: one kept-alive libcurl session per client, request
--- building (query, headers, JSON and form bodies), response decoding,
--- transport-error mapping and the redacted debug trace.
+-- building (query, headers, JSON and form bodies, the timeouts and whether a
+-- request may go out twice), responses that parse their headers and JSON on
+-- first use, transport-error mapping, streams, and the redacted debug trace.
 -- @module scalekit.twitter.transport
 
 local core = require "scalekit.core"
@@ -10,7 +11,7 @@ local policy = require "scalekit.twitter.policy"
 local M = {}
 
 local null = core.null
-local encode, json_decode = core.urlencode, core.json_decode
+local encode = core.urlencode
 
 -- Sent on every call (a request's own headers may replace them).
 local VERSION = core._VERSION
@@ -156,16 +157,6 @@ M.response_mt = { __index = function(resp, key)
   return err
 end }
 local response_mt = M.response_mt
-
---- The JSON value of a response body, decoded at once (the usual answer is
--- JSON whatever its content type); a body that does not decode is left to
--- `resp.json`.
--- @return the decoded value, or nil (then `resp.json_error` tells why)
-function M.json_of(resp)
-  local j = json_decode(resp.body)
-  if j ~= nil then return j end
-  return resp.json
-end
 
 local TRANSPORT_KIND = { timeout = "timeout", network = "network", tls = "network",
                          too_large = "protocol", interrupted = "interrupted" }
