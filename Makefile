@@ -1,6 +1,7 @@
 # Makefile - build, test and install scalekit-twitter (Lua 5.4 + C core).
 #
-#   make deps     install the Debian packages that are missing (needs root or sudo)
+#   make deps     install every Debian package any target needs that is missing (root or sudo);
+#                 each target installs only what it needs itself
 #   make          build scalekit/core.so and bin/scalekit-lua
 #   make run      the main job: examples/quickstart.lua (local sandbox without credentials)
 #   make test     build and run the busted suite under Lua 5.4
@@ -36,15 +37,21 @@ EDIT_LIBS   = $(shell test -f /usr/include/editline/readline.h && echo -ledit)
 BINDIR     = $(PREFIX)/bin
 LUA_SRCS = $(shell find lua -name '*.lua' | sort)
 
-# The packages `make deps` installs when missing (Debian 12 names).
-DEBS = lua5.4 liblua5.4-dev lua-cjson lua-busted lua-check lua-ldoc libcurl4-openssl-dev \
-       libssl-dev libedit-dev luarocks pkg-config gcc make python3 ca-certificates openssl \
-       clang libclang-rt-14-dev valgrind nginx-light locales
+# The packages each target needs, installed when missing (Debian 12 names):
+# building and running the SDK; the test suite on top; then what only the
+# CI targets use (clang for ASan and fuzzing, valgrind, nginx and lua-cjson
+# for the benchmarks).  `make deps` installs them all.
+DEBS_RUN   = lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev libedit-dev pkg-config gcc make \
+             python3 ca-certificates openssl
+DEBS_TEST  = $(DEBS_RUN) lua-busted lua-check lua-ldoc luarocks locales
+DEBS_CLANG = clang libclang-rt-14-dev
+DEBS_BENCH = valgrind nginx-light lua-cjson
+DEBS       = $(DEBS_TEST) $(DEBS_CLANG) $(DEBS_BENCH)
 
 export LUA_PATH  := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/?.lua;;
 export LUA_CPATH := $(CURDIR)/build/?.so;;
 
-.PHONY: all deps run test lint asan valgrind fuzz bench clean install doc tools-doc x-constraints
+.PHONY: all deps deps-run deps-test run test lint asan valgrind fuzz bench clean install doc tools-doc x-constraints
 all: build/scalekit/core.so bin/scalekit-lua
 
 build/%.o: src/%.c $(wildcard src/*.h) | build
@@ -73,10 +80,16 @@ build:
 deps:
 	@sh scripts/deps.sh $(DEBS)
 
-run: deps all
+deps-run:
+	@sh scripts/deps.sh $(DEBS_RUN)
+
+deps-test:
+	@sh scripts/deps.sh $(DEBS_TEST)
+
+run: deps-run all
 	@sh scripts/sandbox.sh examples/quickstart.lua
 
-test: deps all
+test: deps-test all
 	@sh scripts/test.sh
 
 lint:
@@ -85,6 +98,7 @@ lint:
 
 # ASan/UBSan: the module is loaded into lua5.4, so the runtime is preloaded.
 asan: clean
+	@sh scripts/deps.sh $(DEBS_TEST) $(DEBS_CLANG)
 	$(MAKE) all CC=clang CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" LDFLAGS="-fsanitize=address,undefined -shared-libasan"
 	LD_PRELOAD="$$(clang -print-file-name=libclang_rt.asan-x86_64.so)" SCALEKIT_SANITIZED=1 \
 	ASAN_OPTIONS=detect_leaks=0 sh scripts/test.sh
@@ -92,6 +106,7 @@ asan: clean
 
 # The suite under valgrind: every lua5.4 process is checked (not the Python fakes).
 valgrind: all
+	@sh scripts/deps.sh $(DEBS_TEST) valgrind
 	BUSTED_LUA="$(CURDIR)/scripts/lua-valgrind.sh" sh scripts/test.sh $(SPECS)
 
 # libFuzzer targets (clang from Debian's libclang-rt-14-dev), each run for
@@ -103,6 +118,7 @@ fuzz: $(FUZZ_TARGETS:%=fuzz-%)
 .PRECIOUS: build/fuzz/%
 
 build/fuzz/%: fuzz/fuzz_%.c $(SRCS) src/dotenv.c $(wildcard src/*.h) fuzz/fuzz_lua.h
+	@sh scripts/deps.sh $(DEBS_RUN) $(DEBS_CLANG)
 	@mkdir -p build/fuzz
 	clang $(FUZZ_CFLAGS) $< $(SRCS) src/dotenv.c -o $@ $(LUA_LIB) $(LIBS) -lm
 
@@ -118,6 +134,7 @@ build/bench/c_loop: bench/c_loop.c
 	$(CC) -O2 -Wall -Wextra $(CURL_INC) $< -o $@ -lcurl
 
 bench: all build/bench/c_loop
+	@sh scripts/deps.sh $(DEBS_BENCH)
 	bin/scalekit-lua --no-env bench/run.lua $(BENCH_N)
 
 # The peers the direct-mode benchmark compares against (tweepy, twitter-api-v2).
@@ -125,8 +142,8 @@ bench-peers: bench
 bench: | peers-installed
 .PHONY: peers-installed bench-peers
 peers-installed:
-	@sh scripts/deps.sh python3-tweepy || echo "tweepy not installed: that peer is skipped"
-	@command -v npm >/dev/null || sh scripts/deps.sh nodejs npm || true
+	@sh scripts/deps.sh --optional python3-tweepy
+	@command -v npm >/dev/null || sh scripts/deps.sh --optional nodejs npm
 	@test -d bench/peers/node_modules/twitter-api-v2 || npm install --silent --prefix bench/peers >/dev/null 2>&1 \
 	  || echo "twitter-api-v2 not installed: that peer is skipped"
 

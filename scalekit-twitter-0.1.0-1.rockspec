@@ -1,4 +1,5 @@
 -- LuaRocks package for scalekit-twitter: the C core plus the Lua modules.
+rockspec_format = "3.0"
 package = "scalekit-twitter"
 version = "0.1.0-1"
 source = {
@@ -32,6 +33,10 @@ build = {
     CFLAGS = "$(CFLAGS)",
     LUA = "$(LUA)",
     LUA_INC = "-I$(LUA_INCDIR)",
+    -- where LuaRocks found libcurl and OpenSSL (the compiler's own search
+    -- path still finds Debian's multiarch headers)
+    CURL_INC = "-I$(CURL_INCDIR) -I$(OPENSSL_INCDIR)",
+    LDFLAGS = "-L$(CURL_LIBDIR) -L$(OPENSSL_LIBDIR)",
   },
   install_variables = {
     PREFIX = "$(PREFIX)",
@@ -39,4 +44,9 @@ build = {
     LUADIR = "$(LUADIR)",
     BINDIR = "$(BINDIR)",
   },
+}
+-- `luarocks test`: the busted suite against the freshly built module.
+test = {
+  type = "command",
+  command = "make test",
 }
