@@ -563,6 +563,29 @@ describe("the token lifecycle", function()
 
   -- A token with CR or LF would break every request's headers: it is refused
   -- where it enters, as `auth`, and never reaches the transport.
+  it("fails every call naming a token file that is not one; an empty one is nothing stored yet", function()
+    local path = dir .. "/corrupt.json"
+    assert(core.write_file_atomic(path, "{ not json"))
+    local tw = direct(f, { token_file = path, refresh_token = "r-1" })
+    local data, err = tw:user_me{}
+    assert.is_nil(data)
+    assert.equals("auth", err.kind)
+    assert.equals(path, err.file)
+    assert.matches("^the token file " .. path:gsub("%p", "%%%0") .. " is not a token file %(invalid JSON: ",
+                   err.message)
+    assert.matches("fix or remove it$", err.message)
+    assert.equals(0, #f:requests())
+    tw:close()
+    assert(core.write_file_atomic(path, "{}"))
+    data, err = direct(f, { token_file = path }):user_me{}
+    assert.is_nil(data)
+    assert.matches("is not a token file (no access_token string)", err.message, 1, true)
+    assert(core.write_file_atomic(path, ""))
+    f:control("tokens", { access_token = "user-token-9" })
+    data = assert(direct(f, { token_file = path, access_token = "user-token-9" }):user_me{})
+    assert.is_table(data.data)
+  end)
+
   it("refuses tokens with CR/LF where they enter: options, token file and refresh answers", function()
     assert.has_error(function() direct(f, { access_token = "abc\r\nX-Injected: 1" }) end,
       "scalekit.twitter.new: access_token must be a string without spaces or control characters")

@@ -880,6 +880,23 @@ describe("media uploads from files", function()
     assert.is_nil(media.detect("hello"))
   end)
 
+  it("says a directory or an empty file is one, before any request", function()
+    local f = fake.start{ script = "fake_x.py" }
+    finally(function() f:stop() end)
+    f:control("tokens", { access_token = "user-token-1" })
+    local tw = direct(f)
+    local empty = write("empty.png", "")
+    local _, err = tw:upload_media{ file = empty }
+    assert.equals("invalid_input", err.kind)
+    assert.equals("upload_media: " .. empty .. ": the file is empty", err.message)
+    local folder = empty:gsub("/[^/]*$", "")
+    _, err = tw:upload_media{ file = folder }
+    assert.equals("invalid_input", err.kind)
+    assert.equals("upload_media: " .. folder .. ": Is a directory", err.message)
+    assert.equals(0, #f:requests())
+    tw:close()
+  end)
+
   it("uploads a small image in one request (direct mode)", function()
     local f = fake.start{ script = "fake_x.py" }
     finally(function() f:stop() end)

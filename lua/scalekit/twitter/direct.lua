@@ -43,15 +43,20 @@ Direct.__index = Direct
 -- spaces): such a token is refused where it enters.
 local function unusable(tok) return not transport.header_safe(tok) end
 
--- The token pair stored in the file at `path`, or nil (no file, or not a
--- token file), or nil, err when it holds a token that cannot be sent.
+-- The token pair stored in the file at `path`, or nil (no file, or an
+-- empty one: nothing stored yet), or nil, err when it is not a token file
+-- or holds a token that cannot be sent (kind `auth`, naming the file).
 local function read_token_file(path)
   local f = io.open(path, "rb")
   if not f then return nil end
   local text = f:read("a")
   f:close()
-  local t = text and core.json_decode(text)
-  if type(t) ~= "table" or type(t.access_token) ~= "string" then return nil end
+  if text == nil or not text:find("%S") then return nil end
+  local t, jerr = core.json_decode(text)
+  if type(t) ~= "table" or type(t.access_token) ~= "string" then
+    return nil, errors.new("auth", ("the token file %s is not a token file (%s); fix or remove it"):format(
+      path, jerr or "no access_token string"), { file = path })
+  end
   if unusable(t.access_token) or (t.refresh_token ~= nil and unusable(t.refresh_token)) then
     return nil, errors.new("auth", ("the token file %s holds a token with spaces or control characters"):format(path),
                            { file = path })

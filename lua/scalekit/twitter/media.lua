@@ -157,9 +157,12 @@ function M.upload(client, opts)
   local call = options.call_options(opts, OWN)
   local f, ferr = io.open(opts.file, "rb")
   if not f then return fail("invalid_input", ferr, { param = "file" }) end
+  local head, rerr = f:read(512)
+  if head == nil then
+    f:close()
+    return fail("invalid_input", ("%s: %s"):format(opts.file, rerr or "the file is empty"), { param = "file" })
+  end
   local size = f:seek("end")
-  f:seek("set", 0)
-  local head = f:read(512) or ""
   f:seek("set", 0)
   local media_type = opts.media_type or M.detect(head)
   if not media_type then
