@@ -317,7 +317,8 @@ describe("per-call options", function()
     { { retry_base = -1 }, "'retry_base' must be a positive number of seconds, got -1" },
     { { timeout = 0 }, "'timeout' must be a positive number of seconds, got 0" },
     { { wait_on_rate_limit = "yes" }, "'wait_on_rate_limit' must be a boolean, got \"yes\"" },
-    { { identifier = "bob" }, "unknown option 'identifier'; per-call options: " },
+    { { identifier = "bob" },
+      "'identifier' is a Scalekit option (the account of the call); this client is in direct mode" },
   }
   for _, case in ipairs(bad) do
     local opts, why = case[1], case[2]

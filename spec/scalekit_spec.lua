@@ -544,3 +544,68 @@ describe("connected accounts", function()
     assert.equals("not_found", err.kind)
   end)
 end)
+
+describe("the account of one call", function()
+  local f, tw
+  fake.per_block(function(a, b) f, tw = a, b end, nil, function(s)
+    fake.connect(s)
+    fake.connect(s, "bob")
+    return fake.client(s)
+  end)
+
+  -- The identifier of each execute_tool request, in order, and its tool.
+  local function sent()
+    local out = {}
+    for i, r in ipairs(f:requests("/api/v1/execute_tool")) do
+      local body = twitter.json.decode(r.body)
+      out[i] = body.tool_name:gsub("^twitter_", "") .. " as " .. tostring(body.identifier)
+    end
+    return out
+  end
+
+  it("goes in the request of that call only, however the tool is called", function()
+    assert(tw:execute("twitter_user_lookup", { id = "2244994945" }, { identifier = "bob" }))
+    assert(tw:user_lookup({ id = "2244994945" }, { identifier = "bob" }))
+    assert(tw:twitter_user_lookup{ id = "2244994945" })
+    local page = 0
+    for p in tw:pages("followers_get", { id = "2244994945" }, { identifier = "bob", limit = 1 }) do
+      assert.is_table(p)
+      page = page + 1
+    end
+    assert.equals(1, page)
+    local results = tw:batch{ { "user_lookup", { id = "1" }, { identifier = "bob" } }, { "user_lookup", { id = "2" } } }
+    assert.is_table(results[1].data)
+    assert.is_table(results[2].data)
+    assert.same({ "user_lookup as bob", "user_lookup as bob", "user_lookup as user_123", "followers_get as bob",
+                  "user_lookup as bob", "user_lookup as user_123" }, sent())
+  end)
+
+  it("goes to the proxy as its identifier header", function()
+    assert(tw:request{ path = "/2/users/me", identifier = "bob" })
+    assert(tw:request{ path = "/2/users/me" })
+    local reqs = f:requests()
+    assert.equals("bob", fake.header(reqs[#reqs - 1], "identifier"))
+    assert.equals("user_123", fake.header(reqs[#reqs], "identifier"))
+  end)
+
+  it("looks up the own user id once per account, never sharing one between accounts", function()
+    assert(tw:bookmarks_get({}, { identifier = "bob" }))
+    assert(tw:bookmarks_get{})
+    assert(tw:bookmarks_get({}, { identifier = "bob" }))
+    assert(tw:bookmarks_get{})
+    assert.same({ "user_me as bob", "bookmarks_get as bob", "user_me as user_123", "bookmarks_get as user_123",
+                  "bookmarks_get as bob", "bookmarks_get as user_123" }, sent())
+  end)
+
+  it("is checked like a client option, and false means none", function()
+    local ok, err = pcall(function() tw:user_me({}, { identifier = 5 }) end)
+    assert.is_false(ok)
+    assert.matches("^spec/scalekit_spec.lua:%d+: scalekit.twitter: twitter_user_me options: 'identifier' must be "
+                   .. "a string %(or false for none%), got 5$", err)
+    local data, e = tw:user_me({}, { identifier = false })
+    assert.is_nil(data)
+    assert.equals("invalid_input", e.kind)
+    assert.matches("no connected account", e.message, 1, true)
+    assert.equals(0, #f:requests("/api/v1/execute_tool"))
+  end)
+end)

@@ -90,9 +90,9 @@ local function check_table(v, what, level)
   end
 end
 
--- The account context sent with every Scalekit call, rebuilt only when
--- one of the client's account fields changed.
-local function context(self)
+-- The client's account context, sent with every Scalekit call, rebuilt
+-- only when one of the client's account fields changed.
+local function client_context(self)
   local st, get = state[self], rawget      -- rawget: unset fields skip __index
   local c = st.ctx
   local identifier, connector = get(self, "identifier"), get(self, "connection_name")
@@ -107,11 +107,47 @@ local function context(self)
   return c
 end
 
--- The ID of the authenticated X user, looked up once per client.
-local function my_id(self)
+-- The call options that name an account, and the context field each sets.
+local ACCOUNT_OPTIONS = { identifier = "identifier", connection_name = "connector",
+                          connected_account_id = "connected_account_id", organization_id = "organization_id",
+                          user_id = "user_id" }
+
+-- The account context of one call: the client's, with the call's own
+-- account options over it (false: none).
+local function context(self, opts)
+  local c = client_context(self)
+  if opts == nil then return c end
+  local own
+  for opt, field in pairs(ACCOUNT_OPTIONS) do
+    local v = opts[opt]
+    if v ~= nil then
+      if not own then
+        own = {}
+        for k, cv in pairs(c) do if k ~= "fields" then own[k] = cv end end
+      end
+      own[field] = v or nil
+    end
+  end
+  return own or c
+end
+
+-- The cache key of an account context (nil in direct mode: one account).
+local function account_key(ctx)
+  if ctx == nil then return "" end
+  return table.concat({ tostring(ctx.identifier), tostring(ctx.connector), tostring(ctx.connected_account_id),
+                        tostring(ctx.organization_id), tostring(ctx.user_id) }, "\0")
+end
+
+local MAX_CACHED_IDS = 1000      -- own user ids kept per client (one per account used)
+
+-- The ID of the authenticated X user of account context `ctx`, looked up
+-- once per account and client (never shared between accounts).
+local function my_id(self, ctx)
   local st = state[self]
-  if st.me then return st.me end
-  local data, err = self:execute("twitter_user_me", {})
+  local key = account_key(ctx)
+  st.me = st.me or { n = 0 }
+  if st.me[key] then return st.me[key] end
+  local data, err = call.execute(st.backend, tools.get("twitter_user_me"), {}, ctx, nil)
   if not data then return nil, err end
   local user = type(data) == "table" and (type(data.data) == "table" and data.data or data) or {}
   local id = user.id
@@ -119,14 +155,15 @@ local function my_id(self)
   if type(id) ~= "string" then
     return nil, errors.new("protocol", "twitter_user_me returned no user id", { tool = "twitter_user_me" })
   end
-  st.me = id
+  if st.me.n >= MAX_CACHED_IDS then st.me = { n = 0 } end
+  st.me[key], st.me.n = id, st.me.n + 1
   return id
 end
 
 -- The params to send and (Scalekit mode) the account context of a call of
 -- `tool`, or nil, err: validation, the mode's parameter check, the account
 -- check and the "your own id" fill-in.
-local function prepare_call(self, tool, input)
+local function prepare_call(self, tool, input, opts)
   local params, err = tools.validate(tool, input or {})
   if not params then return nil, err end
   if tool.scalekit_only[1] then
@@ -135,14 +172,14 @@ local function prepare_call(self, tool, input)
   end
   local ctx
   if self.mode == "scalekit" then
-    ctx = context(self)
+    ctx = context(self, opts)
     if not ctx.identifier and not ctx.connected_account_id then
       return nil, errors.new("invalid_input", tool.name .. ": no connected account: set identifier "
         .. "(or SCALEKIT_IDENTIFIER) or connected_account_id", { tool = tool.name })
     end
   end
   if tool.self_id and params.id == nil then
-    params.id, err = my_id(self)
+    params.id, err = my_id(self, ctx)
     if not params.id then return nil, err end
   end
   return params, ctx
@@ -150,7 +187,7 @@ end
 
 -- A checked call of `tool`: prepare, then the pipeline.
 local function run(self, tool, input, opts)
-  local params, ctx = prepare_call(self, tool, input)
+  local params, ctx = prepare_call(self, tool, input, opts)
   if not params then return nil, ctx end
   return call.execute(state[self].backend, tool, params, ctx, opts)
 end
@@ -166,7 +203,9 @@ function Client:execute(name, input, opts)
   check_client(self, "execute")
   check_table(input, "tool input", 2)
   check_table(opts, "call options", 2)
-  if opts ~= nil then options.check(opts, "scalekit.twitter: " .. tostring(name) .. " options", 2, nil, true) end
+  if opts ~= nil then
+    options.check(opts, "scalekit.twitter: " .. tostring(name) .. " options", 2, nil, true, self.mode)
+  end
   local tool, err = tools.lookup(name)
   if not tool then return nil, err end
   return run(self, tool, input, opts)
@@ -191,8 +230,8 @@ end
 -- @return `{ status =, headers =, body =, json = }` or nil, err
 function Client:request(req)
   check_client(self, "request")
-  local r = raw.check(req)
-  return call.raw(state[self].backend, r, self.mode == "scalekit" and context(self) or nil)
+  local r = raw.check(req, self.mode)
+  return call.raw(state[self].backend, r, self.mode == "scalekit" and context(self, r.opts) or nil)
 end
 
 --- Close the client's connections now (they are also closed when the
@@ -244,15 +283,15 @@ local UPLOAD_OPTIONS = { file = { kind = "string" }, media_type = { kind = "stri
 
 -- Raise (blaming the caller's caller) unless opts is nil or a table of the
 -- per-call options plus `extra`.
-local function check_call_options(opts, what, extra)
+local function check_call_options(self, opts, what, extra)
   check_table(opts, what .. " options", 3)
-  if opts ~= nil then options.check(opts, "scalekit.twitter: " .. what, 3, extra, true) end
+  if opts ~= nil then options.check(opts, "scalekit.twitter: " .. what, 3, extra, true, self.mode) end
 end
 
 function Client:pages(name, input, opts)
   check_client(self, "pages")
   check_table(input, "pages input", 2)
-  check_call_options(opts, "pages", PAGES_OPTIONS)
+  check_call_options(self, opts, "pages", PAGES_OPTIONS)
   return paging.pages(self, paging_tool(name), input, with_page_hook(self, opts))
 end
 
@@ -263,12 +302,13 @@ end
 function Client:items(name, input, opts)
   check_client(self, "items")
   check_table(input, "items input", 2)
-  check_call_options(opts, "items", ITEMS_OPTIONS)
+  check_call_options(self, opts, "items", ITEMS_OPTIONS)
   return paging.items(self, paging_tool(name), input, with_page_hook(self, opts))
 end
 
 --- Run many tool calls concurrently over the client's connection pool.
--- @tparam table calls array of `{ name, input }`
+-- @tparam table calls array of `{ name, input [, opts] }`: an entry's own
+--   `opts` may name its account (`identifier`, ...; Scalekit mode)
 -- @tparam[opt] table opts `concurrency` (default 8, at most 64) and per-call options
 -- @return array of `{ data =, info =, err = }` in input order
 function Client:batch(calls, opts)
@@ -277,17 +317,21 @@ function Client:batch(calls, opts)
   if #calls > BATCH_MAX_CALLS then
     error(("scalekit.twitter: batch takes at most %d calls"):format(BATCH_MAX_CALLS), 2)
   end
-  check_call_options(opts, "batch", BATCH_OPTIONS)
+  check_call_options(self, opts, "batch", BATCH_OPTIONS)
   opts = opts or {}
   local results, jobs, slot = {}, {}, {}
   for i, c in ipairs(calls) do
-    local name, input = c[1], c[2]
+    local name, input, own = c[1], c[2], c[3]
+    if own ~= nil then
+      check_table(own, "batch entry options", 2)
+      options.check(own, "scalekit.twitter: batch entry " .. i, 2, nil, true, self.mode)
+    end
     local tool, params, ctx, err
     if type(input) ~= "table" and input ~= nil then
       err = errors.new("invalid_input", tostring(name) .. ": input must be a table")
     else
       tool, err = tools.lookup(name)
-      if tool then params, ctx = prepare_call(self, tool, input) end
+      if tool then params, ctx = prepare_call(self, tool, input, own or opts) end
       if tool and not params then err = ctx end
     end
     if err then
@@ -311,7 +355,7 @@ function Client:upload_media(opts)
   if type(opts) ~= "table" or type(opts.file) ~= "string" then
     error("scalekit.twitter: upload_media expects { file = path, ... }", 2)
   end
-  options.check(opts, "scalekit.twitter: upload_media", 2, UPLOAD_OPTIONS, true)
+  options.check(opts, "scalekit.twitter: upload_media", 2, UPLOAD_OPTIONS, true, self.mode)
   local hook = state[self].hooks.on_progress
   if opts.on_progress == nil and hook then
     local o = {}
@@ -341,7 +385,7 @@ function methods.direct:stream(name, input, on_event, opts)
   check_client(self, "stream")
   check_table(input, "stream input", 2)
   if type(on_event) ~= "function" then error("scalekit.twitter: stream needs an on_event function", 2) end
-  check_call_options(opts, "stream", STREAM_OPTIONS)
+  check_call_options(self, opts, "stream", STREAM_OPTIONS)
   local tool, err = tools.lookup(name)
   if not tool then return nil, err end
   local params
@@ -458,7 +502,7 @@ local function dispatch(self, tool, input, opts)
   if input ~= nil and type(input) ~= "table" then check_table(input, tool.name, 2) end
   if opts ~= nil then
     if type(opts) ~= "table" then check_table(opts, tool.name .. " options", 2) end
-    options.check(opts, "scalekit.twitter: " .. tool.name .. " options", 2, nil, true)
+    options.check(opts, "scalekit.twitter: " .. tool.name .. " options", 2, nil, true, self.mode)
   end
   return run(self, tool, input, opts)
 end

@@ -12,10 +12,13 @@ local M = {}
 M.SPEC = {
   mode = { kind = "string" }, env_url = { kind = "string" }, client_id = { kind = "string" },
   client_secret = { kind = "string" },
-  -- the account fields: false says "none" (over the environment's)
-  identifier = { kind = "account" }, connection_name = { kind = "account" },
-  connected_account_id = { kind = "account" }, organization_id = { kind = "account" },
-  user_id = { kind = "account" },
+  -- the account fields (Scalekit mode; per call too: the account of that
+  -- call): false says "none" (over the environment's or the client's)
+  identifier = { kind = "account", call = true, mode = "scalekit" },
+  connection_name = { kind = "account", call = true, mode = "scalekit" },
+  connected_account_id = { kind = "account", call = true, mode = "scalekit" },
+  organization_id = { kind = "account", call = true, mode = "scalekit" },
+  user_id = { kind = "account", call = true, mode = "scalekit" },
   ca_file = { kind = "string" }, proxy = { kind = "string" }, allow_insecure_http = { kind = "boolean" },
   max_response = { kind = "count", min = 1, max = math.maxinteger },
   debug = { kind = "any" },
@@ -98,7 +101,9 @@ end
 --   the per-call ones (e.g. `limit` for `pages`); with it (or with `call`
 --   true) only per-call options are accepted
 -- @tparam[opt] boolean call check as per-call options
-function M.check(opts, where, level, extra, call)
+-- @tparam[opt] string mode the client's mode: an option of the other mode
+--   (the account fields are Scalekit's) is refused
+function M.check(opts, where, level, extra, call, mode)
   call = call or extra ~= nil
   for k, v in pairs(opts) do
     local spec = (extra and extra[k]) or M.SPEC[k]
@@ -114,6 +119,10 @@ function M.check(opts, where, level, extra, call)
       error(("%s: unknown option '%s'%s"):format(where, tostring(k),
         guess and ("; did you mean '%s'?"):format(guess)
         or (call and "; per-call options: " .. table.concat(names, ", ") or "")), level + 1)
+    end
+    if mode and spec.mode and spec.mode ~= mode then
+      error(("%s: '%s' is a Scalekit option (the account of the call); this client is in %s mode"):format(
+        where, k, mode), level + 1)
     end
     local why = problem(spec, v)
     if why then

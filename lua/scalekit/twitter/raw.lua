@@ -33,8 +33,9 @@ end
 --- The backends' form of a raw request `req` (see Client:request):
 -- `{ path, method, rate_key, query, json, body, form, headers, opts }`.
 -- Raises for a programmer mistake, blaming the caller of `request` (the
--- caller of the function that calls check).
-function M.check(req)
+-- caller of the function that calls check).  `mode` is the client's (the
+-- account options are Scalekit's).
+function M.check(req, mode)
   if type(req) ~= "table" or type(req.path) ~= "string" then
     error("scalekit.twitter: request expects a table with a string 'path'", 3)
   end
@@ -53,7 +54,7 @@ function M.check(req)
       error(("scalekit.twitter: request field '%s' must be a %s, got %s"):format(k, want, type(v)), 3)
     end
   end
-  if call_opts then options.check(call_opts, "scalekit.twitter: request", 3, nil, true) end
+  if call_opts then options.check(call_opts, "scalekit.twitter: request", 3, nil, true, mode) end
   local bodies = (req.body ~= nil and 1 or 0) + (req.form_data ~= nil and 1 or 0) + (req.raw_body ~= nil and 1 or 0)
   if bodies > 1 then error("scalekit.twitter: request takes one of body, form_data and raw_body", 3) end
   local query
