@@ -13,7 +13,33 @@ describe("the Scalekit token", function()
   before_each(function()
     f:reset()
     fake.connect(f)
+    -- clients share a token by credentials, held weakly: collecting the
+    -- clients of earlier tests lets each test start without one
+    collectgarbage()
+    collectgarbage()
     f:clear()
+  end)
+
+  it("is shared by every client with the same credentials: 100 clients for 100 users fetch one", function()
+    for i = 1, 100 do fake.connect(f, "user_" .. i) end
+    collectgarbage()
+    collectgarbage()
+    f:clear()
+    local clients = {}
+    for i = 1, 100 do clients[i] = fake.client(f, { identifier = "user_" .. i }) end
+    for i = 1, 100 do assert(clients[i]:user_lookup{ id = "2244994945" }) end
+    assert.equals(1, #f:requests("/oauth/token"))
+    local calls = f:requests("/api/v1/execute_tool")
+    assert.equals(100, #calls)
+    for i, r in ipairs(calls) do
+      assert.equals("user_" .. i, twitter.json.decode(r.body).identifier)
+    end
+    -- another environment URL is other credentials: its own token
+    local other = fake.client(f, { env_url = f.url:gsub("127%.0%.0%.1", "localhost") })
+    assert(other:user_me{})
+    assert.equals(2, #f:requests("/oauth/token"))
+    other:close()
+    for i = 1, 100 do clients[i]:close() end
   end)
 
   it("refuses a token answer with CR/LF as auth, before it reaches any header", function()
@@ -279,10 +305,11 @@ describe("execute_tool", function()
     local tw2 = fake.client(f)
     for _ = 1, 3 do assert(tw2:user_me{}) end
     tw2:close()
-    -- the fake records the client address of each request: one TCP connection served all four
+    -- the fake records the client address of each request: one TCP connection served all three
+    -- (the token is the block's client's: clients with the same credentials share it)
     local reqs, conns = f:requests(), {}
     for _, r in ipairs(reqs) do conns[r.connection] = true end
-    assert.equals(4, #reqs)
+    assert.equals(3, #reqs)
     assert.equals(1, #(function() local l = {} for c in pairs(conns) do l[#l + 1] = c end return l end)())
   end)
 

@@ -106,18 +106,20 @@ end
 local function new_scalekit(fields, opts, common)
   local env_url = opts.env_url or getenv("SCALEKIT_ENVIRONMENT_URL", "SCALEKIT_ENV_URL")
   local client_id = opts.client_id or getenv("SCALEKIT_CLIENT_ID")
-  local secret = { client_secret = opts.client_secret or getenv("SCALEKIT_CLIENT_SECRET") }
+  local client_secret = opts.client_secret or getenv("SCALEKIT_CLIENT_SECRET")
   local missing = {}
   if not env_url then missing[#missing + 1] = "env_url (SCALEKIT_ENVIRONMENT_URL)" end
   if not client_id then missing[#missing + 1] = "client_id (SCALEKIT_CLIENT_ID)" end
-  if not secret.client_secret then missing[#missing + 1] = "client_secret (SCALEKIT_CLIENT_SECRET)" end
+  if not client_secret then missing[#missing + 1] = "client_secret (SCALEKIT_CLIENT_SECRET)" end
   if #missing > 0 then
     config_error("missing " .. table.concat(missing, ", ")
                  .. " (or, for direct mode, X_BEARER_TOKEN / X_ACCESS_TOKEN)")
   end
-  check_secret("client_secret", secret.client_secret)
+  check_secret("client_secret", client_secret)
   check_url("env_url", env_url, opts.allow_insecure_http)
   fields.env_url = env_url:gsub("/+$", "")
+  -- one token for every client with these credentials
+  local secret = scalekit.credentials(fields.env_url, client_id, client_secret)
   fields.client_id = client_id
   fields.identifier = opts.identifier or getenv("SCALEKIT_IDENTIFIER")
   fields.connection_name = opts.connection_name or "twitter"

@@ -49,6 +49,27 @@ end
 local Scalekit = {}
 Scalekit.__index = Scalekit
 
+-- The credentials and token of each set of Scalekit credentials in use,
+-- shared by every client made with them, so an agent with one client per
+-- end user fetches one token for all.  Weak: a set goes with its last
+-- client.
+local shared = setmetatable({}, { __mode = "v" })
+
+--- The table holding the secret and the token for Scalekit credentials:
+-- the same table for every client with the same environment, client id and
+-- secret.  Its string fields are the secrets (`client_secret`,
+-- `access_token`: what the redactor hides); `token` holds the token's
+-- expiry and header line.
+function M.credentials(env_url, client_id, client_secret)
+  local key = env_url .. "\0" .. client_id .. "\0" .. core.sha256(client_secret)
+  local c = shared[key]
+  if not c then
+    c = { client_secret = client_secret, token = {} }
+    shared[key] = c
+  end
+  return c
+end
+
 -- A tool error means the tool ran upstream: never repeat it, whatever its
 -- status (Scalekit answers a provider's 401 as HTTP 401 with TOOL_ERROR).
 local function is_tool_error(resp)
@@ -63,9 +84,10 @@ end
 M.HINTS = { retry_any_method = { [503] = true }, final = is_tool_error }
 
 --- Make the backend.
--- @tparam table cfg `env_url`, `client_id`, `secret` (a table holding
---   `client_secret`, and where the access token is kept so the redactor sees
---   it), `settings` (the client's resolved policy), plus transport options.
+-- @tparam table cfg `env_url`, `client_id`, `secret` (from `credentials`:
+--   the secret and the token, shared by clients with the same credentials,
+--   and seen by the redactor), `settings` (the client's resolved policy),
+--   plus transport options.
 function M.new(cfg)
   local self = setmetatable({ env_url = cfg.env_url:gsub("/+$", ""), client_id = cfg.client_id,
                               secret = cfg.secret, settings = cfg.settings, rate = {},
@@ -132,23 +154,24 @@ function Scalekit:fetch_token(deadline)
       .. "a token with spaces or control characters", { status = resp.status })
   end
   local ttl = math.tointeger(field(resp.json, "expires_in"))
-  self.secret.access_token = tok
-  self.auth_line = "Authorization: Bearer " .. tok    -- the header of every call until the next token
-  self.token_expires = ttl and core.monotonic() + ttl - M.TOKEN_SKEW or math.huge
+  local secret = self.secret
+  secret.access_token = tok
+  secret.token.line = "Authorization: Bearer " .. tok    -- the header of every call until the next token
+  secret.token.expires = ttl and core.monotonic() + ttl - M.TOKEN_SKEW or math.huge
   return tok
 end
 
 --- A valid access token (cached, or fetched now).
 function Scalekit:token(deadline)
-  if self.secret.access_token and core.monotonic() < self.token_expires then
-    return self.secret.access_token
-  end
+  local secret = self.secret
+  if secret.access_token and core.monotonic() < secret.token.expires then return secret.access_token end
   return self:fetch_token(deadline)
 end
 
---- Drop the cached token, so the next call fetches a new one.
+--- Drop the cached token (for every client sharing it), so the next call
+-- fetches a new one.
 function Scalekit:forget_token()
-  self.secret.access_token, self.token_expires, self.auth_line = nil, nil, nil
+  self.secret.access_token, self.secret.token.expires, self.secret.token.line = nil, nil, nil
 end
 
 --- Put the access token (fetched when needed) on `req`, and the proxy's
@@ -157,7 +180,7 @@ end
 function Scalekit:authorize(req)
   local tok, err = self:token(req.deadline)
   if not tok then err.tool = req.tool; return nil, err end
-  req.override, req.auth_line = req.account, self.auth_line
+  req.override, req.auth_line = req.account, self.secret.token.line
   return tok
 end
 
