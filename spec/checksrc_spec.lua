@@ -13,12 +13,7 @@ describe("checksrc", function()
   setup(function() dir = fake.tempdir() end)
   teardown(function() fake.rmdir(dir) end)
 
-  local function source(name, text)
-    local f = assert(io.open(dir .. "/" .. name, "w"))
-    f:write(text)
-    f:close()
-    return dir .. "/" .. name
-  end
+  local function source(name, text) return fake.write(dir, name, text) end
 
   it("refuses banned functions and assignments in conditions, naming the line", function()
     local file = source("bad.c", table.concat({

@@ -31,12 +31,7 @@ setup(function()
 end)
 teardown(function() fake.rmdir(dir) end)
 
-local function write(name, text)
-  local f = assert(io.open(dir .. "/" .. name, "w"))
-  f:write(text)
-  f:close()
-  return dir .. "/" .. name
-end
+local function write(name, text) return fake.write(dir, name, text) end
 
 describe("scalekit-lua as an interpreter", function()
   it("runs a script with its arguments from any directory, SDK built in", function()

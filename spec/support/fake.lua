@@ -44,6 +44,15 @@ function M.tempdir()
   return dir
 end
 
+--- Write `text` to the file `name` in `dir`; returns its path.
+function M.write(dir, name, text)
+  local path = dir .. "/" .. name
+  local f = assert(io.open(path, "w"))
+  f:write(text)
+  f:close()
+  return path
+end
+
 function M.rmdir(dir)
   os.execute("rm -rf " .. dir)
 end

@@ -139,6 +139,12 @@ function M.raw(b, raw, ctx)
   return resp
 end
 
+-- A batch result from what a call gave (data, info or nil, err).
+local function outcome(data, info)
+  if data ~= nil then return { data = data, info = info } end
+  return { err = info }
+end
+
 --- Many validated tool calls at once over the connection pool.  `jobs` is
 -- an array of `{ tool =, params =, ctx = }`; a call the retry policy would
 -- repeat (or a 401 new credentials would fix) runs again on its own through
@@ -149,8 +155,7 @@ function M.batch(b, jobs, opts, concurrency)
   local results, sent, reqs = {}, {}, {}
   for i, job in ipairs(jobs) do
     if b.sequences and job.tool.sequence then
-      local data, info = M.execute(b, job.tool, job.params, job.ctx, opts)
-      results[i] = data ~= nil and { data = data, info = info } or { err = info }
+      results[i] = outcome(M.execute(b, job.tool, job.params, job.ctx, opts))
     else
       local req = timed(b:request_for(job.tool, job.params, job.ctx), s)
       local used, err = b:authorize(req, job.tool)
@@ -167,8 +172,7 @@ function M.batch(b, jobs, opts, concurrency)
     if resp then note_rate(b, req.rate_key, resp) end
     if policy.should_repeat(s, b.hints, req.method, resp, err, 0, 0)
        or (resp and resp.status == 401 and b:renewable(resp, sent[k].used)) then
-      local data, info = M.execute(b, job.tool, job.params, job.ctx, opts)
-      results[i] = data ~= nil and { data = data, info = info } or { err = info }
+      results[i] = outcome(M.execute(b, job.tool, job.params, job.ctx, opts))
     elseif not resp then
       results[i] = { err = policy.mark_applied(err, req.method) }
     else
@@ -177,8 +181,7 @@ function M.batch(b, jobs, opts, concurrency)
       if j == nil then
         results[i] = { err = err }
       else
-        local data, info = b:result(job.tool, j, resp)
-        results[i] = { data = data, info = info }
+        results[i] = outcome(b:result(job.tool, j, resp))
       end
     end
   end

@@ -26,7 +26,7 @@ local RETRY_STATUS = { [502] = true, [503] = true, [504] = true }
 local tointeger = math.tointeger
 
 -- The error of a wait cut short by Ctrl-C (final, like an interrupted transfer).
-local function errors_interrupted(req)
+local function interrupted_error(req)
   return errors.new("interrupted", ("%s: interrupted while waiting"):format(req.tool or req.method),
                     { transport = "interrupted", tool = req.tool })
 end
@@ -100,6 +100,12 @@ end
 M.KEYS = { "max_retries", "retry_base", "wait_on_rate_limit", "max_wait", "on_wait", "sleep", "timeout",
            "connect_timeout", "stall_timeout" }
 
+-- The whole call's timeout when none is set: DEFAULT_TIMEOUT, plus the
+-- longest rate-limit wait when the call waits on rate limits.
+local function default_timeout(s)
+  return M.DEFAULT_TIMEOUT + (s.wait_on_rate_limit and s.max_wait or 0)
+end
+
 --- The client's settings, resolved once: `opts` (the client's options)
 -- over the defaults; the timeout is the client's, else DEFAULT_TIMEOUT plus
 -- `max_wait` when the client waits on rate limits.
@@ -110,7 +116,7 @@ function M.defaults(opts)
     on_wait = opts.on_wait, sleep = opts.sleep, connect_timeout = opts.connect_timeout,
     stall_timeout = opts.stall_timeout, client_timeout = opts.timeout, attempt_timeout = opts.timeout,
   }
-  s.timeout = opts.timeout or M.DEFAULT_TIMEOUT + (s.wait_on_rate_limit and s.max_wait or 0)
+  s.timeout = opts.timeout or default_timeout(s)
   return s
 end
 
@@ -127,8 +133,7 @@ function M.settings(opts, defaults)
     if v == nil then v = defaults[k] end
     s[k] = v
   end
-  s.timeout = opts.timeout or defaults.client_timeout
-              or M.DEFAULT_TIMEOUT + (s.wait_on_rate_limit and s.max_wait or 0)
+  s.timeout = opts.timeout or defaults.client_timeout or default_timeout(s)
   return s
 end
 
@@ -203,7 +208,7 @@ function M.send(http, req, s, hints)
     if s.on_wait then s.on_wait(delay, why) end
     local slept, kind = (s.sleep or core.sleep)(delay)
     if slept == nil and kind == "interrupted" then
-      return nil, errors_interrupted(req)
+      return nil, interrupted_error(req)
     end
     if why == "retry" then retries = retries + 1 else waits = waits + 1 end
     resp, err = http:send(req)

@@ -61,7 +61,7 @@ local function step_request(b, tool, name, params)
   return req
 end
 
-function run.chunked_upload(b, tool, params, s, opts)
+function run.chunked_upload(b, tool, params, s)
   local bytes, derr = core.unbase64(params.media_data)
   if not bytes then
     return nil, errors.new("invalid_input", tool.name .. ": parameter 'media_data': " .. derr,
@@ -111,7 +111,7 @@ function run.chunked_upload(b, tool, params, s, opts)
     return chunk
   end
   local m, err = media.upload_chunks(function(what, ...) return steps[what](...) end, read,
-    { label = tool.name, tool = tool.name, on_wait = (opts and opts.on_wait) or b.settings.on_wait })
+    { label = tool.name, tool = tool.name, on_wait = s.on_wait })
   if not m then return nil, err end
   return setmetatable({ data = m }, object_mt), last
 end
@@ -135,7 +135,7 @@ M.NAMES = { "chunked_upload", "fan_out", "stream" }
 -- @return data, info (`status` of the last response, when there was one)
 --   or nil, err
 function M.run(b, tool, params, opts)
-  local data, last = run[tool.sequence](b, tool, params, policy.settings(opts, b.settings), opts)
+  local data, last = run[tool.sequence](b, tool, params, policy.settings(opts, b.settings))
   if data == nil then return nil, last end
   return data, { tool = tool.name, status = last and last.status, rate_limit = b.rate[tool.name] }
 end

@@ -312,18 +312,10 @@ function Transport:send(req)
 end
 
 --- The headers of a response whose names start with one of `prefixes`
--- (the rate-limit headers), without a table of every header; nil when
--- there are none.
+-- (the rate-limit headers), read from its raw header block without a table
+-- of every header; nil when there are none.
 function M.headers_with(resp, prefixes)
-  local raw = rawget(resp, "raw_headers")
-  if raw then return core.parse_headers(raw, prefixes) end
-  local out
-  for k, v in pairs(resp.headers or {}) do
-    for i = 1, #prefixes do
-      if k:sub(1, #prefixes[i]) == prefixes[i] then out = out or {}; out[k] = v end
-    end
-  end
-  return out
+  return core.parse_headers(resp.raw_headers, prefixes)
 end
 
 --- Send many requests at once over the same connection pool.
