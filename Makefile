@@ -18,15 +18,29 @@ LUA_VER   ?= 5.4
 PREFIX    ?= /usr/local
 LUA_INC   ?= $(shell pkg-config --cflags lua$(LUA_VER) 2>/dev/null || echo -I/usr/include/lua$(LUA_VER))
 CURL_INC  ?= $(shell pkg-config --cflags libcurl 2>/dev/null)
+OPENSSL_INC ?= $(shell pkg-config --cflags libcrypto 2>/dev/null)
+OPENSSL_LIB ?= $(shell pkg-config --libs libcrypto 2>/dev/null || echo -lcrypto)
 CC        ?= cc
 CFLAGS    ?= -O2 -g
 WARN       = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror=implicit-function-declaration
-ALL_CFLAGS = $(CFLAGS) $(WARN) -std=c99 -fPIC -fvisibility=hidden $(LUA_INC) $(CURL_INC)
-LIBS       = -lcurl -lcrypto
+ALL_CFLAGS = $(CFLAGS) $(WARN) -std=c99 -fPIC -fvisibility=hidden $(LUA_INC) $(CURL_INC) $(OPENSSL_INC)
+LIBS       = -lcurl $(OPENSSL_LIB)
 LDFLAGS   ?=
+# A Lua module is a shared object on Linux and a bundle whose Lua symbols
+# the interpreter supplies on macOS (no Mac was at hand to test this).
+UNAME_S ?= $(shell uname -s)
+ifeq ($(UNAME_S),Darwin)
+MODULE_LDFLAGS = -bundle -undefined dynamic_lookup
+HOST_SYSLIBS   = -lm
+else
+MODULE_LDFLAGS = -shared
+HOST_SYSLIBS   = -lm -ldl
+endif
 
 LIBDIR     = $(PREFIX)/lib/lua/$(LUA_VER)
 LUADIR     = $(PREFIX)/share/lua/$(LUA_VER)
+MANDIR     = $(PREFIX)/share/man/man1
+COMPLETIONDIR = $(PREFIX)/share/bash-completion/completions
 
 SRCS = src/core.c src/json.c src/http.c src/util.c src/buf.c
 OBJS = $(SRCS:src/%.c=build/%.o)
@@ -38,12 +52,14 @@ BINDIR     = $(PREFIX)/bin
 LUA_SRCS = $(shell find lua -name '*.lua' | sort)
 
 # The packages each target needs, installed when missing (Debian 12 names):
-# building and running the SDK; the test suite on top; then what only the
+# building and running the SDK; the API reference (LDoc and its markdown
+# renderer); the test suite on top of both; then what only the
 # CI targets use (clang for ASan and fuzzing, valgrind, nginx and lua-cjson
 # for the benchmarks).  `make deps` installs them all.
 DEBS_RUN   = lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev libedit-dev pkg-config gcc make \
              python3 ca-certificates openssl
-DEBS_TEST  = $(DEBS_RUN) lua-busted lua-check lua-ldoc luarocks locales
+DEBS_DOC   = lua-ldoc lua-discount
+DEBS_TEST  = $(DEBS_RUN) $(DEBS_DOC) lua-busted lua-check luarocks locales
 DEBS_CLANG = clang libclang-rt-14-dev
 DEBS_BENCH = valgrind nginx-light lua-cjson
 DEBS       = $(DEBS_TEST) $(DEBS_CLANG) $(DEBS_BENCH)
@@ -59,7 +75,7 @@ build/%.o: src/%.c $(wildcard src/*.h) | build
 
 build/scalekit/core.so: $(OBJS)
 	@mkdir -p build/scalekit
-	$(CC) -shared $(LDFLAGS) -o $@ $(OBJS) $(LIBS)
+	$(CC) $(MODULE_LDFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(LIBS)
 
 build/embedded.c: $(LUA_SRCS) scripts/embed.lua | build
 	$(LUA) scripts/embed.lua lua $@
@@ -72,7 +88,7 @@ build/host.o: src/host.c $(wildcard src/*.h) | build
 
 bin/scalekit-lua: $(OBJS) $(HOST_OBJS)
 	@mkdir -p bin
-	$(CC) $(LDFLAGS) -o $@ $(OBJS) $(HOST_OBJS) $(LUA_LIB) $(LIBS) $(EDIT_LIBS) -lm -ldl
+	$(CC) $(LDFLAGS) -o $@ $(OBJS) $(HOST_OBJS) $(LUA_LIB) $(LIBS) $(EDIT_LIBS) $(HOST_SYSLIBS)
 
 build:
 	@mkdir -p build
@@ -90,7 +106,7 @@ run: deps-run all
 	@sh scripts/sandbox.sh examples/quickstart.lua
 
 test: deps-test all
-	@sh scripts/test.sh
+	@sh scripts/test.sh $(SPECS)
 
 lint:
 	luacheck --no-color lua spec examples scripts/*.lua bench/*.lua
@@ -148,14 +164,19 @@ peers-installed:
 	  || echo "twitter-api-v2 not installed: that peer is skipped"
 
 install: all
-	install -d $(DESTDIR)$(LIBDIR)/scalekit $(DESTDIR)$(LUADIR)/scalekit/twitter $(DESTDIR)$(BINDIR)
+	install -d $(DESTDIR)$(LIBDIR)/scalekit $(DESTDIR)$(LUADIR)/scalekit/twitter $(DESTDIR)$(BINDIR) \
+	  $(DESTDIR)$(MANDIR) $(DESTDIR)$(COMPLETIONDIR)
 	install -m 0755 build/scalekit/core.so $(DESTDIR)$(LIBDIR)/scalekit/core.so
 	install -m 0755 bin/scalekit-lua $(DESTDIR)$(BINDIR)/scalekit-lua
 	install -m 0644 lua/scalekit/twitter.lua $(DESTDIR)$(LUADIR)/scalekit/twitter.lua
 	install -m 0644 lua/scalekit/twitter/*.lua $(DESTDIR)$(LUADIR)/scalekit/twitter/
+	install -m 0644 docs/scalekit-lua.1 $(DESTDIR)$(MANDIR)/scalekit-lua.1
+	install -m 0644 docs/scalekit-lua.bash $(DESTDIR)$(COMPLETIONDIR)/scalekit-lua
 
+# The API reference; LDoc warnings fail the build (scripts/doc.sh).
 doc:
-	ldoc -q .
+	@sh scripts/deps.sh $(DEBS_DOC)
+	@sh scripts/doc.sh
 
 tools-doc: bin/scalekit-lua
 	bin/scalekit-lua --no-env scripts/gen_tools_md.lua > docs/TOOLS.md

@@ -193,11 +193,13 @@ class Handler(FakeHandler):
                 everyone = [{"id": str(1720000000000001000 + i), "name": "Follower %d" % i,
                              "username": "follower_%d" % i} for i in range(1, 26)]
                 n = int(p.get("max_results", 100))
-                start = int(p.get("pagination_token") or 0)
+                # X's tokens are opaque and at least 16 characters: "page" + 12 digits
+                token = p.get("pagination_token") or "page000000000000"
+                start = int(token[4:]) if re.match(r"^page\d{12}$", token) else 0
                 chunk = everyone[start:start + n]
                 meta = {"result_count": len(chunk)}
                 if start + n < len(everyone):
-                    meta["next_token"] = str(start + n)
+                    meta["next_token"] = "page%012d" % (start + n)
                 return 200, {"data": chunk, "meta": meta}
             if name == "twitter_post_delete":
                 before = len(STATE.posts)

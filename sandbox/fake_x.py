@@ -674,7 +674,15 @@ class Handler(FakeHandler):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--port", type=int, default=0)
-    serve(Handler, ap.parse_args().port)
+    ap.add_argument("--user-token", action="append", default=[], metavar="ACCESS:REFRESH",
+                    help="start with a user access token (and its refresh token) for ME")
+    args = ap.parse_args()
+    for pair in args.user_token:
+        access, _, refresh = pair.partition(":")
+        STATE.tokens[access] = {"kind": "user", "user_id": ME, "expires_at": time.time() + 7200}
+        if refresh:
+            STATE.refresh[refresh] = {"user_id": ME, "client_id": CLIENT_ID}
+    serve(Handler, args.port)
 
 
 if __name__ == "__main__":

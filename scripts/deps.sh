@@ -3,12 +3,18 @@
 #   sh scripts/deps.sh [--optional] PACKAGE...
 # Installs nothing when everything is there, and shows apt's progress when
 # it does.  As root it installs; otherwise through sudo when there is one.
-# When it cannot install (no root and no sudo, or not Debian) it names the
+# On a system without dpkg it checks nothing and goes on.
+# When it cannot install (no root and no sudo, or no apt-get) it names the
 # missing packages and the exact command to run, and fails -- unless
 # --optional is given: then the target goes on without them.
 set -eu
 optional=0
 if [ "${1:-}" = "--optional" ]; then optional=1; shift; fi
+# Not Debian (macOS, say): the names below mean nothing there; say so and go on.
+if ! command -v dpkg-query >/dev/null 2>&1; then
+  echo "deps: not a Debian system: not checking for$(printf ' %s' "$@")" >&2
+  exit 0
+fi
 missing=""
 for pkg in "$@"; do
   if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then

@@ -52,4 +52,13 @@ describe("deps.sh", function()
     assert.matches("deps: they are optional here: going on without them\n$", err)
     assert.is_nil(err:find("apt-get was run", 1, true))
   end)
+
+  it("checks nothing on a system without dpkg (macOS), and goes on", function()
+    local bare = fake.tempdir()
+    local rc, err = deps(bare, "lua5.4 libcurl4-openssl-dev")
+    fake.rmdir(bare)
+    assert.equals(0, rc)
+    assert.equals("deps: not a Debian system: not checking for lua5.4 libcurl4-openssl-dev\n", err)
+  end)
 end)
+

@@ -49,16 +49,62 @@ describe("documentation", function()
     assert.same({}, missing)
   end)
 
-  it("the LDoc reference builds (make doc)", function()
-    local dir = os.tmpname()
-    os.remove(dir)
-    local ok = os.execute(("cd %s && ldoc -q -d %s . >/dev/null 2>&1"):format(fake.ROOT, dir))
-    assert.is_true(ok)
-    local f = io.open(dir .. "/modules/scalekit.twitter.html")
-    assert.is_not_nil(f)
-    local html = f:read("a")
-    f:close()
-    fake.rmdir(dir)
+  it("the LDoc reference builds without a warning, in markdown, for the public modules only", function()
+    local dir = fake.tempdir()
+    local p = assert(io.popen(("cd %s && sh scripts/doc.sh %s 2>&1"):format(fake.ROOT, dir)))
+    local out = p:read("a")
+    local ok = p:close()
+    assert.is_true(ok, out)
+    assert.equals("API reference in " .. dir .. "/index.html\n", out)
+    local modules = {}
+    for name in io.popen("ls " .. dir .. "/modules"):lines() do modules[#modules + 1] = name end
+    assert.same({ "scalekit.twitter.errors.html", "scalekit.twitter.html", "scalekit.twitter.oauth2.html",
+                  "scalekit.twitter.progress.html" }, modules)
+    local html = fake.read(dir .. "/modules/scalekit.twitter.html")
     assert.matches("upload_media", html)
+    assert.matches("<code>limit</code>", html, 1, true)          -- markdown rendered, not raw backticks
+    assert.is_nil(html:find("`", 1, true))
+    local readme = fake.read(dir .. "/topics/README.md.html")
+    assert.matches("<pre>\nmake run ", readme, 1, true)      -- README's code blocks are blocks
+    assert.matches("<td> <code>post_create</code> </td>", fake.read(dir .. "/topics/TOOLS.md.html"), 1, true)
+    fake.rmdir(dir)
+  end)
+
+  it("scripts/doc.sh fails on an LDoc warning and prints it", function()
+    local dir = fake.tempdir()
+    local copy = dir .. "/src"
+    local parts = {}
+    for i, name in ipairs{ "config.ld", "lua", "scripts", "docs", "README.md", "BENCHMARKS.md", "CHANGELOG.md" } do
+      parts[i] = fake.ROOT .. "/" .. name
+    end
+    assert(os.execute(("mkdir -p %s && cp -r %s %s/"):format(copy, table.concat(parts, " "), copy)))
+    local f = assert(io.open(copy .. "/lua/scalekit/twitter/progress.lua", "a"))
+    f:write("\n--- A function with a wrong parameter name.\n-- @param nope what\nlocal function _bad(x) return x end\n")
+    f:close()
+    local p = assert(io.popen(("sh %s/scripts/doc.sh %s/out 2>&1"):format(copy, dir)))
+    local out = p:read("a")
+    local ok = p:close()
+    fake.rmdir(dir)
+    assert.is_falsy(ok)
+    assert.matches("progress.lua:%d+: .*mismatch: 'nope' 'x'", out)
+    local last = "make doc: LDoc warned (above); fix the comments\n"
+    assert.equals(last, out:sub(-#last))
+  end)
+end)
+
+describe("the release", function()
+  it("has one version: the module, the rockspec, its tag, the CHANGELOG and the man page", function()
+    local v = assert(read("src/core.h"):match('#define SCALEKIT_VERSION "([%d%.]+)"'))
+    assert.equals(v, twitter._VERSION)
+    local rockspec = read(("scalekit-twitter-%s-1.rockspec"):format(v))
+    assert.equals(v .. "-1", rockspec:match('\nversion = "([^"]+)"'))
+    assert.equals("v" .. v, rockspec:match('tag = "([^"]+)"'))
+    -- the newest entry is this release, dated
+    assert.equals(v, read("CHANGELOG.md"):match("\n## (%d+%.%d+%.%d+) %(%d%d%d%d%-%d%d%-%d%d%)\n"))
+    assert.equals(v, read("docs/scalekit-lua.1"):match('\n%.TH [^\n]* "scalekit%-twitter ([%d%.]+)"'))
+    local p = assert(io.popen("ls " .. fake.ROOT .. "/*.rockspec"))
+    local all = p:read("a")
+    p:close()
+    assert.equals(fake.ROOT .. ("/scalekit-twitter-%s-1.rockspec\n"):format(v), all)
   end)
 end)

@@ -5,13 +5,18 @@ local fake = require "support.fake"
 local core = require "scalekit.core"
 local twitter = require "scalekit.twitter"
 
--- Run an example through the sandbox; returns ok, combined output.
-local function run(args)
-  local p = assert(io.popen(("cd %s && env -u SCALEKIT_CLIENT_SECRET -u X_CLIENT_ID "
-    .. "sh scripts/sandbox.sh %s 2>&1"):format(fake.ROOT, args)))
+-- Run `sh scripts/sandbox.sh ARGS` in `dir` (default: the repository);
+-- returns ok, combined output.
+local function sandbox(args, dir)
+  local p = assert(io.popen(("cd %s && env -u SCALEKIT_CLIENT_SECRET -u SCALEKIT_ENVIRONMENT_URL -u X_CLIENT_ID "
+    .. "-u X_TOKEN_FILE -u X_ACCESS_TOKEN -u X_REFRESH_TOKEN sh %s/scripts/sandbox.sh %s 2>&1")
+    :format(dir or fake.ROOT, fake.ROOT, args)))
   local out = p:read("a")
   return p:close(), out
 end
+
+-- Run an example through the sandbox, as `make run` does.
+local function run(args) return sandbox(args) end
 
 local tmp
 setup(function()
@@ -78,6 +83,21 @@ describe("examples", function()
                    .. '"id":"1720000000000000101","text":"from the model"}}}', out)
   end)
 
+  it("sandbox.sh takes the script and its files from the caller's directory", function()
+    local dir = fake.tempdir()
+    fake.write(dir, "hello.lua", 'local f = assert(io.open(arg[1], "w")) f:write("written") f:close() print("ok")')
+    local ok, out = sandbox("./hello.lua out.txt", dir)
+    assert.is_true(ok, out)
+    local banner = "(no SCALEKIT_CLIENT_SECRET set: using the local sandbox on 127.0.0.1:"
+    assert.equals(banner, out:sub(1, #banner))
+    assert.matches("\nok\n$", out)
+    assert.equals("written", fake.read(dir .. "/out.txt"))
+    ok, out = sandbox("", dir)
+    assert.is_falsy(ok)
+    assert.equals("usage: sh scripts/sandbox.sh [--x] SCRIPT [args]\n", out)
+    fake.rmdir(dir)
+  end)
+
   it("direct_oauth.lua: PKCE login through the loopback listener, tokens saved 0600", function()
     local tokens = tmp .. "/tokens.json"
     local listener = assert(core.listen(0))
@@ -108,5 +128,51 @@ describe("examples", function()
     local mode = io.popen("stat -c %a " .. tokens)
     assert.equals("600", mode:read("l"))
     mode:close()
+  end)
+end)
+
+-- The same examples in direct mode: `sandbox.sh --x` seeds a user token in
+-- a local fake X (which checks every request against X's OpenAPI document),
+-- each run from a scratch directory that receives what the example writes.
+describe("examples in direct mode (sandbox.sh --x)", function()
+  local X_BANNER = "(no X_CLIENT_ID set: using the local fake X API on 127.0.0.1:"
+  local cases = {
+    { "quickstart.lua 'direct hello'", {
+        "^X API: http://127%.0%.0%.1:%d+ %(direct mode%)\n",
+        "\nSigned in as @sandbox_user %(Sandbox User%), id 1720000000000000001\n",
+        "\nPosted 1720000000000000101: direct hello\n",
+        '\nRecent search for "direct": 1 result%(s%)\n  1720000000000000101  direct hello\n' } },
+    { "post_with_media.lua", {
+        "uploaded 72/72 bytes",
+        "\nposted 1720000000000000102 with media 1720000000000000101: Posted with scalekit.twitter\n" } },
+    { "export_followers.lua 2244994945 f.jsonl", { "exported 0 followers of 2244994945\n" }, "f.jsonl" },
+    { "agent_tools.lua tools.json", { "wrote 80 tool definitions to tools.json\n" }, "tools.json" },
+  }
+  for _, case in ipairs(cases) do
+    it(case[1], function()
+      local dir = fake.tempdir()
+      os.execute(("cp %s/examples/*.lua %s/"):format(fake.ROOT, dir))
+      local ok, out = sandbox("--x " .. case[1], dir)
+      assert.is_true(ok, out)
+      assert.equals(X_BANNER, out:sub(1, #X_BANNER))
+      out = out:gsub("^[^\n]*\n", "")                    -- the banner line
+      for _, want in ipairs(case[2]) do assert.matches(want, out) end
+      if case[3] then
+        assert.is_not_nil(io.open(dir .. "/" .. case[3]), case[3] .. " written in the caller's directory")
+      end
+      fake.rmdir(dir)
+    end)
+  end
+
+  it("scheduled_thread.lua posts a thread once, its state file beside the text", function()
+    local dir = fake.tempdir()
+    os.execute(("cp %s/examples/*.lua %s/"):format(fake.ROOT, dir))
+    fake.write(dir, "t.txt", "One\n\nTwo\n")
+    local ok, out = sandbox("--x scheduled_thread.lua t.txt", dir)
+    assert.is_true(ok, out)
+    assert.matches("\n1/2 posted as 1720000000000000101\n2/2 posted as 1720000000000000102\n$", out)
+    local state = assert(twitter.json.decode(fake.read(dir .. "/t.txt.state.json")))
+    assert.same({ "1720000000000000101", "1720000000000000102" }, state.posted)
+    fake.rmdir(dir)
   end)
 end)

@@ -38,13 +38,13 @@ describe("scalekit-lua as an interpreter", function()
     write("s.lua", 'local t = require "scalekit.twitter"\nprint(arg[0], arg[1], t._VERSION, #t.tools(), ...)')
     local rc, out = sh(HOST .. " s.lua one two", dir)
     assert.equals(0, rc)
-    assert.equals("s.lua\tone\t0.1.0\t80\tone\ttwo\n", out)
+    assert.equals("s.lua\tone\t" .. twitter._VERSION .. "\t80\tone\ttwo\n", out)
   end)
 
   it("handles -e, -l, -v, - and --", function()
     local rc, out = sh(HOST .. " -l cj=scalekit.core -e 'print(cj.urlencode(\"a b\"))' -v")
     assert.equals(0, rc)
-    assert.matches("^scalekit%-lua Lua 5%.4", out)
+    assert.matches("^scalekit%-lua %d+%.%d+%.%d+ %(scalekit%.twitter%) on Lua 5%.4", out)
     assert.matches("a%%20b\n$", out)
     rc, out = sh("echo 'print(\"from stdin\", ...)' | " .. HOST .. " - x")
     assert.equals(0, rc)
@@ -248,5 +248,305 @@ describe("scalekit-lua commands in direct mode", function()
     assert.equals("scalekit.twitter.new: access_token must be a string without spaces or control characters",
                   e.message)
     assert.is_nil(err:find("traceback", 1, true))
+  end)
+end)
+
+-- The command line, option by option: exit code, stdout and stderr exactly,
+-- and for the commands the exact request the fake Scalekit got.
+describe("scalekit-lua command line", function()
+  local f
+  setup(function()
+    f = fake.start_connected()
+    fake.connect(f, "bob")
+  end)
+  teardown(function() f:stop() end)
+  before_each(function() f:clear() end)
+  local function env(extra)
+    return ("SCALEKIT_ENVIRONMENT_URL=%s SCALEKIT_CLIENT_ID=%s SCALEKIT_CLIENT_SECRET=%s "
+      .. "SCALEKIT_IDENTIFIER=user_123 %s"):format(f.url, fake.CLIENT_ID, fake.CLIENT_SECRET, extra or "")
+  end
+  -- The execute_tool bodies the fake got, decoded.
+  local function executed()
+    local out = {}
+    for i, r in ipairs(f:requests("/api/v1/execute_tool")) do out[i] = assert(twitter.json.decode(r.body)) end
+    return out
+  end
+  local function usage_error(message)
+    return twitter.json.encode({ error = { kind = "invalid_input", message = message } }) .. "\n"
+  end
+
+  it("--help and -h print every option, variable and exit status on stdout", function()
+    local rc, out, err = sh(HOST .. " --help")
+    assert.equals(0, rc)
+    assert.equals("", err)
+    assert.equals("usage: scalekit-lua [options] [script [args]]\n", out:match("^[^\n]*\n"))
+    assert.matches(" 4 rate limited%.\n$", out)
+    local rc2, out2 = sh(HOST .. " -h")
+    assert.equals(0, rc2)
+    assert.equals(out, out2)
+    -- every variable the SDK reads is listed
+    for name in io.popen("grep -rhoE 'getenv\\(\"[A-Z_]+\"(, \"[A-Z_]+\")*' " .. fake.ROOT .. "/lua"):read("a")
+                  :gmatch('"([A-Z_]+)"') do
+      assert.matches(name, out, 1, true)
+    end
+  end)
+
+  it("--help and the man page list the same options and commands", function()
+    local _, help = sh(HOST .. " --help")
+    local function sorted(set)
+      local list = {}
+      for o in pairs(set) do list[#list + 1] = o end
+      table.sort(list)
+      return list
+    end
+    -- --help: the options that start its indented lines ("  -h, --help  ...")
+    local in_help = {}
+    for line in help:gmatch("[^\n]+") do
+      local head = line:match("^%s+(%-[^%s]*,? ?%-?%-?[%w%-]*)")
+      for o in (head or ""):gmatch("%-%-?[%w][%w%-]*") do in_help[o] = true end
+    end
+    -- the man page: the options named on the line after each .TP
+    local man = fake.read(fake.ROOT .. "/docs/scalekit-lua.1")
+    local in_man = {}
+    for line in man:gmatch("%.TP\n([^\n]+)") do
+      local name_part = (line:match("^%.B[IR]? (.*)") or ""):gsub('"[^"]*"', " ")   -- quoted: arguments
+      for o in name_part:gsub("\\%-", "-"):gmatch("%-%-?[%w][%w%-]*") do in_man[o] = true end
+    end
+    in_help["-"], in_man["-"] = nil, nil
+    assert.same(sorted(in_help), sorted(in_man))
+    assert.is_true(#sorted(in_help) > 20)   -- the parsing found them
+  end)
+
+  it("a bad option prints the usage on stderr and exits 1, like lua5.4", function()
+    local rc, out, err = sh(HOST .. " --bogus")
+    assert.equals(1, rc)
+    assert.equals("", out)
+    assert.equals("scalekit-lua: unrecognized option '--bogus'\nusage: scalekit-lua [options] [script [args]]\n",
+                  err:match("^[^\n]*\n[^\n]*\n"))
+  end)
+
+  it("-v shows the SDK and the Lua release", function()
+    local p = assert(io.popen("lua5.4 -v"))
+    local release = p:read("a"):match("^(Lua %S+)")
+    p:close()
+    local rc, out, err = sh(HOST .. " -v")
+    assert.equals(0, rc)
+    assert.equals("", err)
+    assert.equals("scalekit-lua " .. twitter._VERSION .. " (scalekit.twitter) on " .. release .. "\n", out)
+  end)
+
+  it("-i reads statements after the script and prints expressions", function()
+    local rc, out = sh("printf 'x + 1\\nprint(\"done\")\\n' | " .. HOST .. " -i -e 'x = 5'")
+    assert.equals(0, rc)
+    assert.equals("6\ndone\n\n", out)
+  end)
+
+  it("-W turns warnings on", function()
+    local rc, out, err = sh(HOST .. " -W -e 'warn(\"careful\")'")
+    assert.equals(0, rc)
+    assert.equals("", out)
+    assert.equals("Lua warning: careful\n", err)
+    rc, out, err = sh(HOST .. " -e 'warn(\"careful\")'")
+    assert.equals(0, rc)
+    assert.equals("", out)
+    assert.equals("", err)
+  end)
+
+  it("--env-file loads that file, a missing one is an error; --no-env skips ./.env", function()
+    write(".env", "FROM_DOT_ENV=dot\n")
+    write("other.env", "FROM_DOT_ENV=other\n")
+    local show = " -e 'print(os.getenv(\"FROM_DOT_ENV\"))'"
+    local rc, out = sh(HOST .. " --env-file other.env" .. show, dir)
+    assert.equals(0, rc)
+    assert.equals("other\n", out)
+    rc, out = sh(HOST .. " --no-env" .. show, dir)
+    assert.equals(0, rc)
+    assert.equals("nil\n", out)
+    local err
+    rc, out, err = sh(HOST .. " --env-file missing.env" .. show, dir)
+    assert.equals(1, rc)
+    assert.equals("", out)
+    assert.equals("scalekit-lua: cannot open missing.env: No such file or directory\n", err)
+    os.remove(dir .. "/.env")
+  end)
+
+  it("--call --identifier runs the call for that account", function()
+    local rc, out, err = sh(HOST .. " --call user_me --identifier bob", nil, env())
+    assert.equals(0, rc, err)
+    assert.equals('{"data":{"id":"1720000000000000001","name":"Sandbox User","username":"sandbox_user"}}\n', out)
+    local calls = executed()
+    assert.equals(1, #calls)
+    assert.same({ connector = "twitter", identifier = "bob", params = {}, tool_name = "twitter_user_me" }, calls[1])
+  end)
+
+  it("an account Scalekit does not know is named in the error", function()
+    local rc, out, err = sh(HOST .. " --call user_me --identifier nobody", nil, env())
+    assert.equals(1, rc)
+    assert.equals("", out)
+    local e = assert(twitter.json.decode(err)).error
+    assert.equals("twitter_user_me: connected account not found or not active (identifier 'nobody', "
+                  .. "connection 'twitter')", e.message)
+    assert.equals("not_found", e.kind)
+    assert.equals("nobody", e.identifier)
+  end)
+
+  it("--call --all --limit writes the items of every page as JSON Lines", function()
+    local rc, out, err = sh(HOST .. [[ --call followers_get '{"id":"2244994945","max_results":2}' --all --limit 3]],
+                            nil, env())
+    assert.equals(0, rc, err)
+    assert.equals('{"id":"1720000000000001001","name":"Follower 1","username":"follower_1"}\n'
+               .. '{"id":"1720000000000001002","name":"Follower 2","username":"follower_2"}\n'
+               .. '{"id":"1720000000000001003","name":"Follower 3","username":"follower_3"}\n', out)
+    local calls = executed()
+    assert.equals(2, #calls)                               -- two pages of two; the limit stops the loop
+    assert.same({ id = "2244994945", max_results = 2 }, calls[1].params)
+    assert.equals("2244994945", calls[2].params.id)
+    assert.is_string(calls[2].params.pagination_token)
+  end)
+
+  it("--call --all on a tool that does not page, and --limit alone, are usage errors", function()
+    local rc, out, err = sh(HOST .. " --call user_me --all", nil, env())
+    assert.equals(2, rc)
+    assert.equals("", out)
+    assert.equals(usage_error("scalekit.twitter: twitter_user_me does not paginate"), err)
+    rc, out, err = sh(HOST .. " --call followers_get --limit 3", nil, env())
+    assert.equals(2, rc)
+    assert.equals("", out)
+    assert.equals(usage_error("--limit needs --all; usage: scalekit-lua --call TOOL [JSON|-] [--all [--limit N]] "
+                              .. "[--identifier ID]"), err)
+    rc, out, err = sh(HOST .. " --call followers_get --all --limit 0", nil, env())
+    assert.equals(2, rc)
+    assert.equals("", out)
+    assert.matches("--limit needs a whole number above 0", err, 1, true)
+    rc, out, err = sh(HOST .. " --call user_me --bogus", nil, env())
+    assert.equals(2, rc)
+    assert.equals("", out)
+    assert.matches("--call takes no option --bogus", err, 1, true)
+    assert.equals(0, #f:requests())
+  end)
+
+  it("--request sends one proxy request with --param and --body, the body printed as received", function()
+    local rc, out, err = sh(HOST .. [[ --request POST /2/tweets --param a=1 --param ids=1 --param ids=2 ]]
+                            .. [[--body '{"text":"hi","n":12345678901234567}' --identifier bob]], nil, env())
+    assert.equals(0, rc, err)
+    assert.equals('{"proxied": {"method": "POST", "path": "/2/tweets", "query": "a=1&ids=1%2C2", '
+                  .. '"body": "{\\"n\\":12345678901234567,\\"text\\":\\"hi\\"}"}}\n', out)
+    local r = f:requests("/proxy/2/tweets")
+    assert.equals(1, #r)
+    assert.equals("POST", r[1].method)
+    assert.equals("bob", fake.header(r[1], "identifier"))
+    assert.equals("twitter", fake.header(r[1], "connection_name"))
+    assert.equals("application/json", fake.header(r[1], "content-type"))
+    -- the method defaults to GET; the body can come from stdin
+    rc, out = sh(HOST .. " --request /2/users/me", nil, env())
+    assert.equals(0, rc)
+    assert.equals('{"proxied": {"method": "GET", "path": "/2/users/me", "query": "", "body": ""}}\n', out)
+    rc, out = sh([[echo '{"text":"piped"}' | ]] .. HOST .. " --request POST /2/tweets --body -", nil, env())
+    assert.equals(0, rc)
+    assert.matches('"body": "{\\"text\\":\\"piped\\"}"', out, 1, true)
+  end)
+
+  it("--request refuses a bad --param, a body that is not an object and a bad method, before sending", function()
+    local rc, out, err = sh(HOST .. " --request GET /2/users/me --param nonsense", nil, env())
+    assert.equals(2, rc)
+    assert.equals("", out)
+    assert.matches("--param takes NAME=VALUE, got 'nonsense'", err, 1, true)
+    rc, out, err = sh(HOST .. " --request POST /2/tweets --body '[1]'", nil, env())
+    assert.equals(2, rc)
+    assert.equals("", out)
+    assert.equals(usage_error("the body is not a JSON object: got an array"), err)
+    rc, out, err = sh(HOST .. " --request 'GE T' /2/users/me", nil, env())
+    assert.equals(2, rc)
+    assert.equals("", out)
+    assert.equals(usage_error("scalekit.twitter: request method must be a word of letters (GET, POST, ...), "
+                              .. 'got "GE T"'), err)
+    assert.equals(0, #f:requests())
+  end)
+
+  it("--upload prints the media id, with --media-type and --media-category passed on", function()
+    write("cat.png", "\137PNG\r\n\26\nabcdefgh")
+    local rc, out, err = sh(HOST .. " --upload cat.png --media-category dm_image --identifier bob", dir, env())
+    assert.equals(0, rc, err)
+    assert.equals("1720000000000000101\n", out)
+    local calls = executed()
+    assert.equals(1, #calls)
+    assert.same({ connector = "twitter", identifier = "bob", tool_name = "twitter_media_upload_base64",
+                  params = { media_category = "dm_image", media_data = "iVBORw0KGgphYmNkZWZnaA==",
+                             media_type = "image/png" } }, calls[1])
+    write("clip.bin", "not a known format")
+    rc, out, err = sh(HOST .. " --upload clip.bin --media-type image/gif", dir, env())
+    assert.equals(0, rc, err)
+    assert.equals("1720000000000000102\n", out)
+    assert.equals("image/gif", executed()[2].params.media_type)
+    rc, out, err = sh(HOST .. " --upload missing.png", dir, env())
+    assert.equals(2, rc)
+    assert.equals("", out)
+    assert.matches("missing.png", err, 1, true)
+  end)
+end)
+
+describe("scalekit-lua command line in direct mode", function()
+  local x
+  setup(function() x = fake.start{ script = "fake_x.py" } end)
+  teardown(function() x:stop() end)
+
+  it("--identifier is refused (it names a Scalekit account), before any request", function()
+    x:control("tokens", { access_token = "a-cli-s3kr1t" })
+    local rc, out, err = sh(HOST .. " --call user_me --identifier bob", nil,
+                            ("X_API_BASE_URL=%s X_ACCESS_TOKEN=a-cli-s3kr1t"):format(x.url))
+    assert.equals(2, rc)
+    assert.equals("", out)
+    local e = assert(twitter.json.decode(err)).error
+    assert.equals("invalid_input", e.kind)
+    assert.matches("identifier", e.message, 1, true)
+    assert.equals(0, #x:requests())
+  end)
+
+  it("--request goes to X with the user's token", function()
+    x:control("tokens", { access_token = "a-cli2-s3kr1t" })
+    local rc, out, err = sh(HOST .. " --request /2/users/me --param user.fields=created_at", nil,
+                            ("X_API_BASE_URL=%s X_ACCESS_TOKEN=a-cli2-s3kr1t"):format(x.url))
+    assert.equals(0, rc, err)
+    assert.equals("sandbox_user", assert(twitter.json.decode(out)).data.username)
+    local r = x:requests("/2/users/me")
+    assert.equals(1, #r)
+    assert.equals("user.fields=created_at", r[1].query)
+    assert.equals("Bearer a-cli2-s3kr1t", fake.header(r[1], "authorization"))
+  end)
+end)
+
+-- docs/scalekit-lua.bash, run by bash as completion would: COMP_WORDS in, COMPREPLY out.
+describe("scalekit-lua bash completion", function()
+  local function complete(...)
+    local words = { HOST, ... }
+    local quoted = {}
+    for i, w in ipairs(words) do quoted[i] = "'" .. w .. "'" end
+    local script = ("source %s/docs/scalekit-lua.bash; COMP_WORDS=(%s); COMP_CWORD=%d; _scalekit_lua; "
+      .. "printf '%%s\\n' \"${COMPREPLY[@]}\""):format(fake.ROOT, table.concat(quoted, " "), #words - 1)
+    local p = assert(io.popen("cd " .. dir .. " && bash -c " .. "'" .. script:gsub("'", "'\\''") .. "'"))
+    local out = {}
+    for line in p:lines() do if line ~= "" then out[#out + 1] = line end end
+    p:close()
+    table.sort(out)
+    return out
+  end
+
+  it("completes host options and commands", function()
+    assert.same({ "--token-file", "--tools" }, complete("--to"))
+    assert.same({ "--call" }, complete("--ca"))
+  end)
+
+  it("completes tool names after --call and --schema, short or full", function()
+    assert.same({ "user_me", "user_mute" }, complete("--call", "user_m"))
+    assert.same({ "twitter_user_me", "twitter_user_mute" }, complete("--schema", "twitter_user_m"))
+  end)
+
+  it("completes each command's own options, and files after --upload", function()
+    assert.same({ "--all", "--identifier", "--limit" }, complete("--call", "user_me", "--"))
+    assert.same({ "--body", "--identifier", "--param" }, complete("--request", "GET", "/2/users/me", "--"))
+    assert.same({ "--media-category", "--media-type" }, complete("--upload", "x.png", "--media"))
+    assert.same({ "DELETE" }, complete("--request", "D"))
+    fake.write(dir, "upload-me.png", "x")
+    assert.same({ "upload-me.png" }, complete("--upload", "upload-m"))
   end)
 end)

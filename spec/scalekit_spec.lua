@@ -204,15 +204,47 @@ describe("execute_tool", function()
     end
   end
 
-  it("maps a 404 with ErrorInfo to not_found", fails_with(
+  it("maps a 404 with ErrorInfo to not_found, naming the account", fails_with(
     { status = 404, json = { code = 5, message = "connected account not found", details = {
       { ["@type"] = "type.googleapis.com/scalekit.v1.errdetails.ErrorInfo", error_code = "NOT_FOUND" } } } },
     "not_found", function(err)
       assert.equals(404, err.status)
       assert.equals(5, err.code)
       assert.equals("NOT_FOUND", err.error_code)
-      assert.equals("twitter_user_me: connected account not found", err.message)
+      assert.equals("twitter_user_me: connected account not found (identifier 'user_123', connection 'twitter')",
+                    err.message)
+      assert.equals("user_123", err.identifier)
     end))
+
+  it("a provider's 404 (TOOL_ERROR) is the provider's: no account in the message", fails_with(
+    { status = 404, json = { code = 5, message = "tool failed", details = {
+      { ["@type"] = "type.googleapis.com/scalekit.v1.errdetails.ErrorInfo", error_code = "TOOL_ERROR",
+        tool_error_info = { execution_id = "exec_404", tool_error_message = "Not Found Error",
+                            tool_error_code = "404" } } } } },
+    "not_found", function(err)
+      assert.equals("twitter_user_me: Not Found Error", err.message)
+      assert.is_nil(err.identifier)
+    end))
+
+  it("a proxy request refuses account options the proxy cannot send, before any traffic", function()
+    for _, k in ipairs{ "connected_account_id", "organization_id", "user_id" } do
+      local ok, msg = pcall(function() local r = tw:request{ path = "/2/users/me", [k] = "x_1" }; return r end)
+      assert.is_false(ok)
+      assert.matches("scalekit_spec.lua:%d+: scalekit.twitter: request: Scalekit's proxy picks the account by "
+                     .. "identifier and connection_name only; it has no way to send '" .. k .. "'", msg)
+    end
+    assert.equals(0, #f:requests())
+  end)
+
+  it("a proxy request's 404 names the account it was for", function()
+    f:script{ path = "/proxy/2/users/me", status = 404,
+              json = { code = 5, message = "connected account not found" } }
+    local resp, err = tw:request{ path = "/2/users/me", identifier = "carol" }
+    assert.is_nil(resp)
+    assert.equals("not_found", err.kind)
+    assert.equals("connected account not found (identifier 'carol', connection 'twitter')", err.message)
+    assert.equals("carol", err.identifier)
+  end)
 
   it("maps TOOL_ERROR to tool_error with the tool's own message and execution id", fails_with(
     { status = 400, json = { code = 2, message = "tool failed", details = {

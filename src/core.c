@@ -13,11 +13,9 @@
 #include "lauxlib.h"
 #include "lua.h"
 
-#define CORE_VERSION "0.1.0"
-
 int luaopen_scalekit_core(lua_State *L) {
   lua_newtable(L);                      /* the module */
-  lua_pushliteral(L, CORE_VERSION);
+  lua_pushliteral(L, SCALEKIT_VERSION);
   lua_setfield(L, -2, "_VERSION");
   json_register(L);                     /* each sets its functions on the module */
   http_register(L);

@@ -4,6 +4,10 @@
 
 #include "lua.h"
 
+/* The release: the module's _VERSION, the host's -v, the rockspec's
+ * version and the CHANGELOG's latest entry (a spec checks they agree). */
+#define SCALEKIT_VERSION "0.2.0"
+
 /* The one symbol core.so exports (the build hides the rest). */
 #if defined(__GNUC__)
 #define CORE_EXPORT __attribute__((visibility("default")))

@@ -10,7 +10,7 @@
  *     without overriding variables already set and without printing values;
  *   - --token-file F sets X_TOKEN_FILE, so direct mode keeps the tokens X
  *     rotates on every refresh;
- *   - --tools, --schema TOOL and --call TOOL [JSON|-] run one command
+ *   - --tools, --schema, --call, --request and --upload run one command
  *     (implemented in scalekit.twitter.cli) for shell pipelines;
  *   - Ctrl-C stops a running script, and a wait or transfer in progress.
  */
@@ -298,23 +298,67 @@ static void host_repl(lua_State *L) {
   fputc('\n', stdout);
 }
 
-static void host_usage(void) {
-  fprintf(stderr,
+/* The commands scalekit.twitter.cli runs; everything after one is its own. */
+static const char *const HOST_COMMANDS[] = { "--tools", "--schema", "--call", "--request", "--upload", NULL };
+
+static int host_is_command(const char *a) {
+  int i;
+  for (i = 0; HOST_COMMANDS[i]; i++) {
+    if (strcmp(a, HOST_COMMANDS[i]) == 0) return 1;
+  }
+  return 0;
+}
+
+/* The --help text (on stdout for --help, on stderr after a bad option).
+ * docs/scalekit-lua.1 says the same at length; a spec keeps them in step. */
+static void host_usage(FILE *out) {
+  fputs(
     "usage: " HOST_NAME " [options] [script [args]]\n"
+    "       " HOST_NAME " [options] COMMAND ...\n"
+    "\n"
+    "Options:\n"
     "  -e stat         run the string 'stat'\n"
     "  -i              interactive mode after running the script\n"
     "  -l mod          require 'mod' into global 'mod' (-l g=mod: into 'g')\n"
-    "  -v              show version information\n"
+    "  -v              show the SDK and Lua versions\n"
     "  -W              turn warnings on\n"
+    "  -h, --help      show this help and exit\n"
     "  --env-file F    load environment variables from F (default: ./.env if present)\n"
     "  --no-env        do not load ./.env\n"
     "  --token-file F  direct mode: keep X's rotated tokens in F (sets X_TOKEN_FILE)\n"
-    "  --tools         list every tool, one per line\n"
-    "  --schema TOOL   print the JSON Schema of a tool's input\n"
-    "  --call TOOL [JSON|-]  run one tool; result as JSON on stdout, error as JSON on stderr\n"
-    "                  exit codes: 0 ok, 2 invalid input, 3 auth, 4 rate limited, 1 other\n"
     "  --              stop handling options\n"
-    "  -               run stdin as a script\n");
+    "  -               run stdin as a script\n"
+    "\n"
+    "Commands (results on stdout as JSON, failures on stderr as JSON):\n"
+    "  --tools                     list every tool: name, tab, description\n"
+    "  --schema TOOL               print the JSON Schema of a tool's input\n"
+    "  --call TOOL [JSON|-]        run one tool with JSON input (- or a pipe: stdin)\n"
+    "      --all                   page through every result, one JSON item per line\n"
+    "      --limit N               with --all: stop after N items\n"
+    "  --request [METHOD] PATH     one request to the provider API (Scalekit's proxy, or X)\n"
+    "      --param NAME=VALUE      a query parameter; repeated, its values are joined by commas\n"
+    "      --body JSON|-           a JSON body (-: stdin)\n"
+    "  --upload FILE               upload a media file and print its media id\n"
+    "      --media-type TYPE       e.g. image/png (default: from the file)\n"
+    "      --media-category CAT    e.g. tweet_image, tweet_video\n"
+    "  --identifier ID             with --call, --request, --upload: the Scalekit account\n"
+    "                              (identifier) of this call\n"
+    "\n"
+    "Environment:\n"
+    "  SCALEKIT_ENVIRONMENT_URL, SCALEKIT_CLIENT_ID, SCALEKIT_CLIENT_SECRET\n"
+    "                  Scalekit mode (SCALEKIT_ENV_URL is read as well)\n"
+    "  SCALEKIT_IDENTIFIER  the account the calls act for\n"
+    "  X_ACCESS_TOKEN, X_REFRESH_TOKEN, X_BEARER_TOKEN, X_CLIENT_ID, X_CLIENT_SECRET\n"
+    "                  direct mode (X API v2 with your own OAuth 2.0 tokens)\n"
+    "  X_TOKEN_FILE    where direct mode keeps the tokens X rotates\n"
+    "  X_API_BASE_URL  X's API root (default https://api.x.com)\n"
+    "  SSL_CERT_FILE, CURL_CA_BUNDLE  CA certificates for TLS\n"
+    "  SCALEKIT_DEBUG  trace requests and answers on stderr, secrets redacted\n"
+    "\n"
+    "Exit status: 0 ok; 1 a bad option, an uncaught error in a script or any other\n"
+    "failure; for commands also 2 invalid input or usage, 3 auth (including missing\n"
+    "credentials), 4 rate limited.\n",
+    out);
 }
 
 static int host_main(lua_State *L) {
@@ -330,15 +374,15 @@ static int host_main(lua_State *L) {
     if (strcmp(a, "--env-file") == 0 && i + 1 < argc) env_file = argv[++i];
     else if (strcmp(a, "--token-file") == 0 && i + 1 < argc) setenv("X_TOKEN_FILE", argv[++i], 1);
     else if (strcmp(a, "--no-env") == 0) load_env = 0;
-    else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) { host_usage(); lua_pushinteger(L, 0); return 1; }
-    else if (strcmp(a, "--tools") == 0 || strcmp(a, "--schema") == 0 || strcmp(a, "--call") == 0) break;
+    else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) { host_usage(stdout); lua_pushinteger(L, 0); return 1; }
+    else if (host_is_command(a)) break;
     else if ((strcmp(a, "-e") == 0 || strcmp(a, "-l") == 0) && i + 1 < argc) i++;
     else if (strcmp(a, "-i") == 0) interactive = 1;
     else if (strcmp(a, "-v") == 0) version = 1;
     else if (strcmp(a, "-W") == 0 || strcmp(a, "-E") == 0) continue;
     else if (a[0] == '-' && a[1] == 'e' && a[2]) continue;
     else if (a[0] == '-' && a[1] == 'l' && a[2]) continue;
-    else { fprintf(stderr, "%s: unrecognized option '%s'\n", HOST_NAME, a); host_usage(); lua_pushinteger(L, 1); return 1; }
+    else { fprintf(stderr, "%s: unrecognized option '%s'\n", HOST_NAME, a); host_usage(stderr); lua_pushinteger(L, 1); return 1; }
   }
   script = i < argc ? i : 0;
   if (env_file ? !host_load_env(env_file, 0) : (load_env && !host_load_env(".env", 1))) {
@@ -351,10 +395,9 @@ static int host_main(lua_State *L) {
    * generational collection then leaves alone. */
   lua_gc(L, LUA_GCGEN, 0, 0);
   host_preload(L);
-  if (version) printf("%s %s (scalekit.twitter)\n", HOST_NAME, LUA_RELEASE);
+  if (version) printf("%s %s (scalekit.twitter) on %s\n", HOST_NAME, SCALEKIT_VERSION, LUA_RELEASE);
   /* commands */
-  if (script && (strcmp(argv[script], "--tools") == 0 || strcmp(argv[script], "--schema") == 0 ||
-                 strcmp(argv[script], "--call") == 0)) {
+  if (script && host_is_command(argv[script])) {
     lua_pushinteger(L, host_command(L, argv, script, argc));
     return 1;
   }

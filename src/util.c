@@ -551,7 +551,12 @@ static int util_listen(lua_State *L) {
   a.sin_family = AF_INET;
   a.sin_port = htons((unsigned short)port);
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+#ifdef SOCK_CLOEXEC
   *fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+#else                                   /* macOS: no SOCK_CLOEXEC flag */
+  *fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (*fd >= 0) fcntl(*fd, F_SETFD, FD_CLOEXEC);
+#endif
   if (*fd < 0) return push_errno(L, "socket for", "listener");
   setsockopt(*fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (bind(*fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(*fd, 4) != 0) {

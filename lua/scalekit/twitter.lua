@@ -31,8 +31,10 @@ local M = {}
 M._VERSION = core._VERSION
 --- The JSON null sentinel: decoded JSON null, and a way to send one.
 M.null = core.null
---- Metatables that mark a table as a JSON array / object for encoding.
-M.array_mt, M.object_mt = core.array_mt, core.object_mt
+--- Metatable that marks a table as a JSON array for encoding.
+M.array_mt = core.array_mt
+--- Metatable that marks a table as a JSON object for encoding.
+M.object_mt = core.object_mt
 --- Error helpers (`errors.is(v)`, `errors.KINDS`).
 M.errors = errors
 --- The JSON codec the SDK uses: exact integers, `null`, `[]` vs `{}`.
@@ -263,13 +265,6 @@ local function paging_tool(name)
   return tool
 end
 
---- Iterate over the pages of a paginating tool:
--- `for page, err in tw:pages("twitter_followers_get", { id = "..." }, { limit = 10 }) do ... end`.
--- A failure gives `false, err` once, then the loop ends.  `page.meta.next_token`
--- can be saved and passed back in the input to resume.
--- @tparam string name tool name
--- @tparam table input the tool's parameters
--- @tparam[opt] table opts `limit` (pages) and per-call options
 local COUNT = { kind = "count", min = 1, max = math.maxinteger }
 local PAGES_OPTIONS = { limit = COUNT, on_page = { kind = "function" } }
 local ITEMS_OPTIONS = { limit = COUNT, pages = COUNT, expand = { kind = "boolean" }, on_page = { kind = "function" } }
@@ -288,6 +283,14 @@ local function check_call_options(self, opts, what, extra)
   if opts ~= nil then options.check(opts, "scalekit.twitter: " .. what, 3, extra, true, self.mode) end
 end
 
+--- Iterate over the pages of a paginating tool.
+--
+-- `for page, err in tw:pages("twitter_followers_get", { id = "..." }, { limit = 10 }) do ... end`.
+-- A failure gives `false, err` once, then the loop ends.  `page.meta.next_token`
+-- can be saved and passed back in the input to resume.
+-- @tparam string name tool name
+-- @tparam table input the tool's parameters
+-- @tparam[opt] table opts `limit` (pages) and per-call options
 function Client:pages(name, input, opts)
   check_client(self, "pages")
   check_table(input, "pages input", 2)
@@ -295,10 +298,14 @@ function Client:pages(name, input, opts)
   return paging.pages(self, paging_tool(name), input, with_page_hook(self, opts))
 end
 
---- Iterate over the items of every page (`data` entries):
+--- Iterate over the items of every page (`data` entries).
+--
 -- `for item, err in tw:items("twitter_recent_search", { query = "lua" }, { limit = 500 }) do ... end`.
--- @tparam[opt] table opts `limit` (items), `expand = true` joins `includes`
---   onto each item (`author`, `media`, `referenced`, `pinned_tweet`)
+-- @tparam string name tool name
+-- @tparam table input the tool's parameters
+-- @tparam[opt] table opts `limit` (items), `pages` (pages), `expand = true` joins
+--   `includes` onto each item (`author`, `media`, `referenced`, `pinned_tweet`),
+--   and per-call options
 function Client:items(name, input, opts)
   check_client(self, "items")
   check_table(input, "items input", 2)

@@ -53,6 +53,14 @@ function M.write(dir, name, text)
   return path
 end
 
+--- The whole contents of the file at `path` (raises when it cannot be read).
+function M.read(path)
+  local f = assert(io.open(path, "rb"))
+  local text = f:read("a")
+  f:close()
+  return text
+end
+
 function M.rmdir(dir)
   os.execute("rm -rf " .. dir)
 end

@@ -16,7 +16,8 @@
 --   `request_for(tool, params, ctx)`, `raw_for(raw, ctx)`,
 --   `authorize(req, tool)` -> used | nil, err,
 --   `renewable(resp, used)`, `renew(used, req)` -> true | nil, err,
---   `error_from(resp)` -> message, fields, kind (its error envelope),
+--   `error_from(resp, req)` -> message, fields, kind (its error envelope;
+--   `req`, when known, is the request that got the answer),
 --   `result(tool, j, resp)` -> data, info.
 -- `info` has one shape in both modes: `{ tool, status, execution_id?,
 -- rate_limit }`.
@@ -39,12 +40,12 @@ local function note_rate(b, key, resp)
   if h then b.rate[key] = policy.rate_of(h) or b.rate[key] end
 end
 
---- The one HTTP-error funnel: an error for a non-2xx answer to `tool_name`
--- (nil for raw requests).  The backend reads its envelope (`error_from`:
--- message, fields, kind); the status, rate limit, 429 details, the tool
--- prefix and redaction are added here.
-function M.http_error(b, resp, tool_name)
-  local message, f, kind = b:error_from(resp)
+--- The one HTTP-error funnel: an error for a non-2xx answer `resp` to
+-- `req` (optional) for `tool_name` (nil for raw requests).  The backend
+-- reads its envelope (`error_from`: message, fields, kind); the status,
+-- rate limit, 429 details, the tool prefix and redaction are added here.
+function M.http_error(b, resp, tool_name, req)
+  local message, f, kind = b:error_from(resp, req)
   f = f or {}
   f.status, f.tool, f.rate_limit = resp.status, tool_name, policy.rate_of(resp.headers)
   if resp.status == 429 then
@@ -64,7 +65,7 @@ end
 -- nil, err: the HTTP error, or a protocol error for a body that is not JSON.
 local function decode(b, tool_name, req, resp)
   local status = resp.status
-  if status < 200 or status > 299 then return nil, M.http_error(b, resp, tool_name) end
+  if status < 200 or status > 299 then return nil, M.http_error(b, resp, tool_name, req) end
   local j, jerr = json_decode(resp.body)
   if type(j) == "table" then return j end
   if not resp.body:find("%S") then return setmetatable({}, object_mt) end
@@ -129,10 +130,11 @@ end
 --- A raw request (`Client:request`): the response of a 2xx answer, or nil,
 -- err (`err.response` holding the response of an HTTP failure).
 function M.raw(b, raw, ctx)
-  local resp, err = M.send(b, b:raw_for(raw, ctx), policy.settings(raw.opts, b.settings), nil)
+  local req = b:raw_for(raw, ctx)
+  local resp, err = M.send(b, req, policy.settings(raw.opts, b.settings), nil)
   if not resp then return nil, err end
   if resp.status < 200 or resp.status > 299 then
-    local e = M.http_error(b, resp, nil)
+    local e = M.http_error(b, resp, nil, req)
     e.response = resp
     return nil, e
   end

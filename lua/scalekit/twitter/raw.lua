@@ -19,6 +19,10 @@ for k in pairs(REQUEST_KEYS) do REQUEST_NAMES[#REQUEST_NAMES + 1] = k end
 for _, k in ipairs(options.CALL_NAMES) do REQUEST_NAMES[#REQUEST_NAMES + 1] = k end
 table.sort(REQUEST_NAMES)
 
+-- Account options a tool call sends but Scalekit's proxy cannot carry (it
+-- takes the connection_name and identifier headers only).
+local PROXY_DROPS = { "connected_account_id", "organization_id", "user_id" }
+
 -- A form body from `form_data`: a map (sent in key order) or an array of
 -- { name, value } pairs (sent in that order).
 local function form_pairs(form)
@@ -54,7 +58,15 @@ function M.check(req, mode)
       error(("scalekit.twitter: request field '%s' must be a %s, got %s"):format(k, want, type(v)), 3)
     end
   end
-  if call_opts then options.check(call_opts, "scalekit.twitter: request", 3, nil, true, mode) end
+  if call_opts then
+    options.check(call_opts, "scalekit.twitter: request", 3, nil, true, mode)
+    for _, k in ipairs(PROXY_DROPS) do
+      if call_opts[k] ~= nil then
+        error(("scalekit.twitter: request: Scalekit's proxy picks the account by identifier and "
+               .. "connection_name only; it has no way to send '%s'"):format(k), 3)
+      end
+    end
+  end
   local bodies = (req.body ~= nil and 1 or 0) + (req.form_data ~= nil and 1 or 0) + (req.raw_body ~= nil and 1 or 0)
   if bodies > 1 then error("scalekit.twitter: request takes one of body, form_data and raw_body", 3) end
   local query

@@ -105,11 +105,31 @@ end
 local TOOL_ERROR_KIND = { ["401"] = "auth", ["403"] = "auth", ["404"] = "not_found",
                           ["429"] = "rate_limited" }
 
+-- The account a tool call or proxy request `req` was for: identifier,
+-- connection name, connected account id (each nil when not given).
+local function account_of(req)
+  local a = req and (req.account or req.json)
+  if type(a) ~= "table" then return nil end
+  return a.identifier or nil, a.connection_name or a.connector, a.connected_account_id
+end
+
+-- " (identifier 'bob', connection 'twitter')" for an error message.
+local function account_words(identifier, connection, account_id)
+  local words = {}
+  if identifier then words[#words + 1] = ("identifier '%s'"):format(identifier) end
+  if account_id then words[#words + 1] = ("connected account '%s'"):format(account_id) end
+  if connection then words[#words + 1] = ("connection '%s'"):format(connection) end
+  return #words > 0 and " (" .. table.concat(words, ", ") .. ")" or ""
+end
+
 --- Read Scalekit's error envelope: the grpc-gateway `{code, message,
 -- details=[ErrorInfo...]}`, OAuth-style `{error, error_description}` bodies
 -- (plain HTTP failures give no message: the pipeline says "HTTP <status>").
+-- A NOT_FOUND that is not the provider's (no TOOL_ERROR) to a tool call or
+-- proxy request `req` is the account: the message names it, and the error
+-- has its `identifier` / `connected_account_id`.
 -- @return message (or nil), fields, kind (or nil: from the status)
-function Scalekit.error_from(_, resp)
+function Scalekit.error_from(_, resp, req)
   local j = type(resp.json) == "table" and resp.json or nil
   local f = { details = j }
   local message, kind
@@ -129,7 +149,15 @@ function Scalekit.error_from(_, resp)
       end
     end
   end
-  if f.error_code == "TOOL_ERROR" then kind = TOOL_ERROR_KIND[tostring(f.tool_error_code)] or "tool_error" end
+  if f.error_code == "TOOL_ERROR" then
+    kind = TOOL_ERROR_KIND[tostring(f.tool_error_code)] or "tool_error"
+  elseif resp.status == 404 and type(message) == "string" then
+    local identifier, connection, account_id = account_of(req)
+    if identifier or account_id then
+      f.identifier, f.connected_account_id = identifier, account_id
+      message = message .. account_words(identifier, connection, account_id)
+    end
+  end
   return message, f, kind
 end
 

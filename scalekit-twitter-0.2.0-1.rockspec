@@ -1,10 +1,10 @@
 -- LuaRocks package for scalekit-twitter: the C core plus the Lua modules.
 rockspec_format = "3.0"
 package = "scalekit-twitter"
-version = "0.1.0-1"
+version = "0.2.0-1"
 source = {
   url = "git+https://github.com/scalekit-twitter/scalekit-twitter-lua.git",
-  tag = "v0.1.0",
+  tag = "v0.2.0",
 }
 description = {
   summary = "Call every tool of Scalekit's Twitter / X connector from Lua 5.4",
@@ -35,7 +35,8 @@ build = {
     LUA_INC = "-I$(LUA_INCDIR)",
     -- where LuaRocks found libcurl and OpenSSL (the compiler's own search
     -- path still finds Debian's multiarch headers)
-    CURL_INC = "-I$(CURL_INCDIR) -I$(OPENSSL_INCDIR)",
+    CURL_INC = "-I$(CURL_INCDIR)",
+    OPENSSL_INC = "-I$(OPENSSL_INCDIR)",
     LDFLAGS = "-L$(CURL_LIBDIR) -L$(OPENSSL_LIBDIR)",
   },
   install_variables = {
