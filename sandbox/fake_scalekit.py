@@ -2,7 +2,12 @@
 """fake_scalekit.py - a local stand-in for Scalekit's REST API (tests and sandbox).
 
 Speaks the routes scalekit.twitter uses: POST /oauth/token, POST
-/api/v1/execute_tool, the connected-account routes, and /proxy/*.  Every
+/api/v1/execute_tool, the connected-account routes, GET /api/v1/connections/app,
+the tool listings (GET /api/v1/tools, /tools/scoped, /tools/available: the 80
+Twitter tools of sandbox/scalekit_tools.json, the names, parameter types and
+required flags the connector page gives, plus one tool of another connector),
+and /proxy/*.  GET queries take repeated keys for repeated fields
+(grpc-gateway's form) and dotted names for nested ones (filter.provider).  Every
 request is recorded exactly (method, path, raw query, headers in order, body)
 so tests can assert what the SDK sent, and the server can be scripted to answer
 with canned replies or faults (status, headers, body, delay, dropped
@@ -28,6 +33,7 @@ Control routes (not recorded), all JSON:
 import argparse
 import base64
 import json
+import os
 import re
 import sys
 import time
@@ -56,6 +62,33 @@ class State(FakeState):
 
 
 STATE = State()
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+with open(os.path.join(HERE, "scalekit_tools.json")) as f:
+    TWITTER_TOOLS = json.load(f)
+OTHER_TOOLS = [{"name": "slack_send_message", "provider": "SLACK",
+                "params": [{"name": "channel", "type": "string", "required": True},
+                           {"name": "text", "type": "string", "required": True}]}]
+
+
+def listed_tool(t):
+    """A Tool as ListTools answers it: id, provider and the definition Struct."""
+    props = {p["name"]: {"type": p["type"]} for p in t["params"]}
+    required = [p["name"] for p in t["params"] if p["required"]]
+    return {"id": "tool_" + t["name"], "provider": t.get("provider", "TWITTER"),
+            "definition": {"name": t["name"], "description": "Scalekit tool " + t["name"],
+                           "input_schema": {"type": "object", "properties": props, "required": required}},
+            "tags": [], "isDefault": True}
+
+
+def paged(items, q, key, default=50):
+    """One page of items with camelCase paging fields, as grpc-gateway answers."""
+    size = int(q.get("page_size", q.get("pageSize", [default]))[0] or default)
+    token = q.get("page_token", q.get("pageToken", ["0"]))[0] or "0"
+    start = int(token) if token.isdigit() else 0
+    chunk = items[start:start + size]
+    nxt = str(start + size) if start + size < len(items) else ""
+    return {key: chunk, "nextPageToken": nxt, "prevPageToken": "", "totalSize": len(items)}
 
 
 def envelope(code, message, status, error_code=None, tool_error=None):
@@ -100,11 +133,24 @@ class Handler(FakeHandler):
         if path.startswith("/proxy/"):
             return self.proxy(url, raw)
         body = json.loads(raw) if raw else {}
-        query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        multi = parse_qs(url.query)
+        query = {k: v[0] for k, v in multi.items()}
         if path == "/api/v1/execute_tool" and self.command == "POST":
             return self.execute(body)
         if path.startswith("/api/v1/connected_accounts"):
-            return self.accounts(path, self.command, body, query)
+            return self.accounts(path, self.command, body, query, multi)
+        if path.startswith("/api/v1/tools") and self.command == "GET":
+            return self.tools(path, multi)
+        if path == "/api/v1/connections/app" and self.command == "GET":
+            conns = [{"id": "conn_1", "provider": "TWITTER", "type": "OAUTH", "status": "COMPLETED",
+                      "enabled": True, "providerKey": "twitter", "keyId": "twitter",
+                      "createdAt": "2026-01-01T00:00:00Z"},
+                     {"id": "conn_2", "provider": "SLACK", "type": "OAUTH", "status": "COMPLETED",
+                      "enabled": True, "providerKey": "slack", "keyId": "slack",
+                      "createdAt": "2026-01-02T00:00:00Z"}]
+            if query.get("provider"):
+                conns = [c for c in conns if c["provider"] == query["provider"]]
+            return self.send(200, paged(conns, multi, "connections"))
         self.send(*envelope(5, "route not found: %s %s" % (self.command, path), 404))
 
     def token(self, raw):
@@ -207,12 +253,50 @@ class Handler(FakeHandler):
                 return 200, {"data": {"deleted": len(STATE.posts) < before}}
         return 200, {"data": {"tool": name, "params": p, "sandbox": True}}
 
-    def accounts(self, path, method, body, query):
+    def tools(self, path, multi):
+        """The tool listings: every tool, or those an identifier's ACTIVE accounts allow."""
+        first = lambda k: multi.get(k, [None])[0]
+        everything = TWITTER_TOOLS + OTHER_TOOLS
+        if path == "/api/v1/tools":
+            tools = everything
+            if first("filter.provider"):
+                tools = [t for t in tools if t.get("provider", "TWITTER") == first("filter.provider")]
+            if multi.get("filter.tool_name"):
+                tools = [t for t in tools if t["name"] in multi["filter.tool_name"]]
+            if first("filter.query"):
+                tools = [t for t in tools if first("filter.query") in t["name"]]
+            page = paged([listed_tool(t) for t in tools], multi, "tools")
+            page["toolNames"] = [t["definition"]["name"] for t in page["tools"]]
+            return self.send(200, page)
+        if path in ("/api/v1/tools/scoped", "/api/v1/tools/available"):
+            ident = first("identifier")
+            if not ident:
+                return self.send(*envelope(3, "identifier is required", 400))
+            with STATE.lock:
+                accts = [a for (c, i), a in sorted(STATE.accounts.items())
+                         if i == ident and a["status"] == "ACTIVE"]
+            connectors = {a["connector"] for a in accts}
+            if multi.get("filter.connection_names"):
+                connectors &= set(multi["filter.connection_names"])
+            allowed = [t for t in everything if t["name"].split("_")[0] in connectors]
+            if multi.get("filter.tool_names"):
+                allowed = [t for t in allowed if t["name"] in multi["filter.tool_names"]]
+            if path.endswith("/available"):
+                return self.send(200, paged([listed_tool(t) for t in allowed], multi, "tools"))
+            ids = {a["connector"]: a["id"] for a in accts}
+            rows = [{"tool": listed_tool(t), "identifier": ident,
+                     "connectedAccountId": ids[t["name"].split("_")[0]]} for t in allowed]
+            return self.send(200, paged(rows, multi, "tools"))
+        self.send(*envelope(5, "route not found", 404))
+
+    def accounts(self, path, method, body, query, multi):
         ref = dict(query)
         ref.update({k: v for k, v in body.items() if isinstance(v, str)})
         key = (ref.get("connector"), ref.get("identifier"))
         with STATE.lock:
             acct = STATE.accounts.get(key)
+            if ref.get("id"):     # by connected account id: it wins over the identifier
+                acct = next((a for a in STATE.accounts.values() if a["id"] == ref["id"]), None)
             if path == "/api/v1/connected_accounts/magic_link" and method == "POST":
                 return self.send(200, {"link": "https://sandbox.scalekit.local/magic/%s" % key[1],
                                        "expiry": "2030-01-01T00:00:00Z"})
@@ -221,6 +305,12 @@ class Handler(FakeHandler):
                     return self.send(*envelope(5, "connected account not found", 404,
                                                "CONNECTED_ACCOUNT_NOT_FOUND"))
                 return self.send(200, {"connected_account": acct})
+            if path == "/api/v1/connected_accounts/details" and method == "GET":
+                if acct is None:
+                    return self.send(*envelope(5, "connected account not found", 404,
+                                               "CONNECTED_ACCOUNT_NOT_FOUND"))
+                return self.send(200, {"connected_account": {k: v for k, v in acct.items()
+                                                             if k != "authorization_details"}})
             if path == "/api/v1/connected_accounts" and method == "POST":
                 if acct is not None:
                     return self.send(*envelope(6, "connected account already exists", 409))
@@ -230,18 +320,23 @@ class Handler(FakeHandler):
                         "authorization_type": "OAUTH",
                         "authorization_details": body.get("connected_account", {}).get(
                             "authorization_details", {})}
+                if "api_config" in body.get("connected_account", {}):
+                    acct["api_config"] = body["connected_account"]["api_config"]
                 STATE.accounts[key] = acct
                 return self.send(200, {"connected_account": acct})
             if path == "/api/v1/connected_accounts" and method == "PUT":
                 if acct is None:
                     return self.send(*envelope(5, "connected account not found", 404))
-                acct["authorization_details"] = body.get("connected_account", {}).get(
-                    "authorization_details", {})
+                update = body.get("connected_account", {})
+                for field in ("authorization_details", "api_config"):
+                    if field in update:
+                        acct[field] = update[field]
                 return self.send(200, {"connected_account": acct})
             if path == "/api/v1/connected_accounts" and method == "GET":
                 rows = [{k: v for k, v in a.items() if k != "authorization_details"}
                         for (c, i), a in sorted(STATE.accounts.items())
-                        if c == ref.get("connector", c) and i == ref.get("identifier", i)]
+                        if c == ref.get("connector", c) and i == ref.get("identifier", i)
+                        and c in multi.get("connection_names", [c])]
                 return self.send(200, {"connected_accounts": rows, "total_size": len(rows),
                                        "next_page_token": "", "prev_page_token": ""})
             if path == "/api/v1/connected_accounts:delete" and method == "POST":

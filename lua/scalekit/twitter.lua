@@ -24,6 +24,7 @@ local media = require "scalekit.twitter.media"
 local stream = require "scalekit.twitter.stream"
 local accounts = require "scalekit.twitter.accounts"
 local options = require "scalekit.twitter.options"
+local drift = require "scalekit.twitter.drift"
 
 local M = {}
 
@@ -187,18 +188,88 @@ local function prepare_call(self, tool, input, opts)
   return params, ctx
 end
 
--- A checked call of `tool`: prepare, then the pipeline.
-local function run(self, tool, input, opts)
-  local params, ctx = prepare_call(self, tool, input, opts)
-  if not params then return nil, ctx end
-  return call.execute(state[self].backend, tool, params, ctx, opts)
+-- What the `before` hook is told of a call's account: the mode, and in
+-- Scalekit mode the account fields as the client options name them.
+local function hook_context(self, ctx)
+  if not ctx then return { mode = self.mode } end
+  return { mode = self.mode, identifier = ctx.identifier, connection_name = ctx.connector,
+           connected_account_id = ctx.connected_account_id, organization_id = ctx.organization_id,
+           user_id = ctx.user_id }
 end
 
+-- The client's `before` hook on a call of tool `name`: the input to use, or
+-- nil, a `refused` error when the hook says no (returns false[, why]).
+local function apply_before(self, name, input, opts)
+  local before = state[self].hooks.before
+  input = input or {}
+  if not before then return input end
+  local out, why = before(name, input, hook_context(self, self.mode == "scalekit" and context(self, opts) or nil))
+  if out == false then
+    return nil, errors.new("refused", ("%s: refused by the before hook%s"):format(name,
+      why ~= nil and ": " .. tostring(why) or ""), { tool = name })
+  end
+  if out ~= nil and type(out) ~= "table" then
+    error(("scalekit.twitter: the before hook of %s returned a %s; it returns a table (the input), "
+      .. "false (refuse) or nothing"):format(name, type(out)), 0)
+  end
+  return out or input
+end
+
+-- The client's `after` hook on a call's result: data, info (rewritten when
+-- the hook returns a value), or nil, a `refused` error that still holds the
+-- output and info (the call ran: nothing it returned is lost).
+local function apply_after(self, name, data, info)
+  local after = state[self].hooks.after
+  if data == nil or not after then return data, info end
+  local out, why = after(name, data, info)
+  if out == false then
+    return nil, errors.new("refused", ("%s: refused by the after hook%s"):format(name,
+      why ~= nil and ": " .. tostring(why) or ""), { tool = name, output = data, info = info })
+  end
+  if out ~= nil then data = out end
+  return data, info
+end
+
+-- A checked call of `tool`: the before hook, prepare, the pipeline, the
+-- after hook.
+local function run(self, tool, input, opts)
+  local err
+  input, err = apply_before(self, tool.name, input, opts)
+  if not input then return nil, err end
+  local params, ctx = prepare_call(self, tool, input, opts)
+  if not params then return nil, ctx end
+  return apply_after(self, tool.name, call.execute(state[self].backend, tool, params, ctx, opts))
+end
+
+-- An unchecked call (`validate = false`, Scalekit mode): the tool name and
+-- input go to execute_tool as given, for a tool the catalog does not know.
+local function run_unchecked(self, name, input, opts)
+  local known = tools.get(name)
+  local tool = { name = known and known.name or name, scalekit_only = {} }
+  local err
+  input, err = apply_before(self, tool.name, input, opts)
+  if not input then return nil, err end
+  local ctx = context(self, opts)
+  if not ctx.identifier and not ctx.connected_account_id then
+    return nil, errors.new("invalid_input", tool.name .. ": no connected account: set identifier "
+      .. "(or SCALEKIT_IDENTIFIER) or connected_account_id", { tool = tool.name })
+  end
+  return apply_after(self, tool.name, call.execute(state[self].backend, tool, input, ctx, opts))
+end
+
+local EXECUTE_OPTIONS = { validate = { kind = "boolean" } }
+
 --- Run a tool by name (full or short).
+-- With `validate = false` (Scalekit mode) the name and input go to
+-- Scalekit's execute_tool as given, unchecked: for a tool Scalekit added
+-- after this SDK's catalog, or another connector's tool (pass its
+-- `connection_name`).  Nothing is checked, filled in or refused before the
+-- request; Scalekit's answer is the only judge.
 -- @tparam string name e.g. "twitter_post_create"
 -- @tparam[opt] table input the tool's parameters
 -- @tparam[opt] table opts this call's `timeout`, `max_retries`,
---   `wait_on_rate_limit`, `max_wait`, ... (over the client's)
+--   `wait_on_rate_limit`, `max_wait`, ... (over the client's), the account
+--   of the call (Scalekit mode), `validate` (default true)
 -- @return data (the tool output), info `{ tool =, status =, execution_id =, rate_limit = }`
 --   (`execution_id` in Scalekit mode); or nil, err
 function Client:execute(name, input, opts)
@@ -206,7 +277,18 @@ function Client:execute(name, input, opts)
   check_table(input, "tool input", 2)
   check_table(opts, "call options", 2)
   if opts ~= nil then
-    options.check(opts, "scalekit.twitter: " .. tostring(name) .. " options", 2, nil, true, self.mode)
+    options.check(opts, "scalekit.twitter: " .. tostring(name) .. " options", 2, EXECUTE_OPTIONS, true, self.mode)
+    if opts.validate == false then
+      if self.mode ~= "scalekit" then
+        error("scalekit.twitter: validate = false sends a tool unchecked through Scalekit's execute_tool; "
+              .. "direct mode needs the catalog's X route", 2)
+      end
+      if type(name) ~= "string" or not name:find("^[%w_]+$") then
+        error("scalekit.twitter: execute needs a tool name of letters, digits and '_'", 2)
+      end
+      local data, info = run_unchecked(self, name, input, opts)
+      return data, info
+    end
   end
   local tool, err = tools.lookup(name)
   if not tool then return nil, err end
@@ -338,8 +420,9 @@ function Client:batch(calls, opts)
       err = errors.new("invalid_input", tostring(name) .. ": input must be a table")
     else
       tool, err = tools.lookup(name)
-      if tool then params, ctx = prepare_call(self, tool, input, own or opts) end
-      if tool and not params then err = ctx end
+      if tool then input, err = apply_before(self, tool.name, input, own or opts) end
+      if input then params, ctx = prepare_call(self, tool, input, own or opts) end
+      if input and not params then err = ctx end
     end
     if err then
       results[i] = { err = err }
@@ -349,7 +432,13 @@ function Client:batch(calls, opts)
   end
   local out = call.batch(state[self].backend, jobs, options.call_options(opts, { concurrency = true }),
                          opts.concurrency or 8)
-  for k, r in ipairs(out) do results[slot[k]] = r end
+  for k, r in ipairs(out) do
+    if r.data ~= nil then
+      local data, info = apply_after(self, jobs[k].tool.name, r.data, r.info)
+      r = data ~= nil and { data = data, info = info } or { err = info }
+    end
+    results[slot[k]] = r
+  end
   return results
 end
 
@@ -379,7 +468,11 @@ local methods = { scalekit = {}, direct = {} }
 
 local function backend_of(self) return state[self].backend end
 
-accounts.install(methods.scalekit, backend_of, function(self, name) check_client(self, name, 3) end)
+accounts.install(methods.scalekit, {
+  backend = backend_of,
+  check = function(self, name) check_client(self, name, 3) end,
+  context = context,
+})
 
 --- Read a streaming tool (direct mode): `on_event(event)` is called for each
 -- event while it returns true; the stream reconnects with X's backoff.
@@ -499,6 +592,19 @@ function M.schema(name)
   local tool, err = tools.lookup(name)
   if not tool then return nil, err end
   return tools.schema(tool)
+end
+
+--- Compare the Twitter tools Scalekit lists with the built-in catalog, so
+-- a tool or parameter added (or changed) on Scalekit's side is noticed.
+-- @tparam table tw a Scalekit-mode client (it lists the tools)
+-- @return report `{ ok =, listed =, drift = { { kind =, tool =, param =,
+--   ours =, theirs =, message = }, ... } }` or nil, err
+function M.check_catalog(tw)
+  if getmetatable(tw) ~= client_mt.scalekit then
+    error("scalekit.twitter.check_catalog expects a Scalekit-mode client", 2)
+  end
+  local report, err = drift.check(tw)
+  return report, err
 end
 
 -- A tool call from a bound function: checks the arguments (raising at the

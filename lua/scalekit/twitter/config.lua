@@ -180,6 +180,7 @@ function M.make(opts, defaults)
   if not ok then error(setmetatable({ message = why }, ConfigError), 0) end
   local hooks = {}
   for _, k in ipairs(HOOKS) do hooks[k] = opts[k] or defaults[k] end
+  hooks.before, hooks.after = opts.before, opts.after
   local settings = policy.defaults(opts)
   settings.on_wait = hooks.on_wait
   local fields = { mode = pick_mode(opts) }

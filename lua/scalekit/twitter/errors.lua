@@ -10,8 +10,9 @@
 -- `tool_error_code`, `retry_after` (seconds), `rate_limit`, `usage_cap`,
 -- `details` (decoded error body), `response` (the raw answer of a failed
 -- proxy request), `transport` and `sent` (transport failures),
--- `may_have_been_applied` (a write whose outcome is unknown), and for kind
--- `storage`: `file` and `token` (a refreshed token that could not be saved).
+-- `may_have_been_applied` (a write whose outcome is unknown), for kind
+-- `storage`: `file` and `token` (a refreshed token that could not be saved),
+-- and for kind `refused` by an after hook: `output` and `info` (the call ran).
 -- @module scalekit.twitter.errors
 
 local M = {}
@@ -21,6 +22,7 @@ M.KINDS = {
   invalid_input = true, auth = true, not_found = true, rate_limited = true,
   tool_error = true, network = true, timeout = true, server = true,
   protocol = true, reauth_required = true, interrupted = true, storage = true,
+  refused = true,     -- the client's before/after hook said no
 }
 
 local Error = {}

@@ -31,6 +31,8 @@ M.SPEC = {
   max_wait = { kind = "seconds", call = true },
   on_wait = { kind = "function", call = true },
   on_progress = { kind = "function" }, on_page = { kind = "function" },
+  -- before(tool, input, ctx) / after(tool, output, info): rewrite or refuse
+  before = { kind = "function" }, after = { kind = "function" },
   -- direct mode
   bearer_token = { kind = "string" }, access_token = { kind = "string" },
   refresh_token = { kind = "string" }, expires_at = { kind = "number" },

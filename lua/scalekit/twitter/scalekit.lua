@@ -14,6 +14,7 @@ local core = require "scalekit.core"
 local errors = require "scalekit.twitter.errors"
 local transport = require "scalekit.twitter.transport"
 local call = require "scalekit.twitter.call"
+local policy = require "scalekit.twitter.policy"
 
 local M = {}
 
@@ -35,13 +36,17 @@ local function field(t, snake)
 end
 M.field = field
 
+-- The fields that hold a google.protobuf.Struct: the caller's own JSON,
+-- whose keys are kept as they are.
+local STRUCT_FIELDS = { api_config = true, details = true, definition = true, metadata = true }
+
 -- Recursively rename camelCase keys to snake_case (for account records).
 local function snake_keys(t)
   if type(t) ~= "table" then return t end
   local out = setmetatable({}, getmetatable(t))
   for k, v in pairs(t) do
     if type(k) == "string" then k = k:gsub("(%l)(%u)", function(a, b) return a .. "_" .. b:lower() end) end
-    out[k] = (k == "api_config" or k == "details") and v or snake_keys(v)
+    out[k] = STRUCT_FIELDS[k] and v or snake_keys(v)
   end
   return out
 end
@@ -282,12 +287,13 @@ end
 --- A connected-account call (REST routes of ConnectedAccountService):
 -- the answer with snake_case keys, or nil, err.
 -- @tparam string what the method's name (for errors and rate limits)
--- @tparam[opt] table opts `query`, `json`
+-- @tparam[opt] table opts `query` (arrays as repeated keys), `json`, `opts`
+--   (the per-call options: timeout, max_retries, ...)
 function Scalekit:account_call(method, path, what, opts)
   opts = opts or {}
   local j, err = call.request(self, { name = what }, {
     method = method, path = path, url = self.env_url .. path, query = opts.query, json = opts.json,
-    tool = what, rate_key = what }, self.settings)
+    repeat_keys = true, tool = what, rate_key = what }, policy.settings(opts.opts, self.settings))
   if not j then return nil, err end
   return snake_keys(j)
 end

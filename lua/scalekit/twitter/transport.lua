@@ -27,11 +27,14 @@ local function scalar_string(v)
 end
 
 --- Encode a query table as `k=v&...` (RFC 3986 escaping, keys sorted).
--- Arrays become comma-separated values (X's list syntax); nil and
--- `null` values are left out.
+-- Arrays become comma-separated values (X's list syntax), or with
+-- `repeat_keys` one `k=v` per item in order (grpc-gateway's repeated
+-- fields, as Scalekit's REST routes take them); nil and `null` values are
+-- left out.
 -- @tparam[opt] table params
+-- @tparam[opt] boolean repeat_keys
 -- @treturn string the query, "" when there is nothing to send
-function M.encode_query(params)
+function M.encode_query(params, repeat_keys)
   if params == nil or next(params) == nil then return "" end
   local keys = {}
   for k, v in pairs(params) do
@@ -41,14 +44,18 @@ function M.encode_query(params)
   local parts = {}
   for _, k in ipairs(keys) do
     local v = params[k]
-    if type(v) == "table" then
-      local items = {}
-      for i, item in ipairs(v) do items[i] = scalar_string(item) end
-      v = table.concat(items, ",")
+    if type(v) == "table" and repeat_keys then
+      for _, item in ipairs(v) do parts[#parts + 1] = encode(k) .. "=" .. encode(scalar_string(item)) end
     else
-      v = scalar_string(v)
+      if type(v) == "table" then
+        local items = {}
+        for i, item in ipairs(v) do items[i] = scalar_string(item) end
+        v = table.concat(items, ",")
+      else
+        v = scalar_string(v)
+      end
+      parts[#parts + 1] = encode(k) .. "=" .. encode(v)
     end
-    parts[#parts + 1] = encode(k) .. "=" .. encode(v)
   end
   return table.concat(parts, "&")
 end
@@ -224,7 +231,7 @@ local IDEMPOTENT = policy.IDEMPOTENT
 function Transport:build(req)
   local url = req.url
   if req.query then
-    local q = M.encode_query(req.query)
+    local q = M.encode_query(req.query, req.repeat_keys)
     if q ~= "" then url = url .. (url:find("?", 1, true) and "&" or "?") .. q end
   end
   local method = req.method or "GET"
@@ -294,8 +301,8 @@ function Transport:response(status, block, rbody, seconds)
 end
 
 --- Send one request.
--- @tparam table req `method`, `url`, `query` (table), `headers` (map),
---   `override` (map applied over them), `auth_line` (the Authorization
+-- @tparam table req `method`, `url`, `query` (table; `repeat_keys`: its
+--   arrays as repeated keys), `headers` (map), `override` (map applied over them), `auth_line` (the Authorization
 --   header line, "Authorization: Bearer ...", applied last), `json` (Lua value to
 --   encode) or `form` (list of pairs) or `body` (string), `timeout`,
 --   `connect_timeout`, `stall_timeout` (seconds, over the transport's),
