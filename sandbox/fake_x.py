@@ -21,7 +21,8 @@ rotation), /2/oauth2/revoke.  The label stream sends NDJSON with heartbeats.
 Run:  python3 sandbox/fake_x.py [--port 0]      prints "PORT <n>"
 Control routes (JSON): GET /__sandbox/requests, POST /__sandbox/clear,
 /__sandbox/reset, /__sandbox/script (like fake_scalekit.py), /__sandbox/tokens
-{"access_token", "refresh_token", "expires_in", "user_id", "kind"},
+{"access_token", "refresh_token", "expires_in", "user_id", "kind", "scope"} (a user
+token with a scope list gets 403 "not permitted" on routes needing others),
 /__sandbox/config {"rate_limit", "stream_events", "processing_polls",
 "access_ttl"}, /__sandbox/state (GET), /__sandbox/shutdown.
 """
@@ -211,7 +212,7 @@ class Handler(FakeHandler):
             kind = arg.get("kind", "user")
             if arg.get("access_token"):
                 STATE.tokens[arg["access_token"]] = {
-                    "kind": kind, "user_id": arg.get("user_id", ME),
+                    "kind": kind, "user_id": arg.get("user_id", ME), "scope": arg.get("scope"),
                     "expires_at": time.time() + arg.get("expires_in", 7200)}
             if arg.get("refresh_token"):
                 STATE.refresh[arg["refresh_token"]] = {"user_id": arg.get("user_id", ME),
@@ -236,7 +237,9 @@ class Handler(FakeHandler):
 
     def issue(self, user_id, client_id, scope):
         access, refresh = "ua-s3kr1t-" + os.urandom(12).hex(), "ur-s3kr1t-" + os.urandom(12).hex()  # CI marker
-        STATE.tokens[access] = {"kind": "user", "user_id": user_id, "expires_at": time.time() + STATE.access_ttl}
+        # the scopes granted (checked on every call) when the grant named some
+        STATE.tokens[access] = {"kind": "user", "user_id": user_id, "scope": scope or None,
+                                "expires_at": time.time() + STATE.access_ttl}
         STATE.refresh[refresh] = {"user_id": user_id, "client_id": client_id, "scope": scope}
         return {"token_type": "bearer", "expires_in": STATE.access_ttl, "access_token": access,
                 "scope": scope, "refresh_token": refresh}
@@ -313,6 +316,14 @@ class Handler(FakeHandler):
                     "Authenticating with %s is forbidden for this endpoint.  Supported authentication types are [%s]."
                     % (names[tok["kind"]], ", ".join(names[a] for a in route["auth"])),
                     "unsupported-authentication"))
+            # a user token whose scopes are known must hold the route's
+            missing = (set(route.get("scopes", [])) - set(tok["scope"].split())
+                       if tok["kind"] == "user" and tok.get("scope") is not None else set())
+            if missing:
+                rec["violations"].append("token lacks scopes " + " ".join(sorted(missing)))
+                return self.send(403, {"title": "Forbidden", "type": "about:blank", "status": 403,
+                                       "detail": "You are not permitted to perform this action."},
+                                 ctype="application/problem+json")
         # query parameter names and required ones
         q = {k: v[0] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         allowed = set(route["query"])

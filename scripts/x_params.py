@@ -4,8 +4,9 @@
 Reads X's OpenAPI document (argument 1, e.g. ../shared/reference/x-api/
 openapi.json) and writes, for every route already in x_routes.json, the
 resolved schema of each path and query parameter under "params"
-({"name": {"in": "path"|"query", "schema": {...}}}).  The fake X and the
-boundary spec read them; nothing else changes in the file.
+({"name": {"in": "path"|"query", "schema": {...}}}) and the OAuth 2.0 scopes
+the operation needs under "scopes".  The fake X and the boundary spec read
+them; nothing else changes in the file.
 """
 import json
 import os
@@ -42,6 +43,11 @@ def main(openapi_path):
             if p.get("in") in ("path", "query"):
                 params[p["name"]] = {"in": p["in"], "schema": p.get("schema", {})}
         r["params"] = params
+        # the OAuth 2.0 user-context scopes the operation needs
+        scopes = set()
+        for sec in op.get("security", []):
+            scopes.update(sec.get("OAuth2UserToken", []))
+        r["scopes"] = sorted(scopes)
     with open(ROUTES, "w") as f:
         json.dump(doc, f, indent=1, sort_keys=True)
         f.write("\n")

@@ -152,7 +152,7 @@ local commands = {}
 
 function commands.tools()
   for _, t in ipairs(twitter.tools()) do
-    io.stdout:write(t.name, "\t", t.description, "\n")
+    io.stdout:write(t.name, "\t", t.description, "\t", table.concat(t.scopes, " "), "\n")
   end
   return 0
 end

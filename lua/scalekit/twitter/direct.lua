@@ -20,6 +20,7 @@
 -- @module scalekit.twitter.direct
 
 local core = require "scalekit.core"
+local tools = require "scalekit.twitter.tools"
 local errors = require "scalekit.twitter.errors"
 local oauth2 = require "scalekit.twitter.oauth2"
 local transport = require "scalekit.twitter.transport"
@@ -110,6 +111,7 @@ function Direct:adopt(tok)
   self.secret.access_token = tok.access_token
   if tok.refresh_token then self.secret.refresh_token = tok.refresh_token end
   self.expires_at = math.tointeger(tok.expires_at) or tok.expires_at
+  self.scope = type(tok.scope) == "string" and tok.scope or self.scope
   self.user_auth = "Authorization: Bearer " .. tok.access_token
 end
 
@@ -324,12 +326,22 @@ end
 --- Read X's error envelope: problem details, v1.1-style `errors`, OAuth
 -- bodies (bare statuses give no message: the pipeline says "HTTP <status>").
 -- @return message (or nil), fields
-function Direct.error_from(_, resp)
+function Direct:error_from(resp, req)
   local j = type(resp.json) == "table" and resp.json or {}
   local first = type(j.errors) == "table" and j.errors[1] or {}
   local msg = j.detail or first.message or first.detail or j.title or j.error_description
   local ptype = type(j.type) == "string" and j.type:match("/2/problems/([%w%-]+)$") or nil
-  return msg, { details = j, error_code = ptype }
+  local f, kind = { details = j, error_code = ptype }, nil
+  -- "You are not permitted ...": a permission the token may lack; say which
+  local tool = resp.status == 403 and type(msg) == "string" and msg:lower():find("not permitted", 1, true)
+               and req and tools.get(req.tool or "")
+  if tool and tool.scopes and #tool.scopes > 0 then
+    local missing
+    msg, missing = tools.scope_message(msg, tool, self.scope)
+    kind = "auth"
+    f.scopes_needed, f.scopes_missing = tool.scopes, missing
+  end
+  return msg, f, kind
 end
 
 --- data, info for a decoded X answer: the answer itself.

@@ -47,12 +47,24 @@ function M.same_secret(a, b)
 end
 
 --- The URL to send the user to, with a new PKCE verifier and state.
--- @tparam table opts `client_id`, `redirect_uri`, `scopes` (array),
---   `state` (default: 128 random bits), `authorize_url`
+-- @tparam table opts `client_id`, `redirect_uri`, `scopes` (array) or
+--   `scopes_for` (tool names: exactly the scopes those tools need, plus
+--   offline.access), `state` (default: 128 random bits), `authorize_url`
 -- @return url, code_verifier, state
 function M.authorize_url(opts)
   need(opts, "authorize_url", "client_id", "redirect_uri")
+  if opts.scopes ~= nil and opts.scopes_for ~= nil then
+    error("scalekit.twitter.oauth2.authorize_url: give 'scopes' or 'scopes_for', not both", 2)
+  end
   local scopes = opts.scopes or { "tweet.read", "users.read", "offline.access" }
+  if opts.scopes_for ~= nil then
+    if type(opts.scopes_for) ~= "table" then
+      error("scalekit.twitter.oauth2.authorize_url: 'scopes_for' must be an array of tool names", 2)
+    end
+    local err
+    scopes, err = require("scalekit.twitter.tools").scopes_for(opts.scopes_for)
+    if not scopes then error("scalekit.twitter.oauth2.authorize_url: " .. err.message, 2) end
+  end
   if type(scopes) ~= "table" then error("scalekit.twitter.oauth2.authorize_url: 'scopes' must be an array", 2) end
   local verifier, challenge = M.pkce()
   local state = opts.state or core.base64(core.random_bytes(16), true)

@@ -14,6 +14,7 @@ local core = require "scalekit.core"
 local errors = require "scalekit.twitter.errors"
 local transport = require "scalekit.twitter.transport"
 local call = require "scalekit.twitter.call"
+local tools = require "scalekit.twitter.tools"
 local policy = require "scalekit.twitter.policy"
 
 local M = {}
@@ -156,6 +157,13 @@ function Scalekit.error_from(_, resp, req)
   end
   if f.error_code == "TOOL_ERROR" then
     kind = TOOL_ERROR_KIND[tostring(f.tool_error_code)] or "tool_error"
+    -- X's "You are not permitted": name the scopes the tool needs
+    local tool = kind == "auth" and type(message) == "string" and message:lower():find("not permitted", 1, true)
+                 and req and tools.get(req.tool or "")
+    if tool and tool.scopes and #tool.scopes > 0 then
+      message = tools.scope_message(message, tool, nil)
+      f.scopes_needed = tool.scopes
+    end
   elseif resp.status == 404 and type(message) == "string" then
     local identifier, connection, account_id = account_of(req)
     if identifier or account_id then

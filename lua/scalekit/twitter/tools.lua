@@ -521,10 +521,12 @@ function M.schema(tool)
     props[p.name] = param_schema(p)
     if p.required then required[#required + 1] = p.name end
   end
+  local scopes = tool.scopes and #tool.scopes > 0
+    and (" OAuth 2.0 scopes (direct mode): %s."):format(table.concat(tool.scopes, " ")) or ""
   return setmetatable({
     ["$schema"] = "https://json-schema.org/draft/2020-12/schema",
     title = tool.name,
-    description = tool.summary,
+    description = tool.summary .. scopes,
     type = "object",
     properties = props,
     required = required,
@@ -532,14 +534,53 @@ function M.schema(tool)
   }, object_mt)
 end
 
---- The public description of a tool: name, description and params.
+--- The public description of a tool: name, description, params, X route,
+-- who X accepts (`auth`) and the OAuth 2.0 scopes it needs (`scopes`).
 function M.describe(tool)
   local params = {}
   for i, p in ipairs(tool.params) do
     params[i] = { name = p.name, type = p.type, required = p.required, description = p.doc }
   end
   return { name = tool.name, short_name = tool.short, description = tool.summary,
-           params = params, http = tool.http, auth = tool.auth }
+           params = params, http = tool.http, auth = tool.auth,
+           scopes = table.move(tool.scopes or {}, 1, #(tool.scopes or {}), 1, setmetatable({}, array_mt)) }
+end
+
+--- The OAuth 2.0 scopes a set of tools needs, for `authorize_url`: the
+-- union of their scopes, sorted, plus "offline.access" (a refresh token).
+-- @tparam table names full or short tool names
+-- @return array of scopes, or nil, err (invalid_input) for an unknown tool
+function M.scopes_for(names)
+  local set, out = { ["offline.access"] = true }, {}
+  for _, name in ipairs(names) do
+    local tool, err = M.lookup(name)
+    if not tool then return nil, err end
+    for _, s in ipairs(tool.scopes or {}) do set[s] = true end
+  end
+  for s in pairs(set) do out[#out + 1] = s end
+  table.sort(out)
+  return out
+end
+
+--- `message` (X's "You are not permitted ...") with a sentence on the
+-- scopes `tool` needs and, when `granted` (a space-separated list, as X's
+-- token answer gives it) is known, which of them the token lacks.
+-- @return the message, and an array of the missing scopes (nil when the
+--   token's scopes are not known)
+function M.scope_message(message, tool, granted)
+  local needed = tool.scopes or {}
+  if #needed == 0 then return message, nil end
+  local out = message:gsub("%s+$", "")
+  if not out:find("[.!?]$") then out = out .. "." end
+  out = out .. (" The tool needs the OAuth 2.0 scopes %s"):format(table.concat(needed, " "))
+  if type(granted) ~= "string" then return out .. " (the token's scopes are not known).", nil end
+  local have, missing = {}, {}
+  for s in granted:gmatch("%S+") do have[s] = true end
+  for _, s in ipairs(needed) do
+    if not have[s] then missing[#missing + 1] = s end
+  end
+  if #missing == 0 then return out .. ", and the token has them all.", missing end
+  return out .. "; the token lacks " .. table.concat(missing, " ") .. ".", missing
 end
 
 --- The check of the parameters Scalekit's tool takes and X's route does
