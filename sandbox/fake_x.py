@@ -23,18 +23,21 @@ Control routes (JSON): GET /__sandbox/requests, POST /__sandbox/clear,
 /__sandbox/reset, /__sandbox/script (like fake_scalekit.py), /__sandbox/tokens
 {"access_token", "refresh_token", "expires_in", "user_id", "kind", "scope"} (a user
 token with a scope list gets 403 "not permitted" on routes needing others),
+/__sandbox/oauth1 {"consumer_key", "consumer_secret", "token", "token_secret"}
+(an OAuth 1.0a app and user: signed requests are verified, HMAC-SHA1),
 /__sandbox/config {"rate_limit", "stream_events", "processing_polls",
 "access_ttl"}, /__sandbox/state (GET), /__sandbox/shutdown.
 """
 import argparse
 import base64
 import hashlib
+import hmac
 import json
 import os
 import re
 import sys
 import time
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, quote, unquote, urlencode
 
 from fakebase import FakeHandler, FakeState, serve
 
@@ -168,6 +171,8 @@ class State(FakeState):
                                          "creator_id": "2244994945"}}
         self.jobs = {}
         self.subscriptions = []
+        self.oauth1 = {}          # consumer key -> {consumer_secret, tokens: {token: {secret, user_id}}}
+        self.nonces = set()
 
     def next_id(self):
         self.seq += 1
@@ -175,6 +180,51 @@ class State(FakeState):
 
 
 STATE = State()
+
+
+def oauth1_check(method, url, headers, raw):
+    """Verify an OAuth 1.0a (HMAC-SHA1) Authorization header as X does: the
+    consumer and token known, the timestamp within 5 minutes, the nonce
+    new, and the signature over method, base URL, query and form parameters.
+    Returns (token record, None) or (None, why)."""
+    header = headers.get("Authorization", "")
+    params = dict((k, unquote(v)) for k, v in re.findall(r'([A-Za-z_]+)="([^"]*)"', header[6:]))
+    app = STATE.oauth1.get(params.get("oauth_consumer_key"))
+    if app is None:
+        return None, "unknown consumer key"
+    tok = app["tokens"].get(params.get("oauth_token"))
+    if tok is None:
+        return None, "unknown token"
+    if params.get("oauth_signature_method") != "HMAC-SHA1" or params.get("oauth_version", "1.0") != "1.0":
+        return None, "signature method or version"
+    if abs(time.time() - int(params.get("oauth_timestamp", "0"))) > 300:
+        return None, "timestamp out of range"
+    nonce = (params.get("oauth_consumer_key"), params.get("oauth_nonce"), params.get("oauth_timestamp"))
+    if nonce in STATE.nonces:
+        return None, "nonce used before"
+    enc = lambda s: quote(s, safe="-._~")
+    pairs = [(k, v) for k, v in params.items() if k not in ("oauth_signature", "realm")]
+    pairs += [(k, v) for k, v in parse_qsl_keep(url.query)]
+    if (headers.get("Content-Type") or "").startswith("application/x-www-form-urlencoded"):
+        pairs += parse_qsl_keep(raw.decode("utf-8", "replace"))
+    norm = "&".join("%s=%s" % kv for kv in sorted((enc(k), enc(v)) for k, v in pairs))
+    base_url = "http://%s%s" % (headers.get("Host", "").lower(), url.path)
+    base = "&".join([method.upper(), enc(base_url), enc(norm)])
+    key = "%s&%s" % (enc(app["consumer_secret"]), enc(tok["secret"]))
+    want = base64.b64encode(hmac.new(key.encode(), base.encode(), hashlib.sha1).digest()).decode()
+    if not hmac.compare_digest(want, params.get("oauth_signature", "")):
+        return None, "bad signature"
+    STATE.nonces.add(nonce)
+    return {"kind": "oauth1", "user_id": tok["user_id"]}, None
+
+
+def parse_qsl_keep(q):
+    """Query or form pairs, blank values kept, in order."""
+    out = []
+    for part in q.split("&") if q else []:
+        k, _, v = part.partition("=")
+        out.append((unquote(k.replace("+", " ")), unquote(v.replace("+", " "))))
+    return out
 
 
 def page(items, q, default=100, token_name="pagination_token"):
@@ -217,6 +267,12 @@ class Handler(FakeHandler):
             if arg.get("refresh_token"):
                 STATE.refresh[arg["refresh_token"]] = {"user_id": arg.get("user_id", ME),
                                                        "client_id": arg.get("client_id", CLIENT_ID)}
+            return {}
+        if path == "/__sandbox/oauth1":
+            # {"consumer_key", "consumer_secret", "token", "token_secret", "user_id"}
+            app = STATE.oauth1.setdefault(arg["consumer_key"], {"consumer_secret": arg["consumer_secret"],
+                                                                "tokens": {}})
+            app["tokens"][arg["token"]] = {"secret": arg["token_secret"], "user_id": arg.get("user_id", ME)}
             return {}
         if path == "/__sandbox/config":
             for k in ("rate_limit", "stream_events", "processing_polls", "access_ttl"):
@@ -305,6 +361,10 @@ class Handler(FakeHandler):
                 tok = STATE.tokens.get(auth[7:]) if auth.startswith("Bearer ") else None
                 if tok and tok.get("expires_at", 1e18) < time.time():
                     tok = None
+                if auth.startswith("OAuth "):
+                    tok, why = oauth1_check(self.command, url, self.headers, raw)
+                    if why:
+                        rec["violations"].append("OAuth 1.0a: " + why)
             if tok is None:
                 return self.send(401, {"title": "Unauthorized", "type": "about:blank", "status": 401,
                                        "detail": "Unauthorized"}, ctype="application/problem+json")

@@ -351,6 +351,8 @@ static void host_usage(FILE *out) {
     "  SCALEKIT_IDENTIFIER  the account the calls act for\n"
     "  X_ACCESS_TOKEN, X_REFRESH_TOKEN, X_BEARER_TOKEN, X_CLIENT_ID, X_CLIENT_SECRET\n"
     "                  direct mode (X API v2 with your own OAuth 2.0 tokens)\n"
+    "  X_CONSUMER_KEY, X_CONSUMER_SECRET, X_ACCESS_TOKEN_SECRET (with X_ACCESS_TOKEN)\n"
+    "                  direct mode signed with OAuth 1.0a\n"
     "  X_TOKEN_FILE    where direct mode keeps the tokens X rotates\n"
     "  X_API_BASE_URL  X's API root (default https://api.x.com)\n"
     "  SSL_CERT_FILE, CURL_CA_BUNDLE  CA certificates for TLS\n"

@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,8 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
@@ -231,6 +234,24 @@ static int util_sha256(lua_State *L) {
   unsigned char md[SHA256_DIGEST_LENGTH];
   SHA256(s, n, md);
   lua_pushlstring(L, (const char *)md, sizeof md);
+  return 1;
+}
+
+/* hmac_sha1(key, data) -> the 20-byte HMAC-SHA1 of data (OAuth 1.0a
+ * signatures), or nil, message when OpenSSL fails. */
+static int util_hmac_sha1(lua_State *L) {
+  size_t klen, n;
+  const char *key = luaL_checklstring(L, 1, &klen);
+  const unsigned char *data = (const unsigned char *)luaL_checklstring(L, 2, &n);
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int mdlen = 0;
+  luaL_argcheck(L, klen <= INT_MAX, 1, "key too long");
+  if (HMAC(EVP_sha1(), key, (int)klen, data, n, md, &mdlen) == NULL) {
+    luaL_pushfail(L);
+    lua_pushliteral(L, "HMAC-SHA1 failed");
+    return 2;
+  }
+  lua_pushlstring(L, (const char *)md, mdlen);
   return 1;
 }
 
@@ -581,6 +602,7 @@ void util_register(lua_State *L) {
     {"base64", util_base64},
     {"unbase64", util_unbase64},
     {"sha256", util_sha256},
+    {"hmac_sha1", util_hmac_sha1},
     {"write_file_atomic", util_write_file_atomic},
     {"atomic_file", util_atomic_file},
     {"lock_file", util_lock_file},

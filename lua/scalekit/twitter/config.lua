@@ -82,8 +82,32 @@ local function debug_writer(opt)
   return nil
 end
 
-local DIRECT_ONLY = { "bearer_token", "access_token", "refresh_token", "token_file" }
-local DIRECT_ENV = { "X_BEARER_TOKEN", "X_ACCESS_TOKEN", "X_REFRESH_TOKEN", "X_TOKEN_FILE" }
+local DIRECT_ONLY = { "bearer_token", "access_token", "refresh_token", "token_file", "consumer_key" }
+local DIRECT_ENV = { "X_BEARER_TOKEN", "X_ACCESS_TOKEN", "X_REFRESH_TOKEN", "X_TOKEN_FILE", "X_CONSUMER_KEY" }
+
+-- The OAuth 1.0a credentials of direct mode: all four, or none.
+local OAUTH1 = { { "consumer_key", "X_CONSUMER_KEY" }, { "consumer_secret", "X_CONSUMER_SECRET" },
+                 { "access_token", "X_ACCESS_TOKEN" }, { "access_token_secret", "X_ACCESS_TOKEN_SECRET" } }
+
+-- The OAuth 1.0a credentials `{ consumer_key, consumer_secret, token,
+-- token_secret }` when a consumer key or an access token secret is given
+-- (options over the environment); nil otherwise.  Raises a ConfigError
+-- naming what is missing of the four.
+local function oauth1_credentials(opts)
+  local v = {}
+  for _, o in ipairs(OAUTH1) do v[o[1]] = opts[o[1]] or getenv(o[2]) end
+  if not (v.consumer_key or v.access_token_secret) then return nil end
+  local missing = {}
+  for _, o in ipairs(OAUTH1) do
+    if not v[o[1]] then missing[#missing + 1] = ("%s (%s)"):format(o[1], o[2]) end
+  end
+  if #missing > 0 then
+    config_error("OAuth 1.0a needs consumer_key, consumer_secret, access_token and access_token_secret; missing "
+                 .. table.concat(missing, ", "))
+  end
+  return { consumer_key = v.consumer_key, consumer_secret = v.consumer_secret,
+           token = v.access_token, token_secret = v.access_token_secret }
+end
 
 -- "scalekit" or "direct": as asked, else Scalekit when its credentials are
 -- there, else direct when X credentials are.
@@ -140,11 +164,20 @@ local function new_direct(fields, opts, common)
     client_secret = opts.client_secret or getenv("X_CLIENT_SECRET"),
   }
   local token_file = opts.token_file or getenv("X_TOKEN_FILE")
+  local oauth1 = oauth1_credentials(opts)
+  if oauth1 then
+    if secret.refresh_token or token_file then
+      config_error("OAuth 1.0a tokens do not expire: refresh_token and token_file are for OAuth 2.0")
+    end
+    secret.consumer_secret, secret.access_token_secret = oauth1.consumer_secret, oauth1.token_secret
+    check_secret("consumer_key", oauth1.consumer_key)
+  end
   if not (secret.bearer_token or secret.access_token or secret.refresh_token or token_file) then
     config_error("direct mode needs bearer_token, access_token, refresh_token or token_file "
                  .. "(X_BEARER_TOKEN, X_ACCESS_TOKEN, X_REFRESH_TOKEN, X_TOKEN_FILE)")
   end
-  for _, k in ipairs{ "bearer_token", "access_token", "refresh_token", "client_secret" } do
+  for _, k in ipairs{ "bearer_token", "access_token", "refresh_token", "client_secret", "consumer_secret",
+                      "access_token_secret" } do
     check_secret(k, secret[k])
   end
   local base = opts.api_base_url or getenv("X_API_BASE_URL") or oauth2.API_BASE_URL
@@ -154,7 +187,7 @@ local function new_direct(fields, opts, common)
   fields.token_file = token_file
   common.secret, common.client_id, common.api_base_url = secret, fields.client_id, fields.api_base_url
   common.expires_at, common.token_file, common.on_token = opts.expires_at, token_file, opts.on_token
-  common.token_url = opts.token_url
+  common.token_url, common.oauth1 = opts.token_url, oauth1
   common.redact = errors.redactor(secret)
   return direct.new(common)
 end

@@ -25,6 +25,7 @@ local errors = require "scalekit.twitter.errors"
 local oauth2 = require "scalekit.twitter.oauth2"
 local transport = require "scalekit.twitter.transport"
 local media = require "scalekit.twitter.media"
+local oauth1 = require "scalekit.twitter.oauth1"
 
 local M = {}
 
@@ -84,7 +85,7 @@ function M.new(cfg)
     base = cfg.api_base_url:gsub("/+$", ""), client_id = cfg.client_id, secret = cfg.secret,
     expires_at = cfg.expires_at, token_file = cfg.token_file, on_token = cfg.on_token,
     token_url = cfg.token_url, redact = cfg.redact, rate = {}, settings = cfg.settings,
-    hints = M.HINTS, sequences = true,
+    hints = M.HINTS, sequences = true, oauth1 = cfg.oauth1,
   }, Direct)
   self.http = transport.new{
     ca_file = cfg.ca_file, proxy = cfg.proxy, max_response = cfg.max_response,
@@ -92,7 +93,9 @@ function M.new(cfg)
     stall_timeout = cfg.stall_timeout, debug = cfg.debug, redact = cfg.redact,
   }
   if cfg.secret.bearer_token then self.app_auth = "Authorization: Bearer " .. cfg.secret.bearer_token end
-  if cfg.secret.access_token then self.user_auth = "Authorization: Bearer " .. cfg.secret.access_token end
+  if cfg.secret.access_token and not cfg.oauth1 then
+    self.user_auth = "Authorization: Bearer " .. cfg.secret.access_token
+  end
   if self.token_file then
     local t, err = read_token_file(self.token_file)
     if err then self.token_error = err end
@@ -211,6 +214,7 @@ function Direct:authorization(kind, tool_name, deadline)
   end
   if use == "app" then return self.app_auth, "app" end
   if use == "none" then return nil, "none" end
+  if self.oauth1 then return nil, "oauth1" end        -- signed per request (authorize)
   if not secret.access_token or (self.expires_at and core.now() >= self.expires_at - M.REFRESH_SKEW) then
     local ok, err = self:refresh(secret.access_token, deadline)
     if not ok then err.tool = tool_name; return nil, err end
@@ -218,11 +222,32 @@ function Direct:authorization(kind, tool_name, deadline)
   return self.user_auth, "user"
 end
 
+-- The OAuth 1.0a Authorization line of `req`: the query is folded into
+-- its URL first, so what is signed is byte for byte what is sent.
+local function oauth1_line(creds, req)
+  local url = req.url
+  if req.query then
+    local q = transport.encode_query(req.query)
+    if q ~= "" then url = url .. (url:find("?", 1, true) and "&" or "?") .. q end
+    req.url, req.query = url, nil
+  end
+  local value, err = oauth1.authorization(creds, req.method or "GET", url, req.form)
+  if not value then return nil, errors.new("invalid_input", "OAuth 1.0a: " .. err, { tool = req.tool }) end
+  return "Authorization: " .. value
+end
+
 --- Put the Authorization header of `req` for `tool` (nil: a raw request,
--- any token).  Returns the kind of token used, or nil, err.
+-- any token).  Returns the kind of token used ("app", "user", "oauth1",
+-- "none"), or nil, err.
 function Direct:authorize(req, tool)
   local auth, used = self:authorization(tool and tool.auth or "any", req.tool, req.deadline)
-  if not auth and used ~= "none" then return nil, used end
+  if used == "oauth1" then
+    auth, used = oauth1_line(self.oauth1, req)
+    if not auth then return nil, used end
+    used = "oauth1"
+  elseif not auth and used ~= "none" then
+    return nil, used
+  end
   req.auth_line = auth
   return used
 end

@@ -38,6 +38,9 @@ M.SPEC = {
   refresh_token = { kind = "string" }, expires_at = { kind = "number" },
   token_file = { kind = "string" }, on_token = { kind = "function" },
   api_base_url = { kind = "string" }, token_url = { kind = "string" },
+  -- direct mode, OAuth 1.0a user context (with access_token)
+  consumer_key = { kind = "string" }, consumer_secret = { kind = "string" },
+  access_token_secret = { kind = "string" },
 }
 
 --- The names of every client option, sorted.
