@@ -58,8 +58,8 @@ describe("documentation", function()
     assert.equals("API reference in " .. dir .. "/index.html\n", out)
     local modules = {}
     for name in io.popen("ls " .. dir .. "/modules"):lines() do modules[#modules + 1] = name end
-    assert.same({ "scalekit.twitter.errors.html", "scalekit.twitter.html", "scalekit.twitter.oauth2.html",
-                  "scalekit.twitter.progress.html" }, modules)
+    assert.same({ "scalekit.twitter.accounts.html", "scalekit.twitter.errors.html", "scalekit.twitter.html",
+                  "scalekit.twitter.oauth2.html", "scalekit.twitter.progress.html" }, modules)
     local html = fake.read(dir .. "/modules/scalekit.twitter.html")
     assert.matches("upload_media", html)
     assert.matches("<code>limit</code>", html, 1, true)          -- markdown rendered, not raw backticks

@@ -20,7 +20,8 @@ describe("the Scalekit token", function()
     f:clear()
   end)
 
-  it("is shared by every client with the same credentials: 100 clients for 100 users fetch one", function()
+  it("is shared by every client with the same credentials: 100 clients for 100 users fetch one, "
+     .. "over one connection", function()
     for i = 1, 100 do fake.connect(f, "user_" .. i) end
     collectgarbage()
     collectgarbage()
@@ -33,6 +34,7 @@ describe("the Scalekit token", function()
     assert.equals(100, #calls)
     for i, r in ipairs(calls) do
       assert.equals("user_" .. i, twitter.json.decode(r.body).identifier)
+      assert.equals(f:requests("/oauth/token")[1].connection, r.connection)   -- one pool, one kept-alive connection
     end
     -- another environment URL is other credentials: its own token
     local other = fake.client(f, { env_url = f.url:gsub("127%.0%.0%.1", "localhost") })
@@ -40,6 +42,27 @@ describe("the Scalekit token", function()
     assert.equals(2, #f:requests("/oauth/token"))
     other:close()
     for i = 1, 100 do clients[i]:close() end
+  end)
+
+  it("the shared pool outlives a client that closes; the last one to close closes it", function()
+    collectgarbage()
+    collectgarbage()
+    f:clear()
+    local a, b = fake.client(f), fake.client(f, { identifier = "user_2" })
+    fake.connect(f, "user_2")
+    assert(a:user_me{})
+    a:close()
+    a:close()                                              -- twice is harmless
+    assert(b:user_me{})                                    -- b still has the pool
+    local conns = {}
+    for _, r in ipairs(f:requests("/api/v1/execute_tool")) do conns[r.connection] = true end
+    assert.equals(1, (function() local n = 0 for _ in pairs(conns) do n = n + 1 end return n end)())
+    b:close()
+    local c = fake.client(f)                               -- a new pool, a new connection
+    assert(c:user_me{})
+    local last = f:requests("/api/v1/execute_tool")
+    assert.is_nil(conns[last[#last].connection])
+    c:close()
   end)
 
   it("refuses a token answer with CR/LF as auth, before it reaches any header", function()

@@ -421,8 +421,10 @@ function Client:batch(calls, opts)
     else
       tool, err = tools.lookup(name)
       if tool then input, err = apply_before(self, tool.name, input, own or opts) end
-      if input then params, ctx = prepare_call(self, tool, input, own or opts) end
-      if input and not params then err = ctx end
+      if tool and input then
+        params, ctx = prepare_call(self, tool, input, own or opts)
+        if not params then err = ctx end
+      end
     end
     if err then
       results[i] = { err = err }

@@ -146,12 +146,12 @@ local function per_call(opts, own)
   return out
 end
 
---- Add the methods to `methods` (the method table of Scalekit clients).
--- @tparam table methods
+--- Add the methods to `Client`, the method table of Scalekit clients.
+-- @tparam table Client
 -- @tparam table hooks `backend(self)` (a client's backend), `check(self, name)`
 --   (raises unless self is a client) and `context(self, opts)` (the account
 --   context of a call: the client's with the call's account options over it)
-function M.install(methods, hooks)
+function M.install(Client, hooks)
   local backend, context = hooks.backend, hooks.context
 
   -- The fields that name the account of a call, as Scalekit's connected
@@ -189,7 +189,7 @@ function M.install(methods, hooks)
   --- A magic link the user opens to connect their X account.
   -- @tparam[opt] table opts `state`, `user_verify_url`, the account
   -- @return `{ link =, expiry = }` or nil, err
-  function methods:get_authorization_link(opts)
+  function Client:get_authorization_link(opts)
     return call(self, "get_authorization_link", opts, { json = account_ref(self, opts, {
       state = opts and opts.state, user_verify_url = opts and opts.user_verify_url }) })
   end
@@ -198,7 +198,7 @@ function M.install(methods, hooks)
   -- (the credentials).
   -- @tparam[opt] table opts the account
   -- @return account table or nil, err (kind "not_found" when there is none)
-  function methods:get_connected_account(opts)
+  function Client:get_connected_account(opts)
     local j, err = call(self, "get_connected_account", opts, { query = account_ref(self, opts) })
     if not j then return nil, err end
     return account_of(j)
@@ -207,7 +207,7 @@ function M.install(methods, hooks)
   --- The connected account without its credentials.
   -- @tparam[opt] table opts the account
   -- @return account table or nil, err (kind "not_found" when there is none)
-  function methods:get_connected_account_details(opts)
+  function Client:get_connected_account_details(opts)
     local j, err = call(self, "get_connected_account_details", opts, { query = account_ref(self, opts) })
     if not j then return nil, err end
     return account_of(j)
@@ -217,7 +217,7 @@ function M.install(methods, hooks)
   -- @tparam[opt] table opts `authorization_details` (default: an empty OAuth
   --   token, to be filled by the authorization flow), `api_config`, the account
   -- @return account table or nil, err
-  function methods:create_connected_account(opts)
+  function Client:create_connected_account(opts)
     local body = account_ref(self, opts, {
       connected_account = account_body(opts, { oauth_token = setmetatable({}, object_mt) }) })
     body.id = nil
@@ -230,7 +230,7 @@ function M.install(methods, hooks)
   -- @tparam table opts `authorization_details`, `api_config` (at least one),
   --   the account
   -- @return account table or nil, err
-  function methods:update_connected_account(opts)
+  function Client:update_connected_account(opts)
     if opts == nil or (opts.authorization_details == nil and opts.api_config == nil) then
       error("scalekit.twitter: update_connected_account needs authorization_details or api_config", 2)
     end
@@ -245,7 +245,7 @@ function M.install(methods, hooks)
   -- exists, it is updated.
   -- @tparam[opt] table opts `authorization_details`, `api_config`, the account
   -- @return account table or nil, err
-  function methods:get_or_create_connected_account(opts)
+  function Client:get_or_create_connected_account(opts)
     local account_only
     if opts then
       account_only = {}
@@ -266,7 +266,7 @@ function M.install(methods, hooks)
   -- @tparam[opt] table opts `page_size`, `page_token`, `query`, `provider`,
   --   `connection_names` (a list), the account
   -- @return `{ connected_accounts =, next_page_token =, total_size = }` or nil, err
-  function methods:list_connected_accounts(opts)
+  function Client:list_connected_accounts(opts)
     local q = account_ref(self, opts, opts and {
       page_size = opts.page_size, page_token = opts.page_token, query = opts.query,
       provider = opts.provider, connection_names = opts.connection_names })
@@ -280,7 +280,7 @@ function M.install(methods, hooks)
   --- Delete the connected account.
   -- @tparam[opt] table opts the account
   -- @return true or nil, err
-  function methods:delete_connected_account(opts)
+  function Client:delete_connected_account(opts)
     local j, err = call(self, "delete_connected_account", opts, { json = account_ref(self, opts) })
     if not j then return nil, err end
     return true
@@ -289,7 +289,7 @@ function M.install(methods, hooks)
   --- Confirm the user who completed the authorization flow.
   -- @tparam table opts `auth_request_id` (required), `identifier` (default: the client's)
   -- @return `{ post_user_verify_redirect_url = }` or nil, err
-  function methods:verify_connected_account_user(opts)
+  function Client:verify_connected_account_user(opts)
     if opts == nil or type(opts.auth_request_id) ~= "string" or opts.auth_request_id == "" then
       return nil, errors.new("invalid_input",
         "verify_connected_account_user: auth_request_id (a string) is required", { param = "auth_request_id" })
@@ -303,7 +303,7 @@ function M.install(methods, hooks)
   -- Each has `connection_name` (its key id) next to Scalekit's fields.
   -- @tparam[opt] table opts `page_size`, `page_token`, `provider` (e.g. "TWITTER"), `query`
   -- @return `{ connections =, next_page_token =, total_size = }` or nil, err
-  function methods:list_connections(opts)
+  function Client:list_connections(opts)
     local j, err = call(self, "list_connections", opts, { query = opts and scalekit.compact{
       page_size = opts.page_size, page_token = opts.page_token, provider = opts.provider, query = opts.query } })
     if not j then return nil, err end
@@ -330,7 +330,7 @@ function M.install(methods, hooks)
   -- @tparam[opt] table opts `filter` (`provider`, `tool_name` (a list),
   --   `query`, `connector`, `identifier`, `summary`, ...), `page_size`, `page_token`
   -- @return `{ tools =, tool_names =, next_page_token =, total_size = }` or nil, err
-  function methods:list_tools(opts)
+  function Client:list_tools(opts)
     return list_page(self, "list_tools", opts, {})
   end
 
@@ -340,14 +340,14 @@ function M.install(methods, hooks)
   -- @tparam[opt] table opts `filter` (`providers`, `tool_names`,
   --   `connection_names`: lists), `page_size`, `page_token`, the account
   -- @return `{ tools =, next_page_token =, total_size = }` or nil, err
-  function methods:list_scoped_tools(opts)
+  function Client:list_scoped_tools(opts)
     return list_page(self, "list_scoped_tools", opts, { identifier = context(self, opts).identifier })
   end
 
   --- The tools available to the account, one page.
   -- @tparam[opt] table opts `page_size`, `page_token`, the account
   -- @return `{ tools =, next_page_token =, total_size = }` or nil, err
-  function methods:list_available_tools(opts)
+  function Client:list_available_tools(opts)
     return list_page(self, "list_available_tools", opts, { identifier = context(self, opts).identifier })
   end
 
@@ -358,7 +358,7 @@ function M.install(methods, hooks)
   -- @tparam string name "list_tools", "list_scoped_tools", "list_available_tools",
   --   "list_connected_accounts" or "list_connections"
   -- @tparam[opt] table opts the method's options (without `page_token`), and `limit` (items)
-  function methods:each(name, opts)
+  function Client:each(name, opts)
     local m = METHODS[name]
     if not (m and m.items) then
       local lists = {}
@@ -391,7 +391,7 @@ function M.install(methods, hooks)
         if token then seen[token] = true end
         own.page_token = token
         local err
-        page, err = methods[name](self, own)
+        page, err = Client[name](self, own)
         pages, i = pages + 1, 0
         if not page then
           done = true
@@ -403,15 +403,15 @@ function M.install(methods, hooks)
   end
 
   for name in pairs(METHODS) do
-    local method = methods[name]
-    methods[name] = function(self, opts, ...)
+    local method = Client[name]
+    Client[name] = function(self, opts, ...)
       hooks.check(self, name)
       check_options(name, opts)
       return method(self, opts, ...)   -- a tail call: errors still blame the caller
     end
   end
-  local each = methods.each
-  methods.each = function(self, ...)
+  local each = Client.each
+  Client.each = function(self, ...)
     hooks.check(self, "each")
     return each(self, ...)
   end

@@ -55,25 +55,42 @@ end
 local Scalekit = {}
 Scalekit.__index = Scalekit
 
--- The credentials and token of each set of Scalekit credentials in use,
--- shared by every client made with them, so an agent with one client per
--- end user fetches one token for all.  Weak: a set goes with its last
--- client.
+-- The credentials, token and connection pools of each set of Scalekit
+-- credentials in use, shared by every client made with them, so an agent
+-- with one client per end user fetches one token for all and keeps one
+-- connection open.  Weak: a set goes with its last client.
 local shared = setmetatable({}, { __mode = "v" })
 
 --- The table holding the secret and the token for Scalekit credentials:
 -- the same table for every client with the same environment, client id and
 -- secret.  Its string fields are the secrets (`client_secret`,
 -- `access_token`: what the redactor hides); `token` holds the token's
--- expiry and header line.
+-- expiry and header line; `pools` the connection pools (C sessions) of its
+-- clients, one per TLS/proxy/size setting, with `users` counting the open
+-- clients of each.
 function M.credentials(env_url, client_id, client_secret)
   local key = env_url .. "\0" .. client_id .. "\0" .. core.sha256(client_secret)
   local c = shared[key]
   if not c then
-    c = { client_secret = client_secret, token = {} }
+    c = { client_secret = client_secret, token = {}, pools = {} }
     shared[key] = c
   end
   return c
+end
+
+-- The connection pool of credentials `c` for a client's transport options
+-- (made on first use), and its key.  Requests are synchronous, so clients
+-- and coroutines take turns on it; none is ever in the middle of another's.
+local function pool_for(c, cfg)
+  local key = ("%s\0%s\0%s"):format(cfg.ca_file or "", cfg.proxy or "", tostring(cfg.max_response))
+  local p = c.pools[key]
+  if not p then
+    p = { session = core.http_new{ ca_file = cfg.ca_file, proxy = cfg.proxy, max_response = cfg.max_response },
+          users = 0 }
+    c.pools[key] = p
+  end
+  p.users = p.users + 1
+  return p, key
 end
 
 -- A tool error means the tool ran upstream: never repeat it, whatever its
@@ -98,8 +115,9 @@ function M.new(cfg)
   local self = setmetatable({ env_url = cfg.env_url:gsub("/+$", ""), client_id = cfg.client_id,
                               secret = cfg.secret, settings = cfg.settings, rate = {},
                               hints = M.HINTS, sequences = false }, Scalekit)
+  self.pool, self.pool_key = pool_for(cfg.secret, cfg)
   self.http = transport.new{
-    ca_file = cfg.ca_file, proxy = cfg.proxy, max_response = cfg.max_response,
+    session = self.pool.session,
     timeout = cfg.timeout, connect_timeout = cfg.connect_timeout,
     stall_timeout = cfg.stall_timeout, debug = cfg.debug, redact = cfg.redact,
     headers = { ["x-sdk-version"] = transport.SDK_VERSION, ["x-api-version"] = M.API_VERSION },
@@ -306,8 +324,18 @@ function Scalekit:account_call(method, path, what, opts)
   return snake_keys(j)
 end
 
+--- Let go of the shared pool: the last client to close it closes its
+-- connections (a client that is only garbage collected leaves them to the
+-- pool's own collection).  Closing twice is harmless.
 function Scalekit:close()
-  self.http:close()
+  local p = self.pool
+  if not p then return end
+  self.pool = nil
+  p.users = p.users - 1
+  if p.users <= 0 then
+    p.session:close()
+    if self.secret.pools[self.pool_key] == p then self.secret.pools[self.pool_key] = nil end
+  end
 end
 
 return M

@@ -103,14 +103,16 @@ Transport.__index = Transport
 M.DEFAULTS = { timeout = 60, connect_timeout = 10, stall_timeout = 30 }
 
 --- Make a transport.
--- @tparam table opts `ca_file`, `proxy`, `max_response`, `timeout`,
+-- @tparam table opts `session` (a C session to use, shared: its owner
+--   closes it) or `ca_file`, `proxy`, `max_response` (a session of its own), `timeout`,
 --   `connect_timeout`, `stall_timeout` (seconds, over DEFAULTS), `headers`
 --   (name -> value, sent on every request), `debug` (function(line) or
 --   nil), `redact` (function(string) -> string).
 function M.new(opts)
   local d = M.DEFAULTS
   return setmetatable({
-    session = core.http_new{ ca_file = opts.ca_file, proxy = opts.proxy, max_response = opts.max_response },
+    session = opts.session
+      or core.http_new{ ca_file = opts.ca_file, proxy = opts.proxy, max_response = opts.max_response },
     timeout = opts.timeout or d.timeout,
     connect_timeout = opts.connect_timeout or d.connect_timeout,
     stall_timeout = opts.stall_timeout or d.stall_timeout,
