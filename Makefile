@@ -105,7 +105,15 @@ deps-test:
 run: deps-run all
 	@sh scripts/sandbox.sh examples/quickstart.lua
 
-test: deps-test all
+# The official MCP TypeScript SDK, the client spec/mcp_spec.lua drives the
+# MCP server with (pinned in spec/mcp/package-lock.json; from npm).
+MCP_CLIENT = spec/mcp/node_modules/@modelcontextprotocol/sdk/package.json
+$(MCP_CLIENT): spec/mcp/package.json spec/mcp/package-lock.json
+	@command -v npm >/dev/null || sh scripts/deps.sh nodejs npm
+	npm ci --prefix spec/mcp --no-audit --no-fund
+	@touch $@
+
+test: deps-test all $(MCP_CLIENT)
 	@sh scripts/test.sh $(SPECS)
 
 lint:
@@ -113,7 +121,7 @@ lint:
 	$(LUA) scripts/checksrc.lua src/*.c src/*.h fuzz/*.c bench/*.c
 
 # ASan/UBSan: the module is loaded into lua5.4, so the runtime is preloaded.
-asan: clean
+asan: clean $(MCP_CLIENT)
 	@sh scripts/deps.sh $(DEBS_TEST) $(DEBS_CLANG)
 	$(MAKE) all CC=clang CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" LDFLAGS="-fsanitize=address,undefined -shared-libasan"
 	LD_PRELOAD="$$(clang -print-file-name=libclang_rt.asan-x86_64.so)" SCALEKIT_SANITIZED=1 \
@@ -121,7 +129,7 @@ asan: clean
 	$(MAKE) clean
 
 # The suite under valgrind: every lua5.4 process is checked (not the Python fakes).
-valgrind: all
+valgrind: all $(MCP_CLIENT)
 	@sh scripts/deps.sh $(DEBS_TEST) valgrind
 	BUSTED_LUA="$(CURDIR)/scripts/lua-valgrind.sh" sh scripts/test.sh $(SPECS)
 

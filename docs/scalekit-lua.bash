@@ -10,7 +10,7 @@ _scalekit_lua() {
   command=
   for ((i = 1; i < COMP_CWORD; i++)); do
     case ${COMP_WORDS[i]} in
-      --tools|--schema|--call|--request|--upload) command=${COMP_WORDS[i]}; break ;;
+      --tools|--schema|--call|--request|--upload|--mcp) command=${COMP_WORDS[i]}; break ;;
     esac
   done
   case $prev in
@@ -32,10 +32,13 @@ _scalekit_lua() {
     --call) words="--all --limit --identifier" ;;
     --request) words="--param --body --identifier" ;;
     --upload) words="--media-type --media-category --identifier" ;;
+    --mcp) words="--read-only --tools --confirm-writes" ;;
     --tools|--schema) words= ;;
-    *) words="-e -i -l -v -W -h --help --env-file --no-env --token-file --tools --schema --call --request --upload" ;;
+    *) words="-e -i -l -v -W -h --help --env-file --no-env --token-file --tools --schema --call --request --upload --mcp" ;;
   esac
-  if [[ $cur == -* || -z $command ]]; then
+  if [[ $command == --mcp && $cur != -* ]]; then       # the script of tools
+    COMPREPLY=($(compgen -f -- "$cur"))
+  elif [[ $cur == -* || -z $command ]]; then
     COMPREPLY=($(compgen -W "$words" -- "$cur"))
     [[ -z $command && $cur != -* ]] && COMPREPLY+=($(compgen -f -- "$cur"))
   fi

@@ -11,7 +11,8 @@
  *   - --token-file F sets X_TOKEN_FILE, so direct mode keeps the tokens X
  *     rotates on every refresh;
  *   - --tools, --schema, --call, --request and --upload run one command
- *     (implemented in scalekit.twitter.cli) for shell pipelines;
+ *     (implemented in scalekit.twitter.cli) for shell pipelines, and --mcp
+ *     serves the tools to LLM agents over the Model Context Protocol;
  *   - Ctrl-C stops a running script, and a wait or transfer in progress.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -299,7 +300,8 @@ static void host_repl(lua_State *L) {
 }
 
 /* The commands scalekit.twitter.cli runs; everything after one is its own. */
-static const char *const HOST_COMMANDS[] = { "--tools", "--schema", "--call", "--request", "--upload", NULL };
+static const char *const HOST_COMMANDS[] = { "--tools", "--schema", "--call", "--request", "--upload", "--mcp",
+                                             NULL };
 
 static int host_is_command(const char *a) {
   int i;
@@ -344,6 +346,11 @@ static void host_usage(FILE *out) {
     "      --media-category CAT    e.g. tweet_image, tweet_video\n"
     "  --identifier ID             with --call, --request, --upload: the Scalekit account\n"
     "                              (identifier) of this call\n"
+    "  --mcp [script.lua]          serve the tools over MCP on stdio (JSON-RPC, one per line);\n"
+    "                              a script can add or wrap tools\n"
+    "      --read-only             serve only the tools that read\n"
+    "      --tools PATTERN,...     serve only these tools (names or globs: twitter_list_*)\n"
+    "      --confirm-writes        ask the user (MCP elicitation) before every write\n"
     "\n"
     "Environment:\n"
     "  SCALEKIT_ENVIRONMENT_URL, SCALEKIT_CLIENT_ID, SCALEKIT_CLIENT_SECRET\n"

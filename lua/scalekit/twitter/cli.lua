@@ -1,6 +1,6 @@
 --- The shell commands of the scalekit-lua host: --tools, --schema, --call,
--- --request and --upload (`scalekit-lua --help` and scalekit-lua(1) list
--- their options).
+-- --request, --upload and --mcp (`scalekit-lua --help` and scalekit-lua(1)
+-- list their options).
 --
 -- Output is made for pipelines: results are JSON on stdout (one document and
 -- a newline; `--call --all` gives one item per line, JSON Lines), failures
@@ -27,11 +27,12 @@ local COMMAND_OPTIONS = {
   ["--call"] = { ["--identifier"] = "value", ["--all"] = "flag", ["--limit"] = "value" },
   ["--request"] = { ["--identifier"] = "value", ["--param"] = "list", ["--body"] = "value" },
   ["--upload"] = { ["--identifier"] = "value", ["--media-type"] = "value", ["--media-category"] = "value" },
+  ["--mcp"] = { ["--read-only"] = "flag", ["--tools"] = "value", ["--confirm-writes"] = "flag" },
 }
 -- How many positional arguments each command takes (at least, at most).
 local POSITIONAL = {
   ["--tools"] = { 0, 0 }, ["--schema"] = { 1, 1 }, ["--call"] = { 1, 2 },
-  ["--request"] = { 1, 2 }, ["--upload"] = { 1, 1 },
+  ["--request"] = { 1, 2 }, ["--upload"] = { 1, 1 }, ["--mcp"] = { 0, 1 },
 }
 local USAGE = {
   ["--tools"] = "--tools",
@@ -39,6 +40,7 @@ local USAGE = {
   ["--call"] = "--call TOOL [JSON|-] [--all [--limit N]] [--identifier ID]",
   ["--request"] = "--request [METHOD] PATH [--param NAME=VALUE ...] [--body JSON|-] [--identifier ID]",
   ["--upload"] = "--upload FILE [--media-type TYPE] [--media-category CAT] [--identifier ID]",
+  ["--mcp"] = "--mcp [--read-only] [--tools PATTERN,...] [--confirm-writes] [script.lua]",
 }
 
 -- Writes err as `{"error": {...}}` on stderr; returns the exit code of its kind.
@@ -242,8 +244,18 @@ function commands.upload(args, opts)
   return 0
 end
 
+-- --mcp: serve the tools over MCP on stdio until stdin ends.
+function commands.mcp(args, opts)
+  local patterns = {}
+  for p in (opts["--tools"] or ""):gmatch("[^,%s]+") do patterns[#patterns + 1] = p end
+  return require("scalekit.twitter.mcp").serve{
+    read_only = opts["--read-only"], confirm_writes = opts["--confirm-writes"], patterns = patterns,
+    script = args[1],
+  }
+end
+
 --- Entry point for the host: `main(command, ...)` with the command
--- ("--tools", "--schema", "--call", "--request", "--upload") and the
+-- ("--tools", "--schema", "--call", "--request", "--upload", "--mcp") and the
 -- arguments after it.  Returns the exit code.
 function M.main(command, ...)
   if not COMMAND_OPTIONS[command] then
