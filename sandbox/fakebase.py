@@ -75,7 +75,7 @@ class FakeHandler(BaseHTTPRequestHandler):
                "violations": []}
         with self.STATE.lock:
             self.STATE.requests.append(rec)
-            script = self.take_script(url.path)
+            script = self.take_script(url.path, raw)
         if script is not None:
             return self.play(script)
         try:
@@ -89,9 +89,12 @@ class FakeHandler(BaseHTTPRequestHandler):
     def route(self, url, raw, rec):
         raise NotImplementedError
 
-    def take_script(self, path):
+    def take_script(self, path, raw=b""):
+        # a script answers the first request to its path (and method) whose
+        # body holds its "match" string, if it has one
         for i, s in enumerate(self.STATE.scripts):
-            if s.get("path", path) == path and s.get("method", self.command) == self.command:
+            if (s.get("path", path) == path and s.get("method", self.command) == self.command
+                    and s.get("match", "") in raw.decode("utf-8", "replace")):
                 s["times"] = s.get("times", 1) - 1
                 if s["times"] <= 0:
                     self.STATE.scripts.pop(i)

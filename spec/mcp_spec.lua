@@ -142,6 +142,20 @@ describe("scalekit-lua --mcp with the official MCP client", function()
     assert.equals(0, #f:requests("/api/v1/execute_tool"))
   end)
 
+  it("runs calls side by side: a slow call does not hold up a fast one or a ping; a cancelled call stops", function()
+    f:script{ path = "/api/v1/execute_tool", match = "twitter_user_me", delay = 2,
+              json = { data = { data = { id = "1" } }, execution_id = "exec_slow" } }
+    f:script{ path = "/api/v1/execute_tool", match = "twitter_user_me", delay = 3,
+              json = { data = { data = { id = "2" } }, execution_id = "exec_cancelled" } }
+    local r = scenario("concurrent", env_of(f))
+    assert.same({ "fast", "ping", "slow" }, r.order)      -- answered as they finished, not as they came
+    assert.is_true(r.slowOk)
+    assert.is_true(r.fastOk)
+    assert.equals("McpError: MCP error -32001: user gave up", r.cancelled)   -- the SDK sent notifications/cancelled
+    assert.equals("still here", r.after)
+    assert.equals(4, #f:requests("/api/v1/execute_tool"))  -- the cancelled call had started
+  end)
+
   it("a script adds tools and wraps the catalog's", function()
     local dir = fake.tempdir()
     local script = fake.write(dir, "tools.lua", [[
@@ -201,6 +215,31 @@ describe("scalekit-lua --mcp at the protocol's edges", function()
     assert.same({ 5, 6 }, { out[5].id, out[6].id })
     assert.equals(-32602, out[7].error.code)
     assert.same({ jsonrpc = "2.0", id = 8, result = {} }, out[8])
+  end)
+
+  it("sends no answer for a call cancelled while in flight, and exits without waiting for it", function()
+    local f = fake.start_connected()
+    finally(function() f:stop() end)
+    f:script{ path = "/api/v1/execute_tool", delay = 5, json = { data = {} } }
+    local dir = fake.tempdir()
+    fake.write(dir, "a.jsonl", INIT:format("2025-11-25") .. "\n"
+      .. '{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"twitter_user_me","arguments":{}}}\n')
+    fake.write(dir, "b.jsonl", '{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":5}}\n'
+      .. '{"jsonrpc":"2.0","id":6,"method":"ping"}\n')
+    local t0 = require("scalekit.core").monotonic()
+    local p = assert(io.popen(("cd %s && (cat a.jsonl; sleep 0.5; cat b.jsonl) | env %s %s --no-env --mcp"):format(
+      dir, env_of(f), HOST)))
+    local ids = {}
+    for line in p:lines() do
+      local m = assert(json.decode(line))
+      if m.id ~= nil then ids[#ids + 1] = m.id end       -- answers (the log notification has none)
+    end
+    p:close()
+    local took = require("scalekit.core").monotonic() - t0
+    fake.rmdir(dir)
+    assert.same({ 1, 6 }, ids)                             -- no answer for 5
+    assert.equals(1, #f:requests("/api/v1/execute_tool"))  -- it had started
+    assert.is_true(took < 4, "the server waited for the cancelled call: " .. took .. " s")
   end)
 
   it("pages tools/list with nextCursor when the page is smaller than the list", function()

@@ -24,6 +24,7 @@
 #include "util.h"
 
 #include <ctype.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -738,6 +739,199 @@ static int http_new(lua_State *L) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* Loops: transfers that run while Lua does other things.  A loop is one     */
+/* multi handle; each transfer gets its own handle, sharing its session's    */
+/* pool, and its session is kept alive (the loop's user value) until it ends. */
+
+#define LOOP_MT "scalekit.http.loop"
+#define LOOP_MAX_TRANSFERS 256
+
+typedef struct http_transfer {
+  http_conn conn;
+  lua_Integer id;
+  struct http_transfer *next;
+} http_transfer;
+
+typedef struct http_loop {
+  CURLM *multi;
+  http_transfer *head;             /* transfers in flight */
+  int count;
+  lua_Integer last_id;
+} http_loop;
+
+static http_loop *loop_check(lua_State *L) {
+  http_loop *lp = luaL_checkudata(L, 1, LOOP_MT);
+  if (lp->multi == NULL) luaL_error(L, "HTTP loop is closed");
+  return lp;
+}
+
+/* Unlinks transfer t (prev: the one before it, or NULL), frees it and
+ * drops its session from the loop's user value table at stack index `keep`. */
+static void loop_drop(lua_State *L, http_loop *lp, http_transfer *prev, http_transfer *t, int keep) {
+  if (prev) prev->next = t->next; else lp->head = t->next;
+  curl_multi_remove_handle(lp->multi, t->conn.easy);
+  if (keep) {
+    lua_pushnil(L);
+    lua_rawseti(L, keep, t->id);                     /* keep[id] = nil */
+  }
+  conn_release(&t->conn);
+  free(t);
+  lp->count--;
+}
+
+/* __gc and close: aborts every transfer, then the multi handle. */
+static int loop_close(lua_State *L) {
+  http_loop *lp = luaL_checkudata(L, 1, LOOP_MT);
+  while (lp->head) loop_drop(L, lp, NULL, lp->head, 0);
+  if (lp->multi) curl_multi_cleanup(lp->multi);
+  lp->multi = NULL;
+  return 0;
+}
+
+/* loop:start(session, request) -> id
+ * Starts the request (the fields of session:request) on a handle of its
+ * own.  Raises when the loop is full (LOOP_MAX_TRANSFERS), the session is
+ * closed or memory runs out. */
+static int loop_start(lua_State *L) {
+  http_loop *lp = loop_check(L);
+  http_session *s = luaL_checkudata(L, 2, HTTP_MT);
+  http_transfer *t;
+  luaL_checktype(L, 3, LUA_TTABLE);
+  if (s->conn.easy == NULL) return luaL_error(L, "HTTP session is closed");
+  if (lp->count >= LOOP_MAX_TRANSFERS) return luaL_error(L, "too many transfers in flight (%d)", LOOP_MAX_TRANSFERS);
+  lua_settop(L, 3);
+  t = calloc(1, sizeof *t);
+  if (t == NULL) return luaL_error(L, "out of memory");
+  if (!conn_open(&t->conn, &s->conf, s->conf.share) || !conn_prepare(L, 3, &t->conn, 0)) {
+    conn_release(&t->conn);
+    free(t);
+    return luaL_error(L, "out of memory");
+  }
+  t->id = ++lp->last_id;
+  curl_easy_setopt(t->conn.easy, CURLOPT_PRIVATE, (void *)t);
+  t->next = lp->head;
+  lp->head = t;
+  lp->count++;
+  curl_multi_add_handle(lp->multi, t->conn.easy);
+  lua_getiuservalue(L, 1, 1);                          /* 4: the sessions kept, by id */
+  lua_pushvalue(L, 2);
+  lua_rawseti(L, 4, t->id);
+  lua_pushinteger(L, t->id);
+  return 1;
+}
+
+/* loop:cancel(id) -> true if it was in flight.  Its result is never given. */
+static int loop_cancel(lua_State *L) {
+  http_loop *lp = loop_check(L);
+  lua_Integer id = luaL_checkinteger(L, 2);
+  http_transfer *t, *prev = NULL;
+  lua_settop(L, 2);
+  lua_getiuservalue(L, 1, 1);                          /* 3 */
+  for (t = lp->head; t; prev = t, t = t->next) {
+    if (t->id == id) {
+      loop_drop(L, lp, prev, t, 3);
+      lua_pushboolean(L, 1);
+      return 1;
+    }
+  }
+  lua_pushboolean(L, 0);
+  return 1;
+}
+
+/* Whether a read of fd would not block: data, end of file (POLLHUP, which
+ * libcurl does not report for extra descriptors) or an error. */
+static int fd_readable(int fd) {
+  struct pollfd p;
+  p.fd = fd;
+  p.events = POLLIN;
+  p.revents = 0;
+  return poll(&p, 1, 0) > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR)) != 0;
+}
+
+/* Appends to the table at stack index `done` a result table for every
+ * transfer that has ended, and frees them (their sessions dropped from the
+ * table at `keep`).  Returns how many there were. */
+static int loop_collect(lua_State *L, http_loop *lp, int keep, int done) {
+  int n = (int)lua_rawlen(L, done), left = 0, found = 0;
+  for (;;) {
+    CURLMsg *msg = curl_multi_info_read(lp->multi, &left);
+    http_transfer *t = NULL, *p, *prev = NULL;
+    if (msg == NULL) break;
+    if (msg->msg != CURLMSG_DONE) continue;
+    curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
+    for (p = lp->head; p && p != t; prev = p, p = p->next) {}
+    if (p == NULL) continue;                           /* not ours (cannot happen) */
+    lua_createtable(L, 0, 5);                          /* +1: r */
+    lua_pushinteger(L, t->id);
+    lua_setfield(L, -2, "id");
+    conn_result(L, &t->conn, msg->data.result);        /* +4: four values */
+    if (lua_isnil(L, -4)) {                            /* r, nil, kind, message, sent */
+      lua_setfield(L, -5, "sent");
+      lua_setfield(L, -4, "message");
+      lua_setfield(L, -3, "error");
+      lua_pop(L, 1);
+    } else {                                           /* r, status, headers, body, seconds */
+      lua_setfield(L, -5, "seconds");
+      lua_setfield(L, -4, "body");
+      lua_setfield(L, -3, "headers");
+      lua_setfield(L, -2, "status");
+    }
+    lua_rawseti(L, done, ++n);
+    loop_drop(L, lp, prev, t, keep);                   /* msg is not used after this */
+    found++;
+  }
+  return found;
+}
+
+/* loop:wait(seconds [, fd]) -> done, readable
+ * Moves the transfers on and, when none has ended yet, waits at most
+ * `seconds` (0: just look) for one to end or, with `fd`, for that
+ * descriptor to become readable (with no transfer and no fd it is a
+ * sleep).  `done` is an array of { id =, status =, headers =, body =,
+ * seconds = } or { id =, error = kind, message =, sent = } for the
+ * transfers that ended; `readable` says whether fd is (false without one). */
+static int loop_wait(lua_State *L) {
+  http_loop *lp = loop_check(L);
+  lua_Number secs = luaL_checknumber(L, 2);
+  int fd = (int)luaL_optinteger(L, 3, -1), running = 0, numfds = 0;
+  int ms = secs <= 0 ? 0 : secs > 3600 ? 3600000 : (int)(secs * 1000.0 + 0.5);
+  struct curl_waitfd extra;
+  lua_settop(L, 3);
+  lua_getiuservalue(L, 1, 1);                          /* 4: sessions kept */
+  lua_newtable(L);                                     /* 5: done */
+  extra.fd = fd;
+  extra.events = CURL_WAIT_POLLIN;
+  extra.revents = 0;
+  curl_multi_perform(lp->multi, &running);
+  if (loop_collect(L, lp, 4, 5) == 0 && ms > 0) {
+    curl_multi_poll(lp->multi, fd >= 0 ? &extra : NULL, fd >= 0 ? 1u : 0u, ms, &numfds);
+    curl_multi_perform(lp->multi, &running);
+    loop_collect(L, lp, 4, 5);
+  }
+  lua_pushboolean(L, fd >= 0 && fd_readable(fd));
+  return 2;
+}
+
+/* loop:count() -> transfers in flight */
+static int loop_count(lua_State *L) {
+  http_loop *lp = luaL_checkudata(L, 1, LOOP_MT);
+  lua_pushinteger(L, lp->count);
+  return 1;
+}
+
+/* http_loop() -> a loop.  Raises if libcurl cannot make a multi handle. */
+static int http_loop_new(lua_State *L) {
+  http_loop *lp = lua_newuserdatauv(L, sizeof *lp, 1);
+  memset(lp, 0, sizeof *lp);
+  luaL_setmetatable(L, LOOP_MT);
+  lua_newtable(L);
+  lua_setiuservalue(L, -2, 1);                         /* the sessions its transfers use */
+  lp->multi = curl_multi_init();
+  if (lp->multi == NULL) return luaL_error(L, "libcurl could not create a multi handle");
+  return 1;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Streams: a long-lived GET read in pieces (newline-delimited JSON).        */
 
 #define STREAM_MT "scalekit.http.stream"
@@ -848,6 +1042,14 @@ void http_register(lua_State *L) {
     {"close", stream_close},
     {NULL, NULL}
   };
+  static const luaL_Reg lmethods[] = {
+    {"start", loop_start},
+    {"cancel", loop_cancel},
+    {"wait", loop_wait},
+    {"count", loop_count},
+    {"close", loop_close},
+    {NULL, NULL}
+  };
   curl_global_init(CURL_GLOBAL_DEFAULT);
   class_register(L, HTTP_MT, methods, session_close);
   luaL_getmetatable(L, HTTP_MT);                       /* +1 */
@@ -856,6 +1058,9 @@ void http_register(lua_State *L) {
   lua_pop(L, 1);
   class_register(L, BATCH_MT, NULL, batch_gc);
   class_register(L, STREAM_MT, smethods, stream_close);
+  class_register(L, LOOP_MT, lmethods, loop_close);
+  lua_pushcfunction(L, http_loop_new);
+  lua_setfield(L, -2, "http_loop");
   lua_pushcfunction(L, http_new);                      /* on the module table at -1 */
   lua_setfield(L, -2, "http_new");
   lua_pushcfunction(L, http_parse_headers);

@@ -151,6 +151,28 @@ static int util_isatty(lua_State *L) {
   return 1;
 }
 
+/* read_fd(fd, max) -> up to max bytes read from fd in one read(2) ("" at
+ * the end of the file), or nil, message.  For a descriptor a loop said is
+ * readable, so it does not wait; an interrupted read is tried again. */
+static int util_read_fd(lua_State *L) {
+  int fd = (int)luaL_checkinteger(L, 1);
+  lua_Integer max = luaL_checkinteger(L, 2);
+  luaL_Buffer b;
+  ssize_t n;
+  luaL_argcheck(L, max > 0 && max <= ((lua_Integer)1 << 24), 2, "max out of range");
+  do {
+    n = read(fd, luaL_buffinitsize(L, &b, (size_t)max), (size_t)max);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    char why[256];
+    luaL_pushfail(L);
+    lua_pushstring(L, util_errno_text(errno, why, sizeof why));
+    return 2;
+  }
+  luaL_pushresultsize(&b, (size_t)n);
+  return 1;
+}
+
 /* base64(s [, url]) -> standard base64 with padding, or base64url without
  * padding when `url` is true (RFC 4648). */
 static int util_base64(lua_State *L) {
@@ -599,6 +621,7 @@ void util_register(lua_State *L) {
     {"monotonic", util_monotonic},
     {"sleep", util_sleep},
     {"isatty", util_isatty},
+    {"read_fd", util_read_fd},
     {"base64", util_base64},
     {"unbase64", util_unbase64},
     {"sha256", util_sha256},

@@ -124,6 +124,31 @@ const scenarios = {
     return { write };
   },
 
+  // Two calls at once, the first slow (the fake delays it); a ping while
+  // they run; then a slow call cancelled by the client.
+  async concurrent() {
+    const { client } = await connect();
+    const order = [];
+    const slow = client.callTool({ name: "twitter_user_me", arguments: {} }).then((r) => { order.push("slow"); return r; });
+    const fast = client.callTool({ name: "twitter_recent_search", arguments: { query: "lua" } })
+      .then((r) => { order.push("fast"); return r; });
+    await new Promise((r) => setTimeout(r, 100));
+    const pingStart = Date.now();
+    await client.ping();
+    order.push("ping");
+    const pingMs = Date.now() - pingStart;
+    const [s, f] = await Promise.all([slow, fast]);
+    const controller = new AbortController();
+    const cancelled = client.callTool({ name: "twitter_user_me", arguments: {} }, undefined,
+      { signal: controller.signal }).then(() => "answered", (e) => `${e.name}: ${e.message}`);
+    await new Promise((r) => setTimeout(r, 200));
+    controller.abort("user gave up");
+    const after = await client.callTool({ name: "twitter_post_create", arguments: { text: "still here" } });
+    await client.close();
+    return { order, pingMs, slowOk: !s.isError, fastOk: !f.isError, cancelled: await cancelled,
+             after: after.structuredContent.data.text };
+  },
+
   async script() {
     const { client } = await connect();
     const { tools } = await allTools(client);

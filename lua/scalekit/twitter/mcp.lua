@@ -5,17 +5,20 @@
 -- stdout carries protocol messages only.  Every tool call is checked by the
 -- SDK before any request; a failing tool gives a result with `isError` whose
 -- text says what to do (the parameter and what was expected, when to retry,
--- the link that connects the user's X account).  The server reads one
--- message at a time: requests are answered in order, and a call in flight
--- finishes before the next message is read.
+-- the link that connects the user's X account).
 --
--- The server is a table of handlers over a `write(message)` function, so
--- the same dispatch can be driven by another loop.
+-- Tool calls run as tasks (scalekit.twitter.tasks): the loop watches stdin
+-- and every transfer at once, so calls in flight run side by side, `ping`
+-- is answered meanwhile, and `notifications/cancelled` aborts the named
+-- call's transfer or wait at once (no answer is sent for it).  The server
+-- is a table of handlers over a `write(message)` function, so the same
+-- dispatch can be driven by another loop.
 -- @module scalekit.twitter.mcp
 
 local twitter = require "scalekit.twitter"
 local core = require "scalekit.core"
 local tools = require "scalekit.twitter.tools"
+local tasks = require "scalekit.twitter.tasks"
 
 local M = {}
 
@@ -25,7 +28,6 @@ local object_mt, array_mt = core.object_mt, core.array_mt
 M.PROTOCOL_VERSIONS = { "2025-11-25", "2025-06-18", "2025-03-26" }
 M.PAGE_SIZE = 100                -- tools per tools/list page
 M.MAX_MESSAGE = 4 * 1024 * 1024  -- bytes of one incoming line
-M.MAX_PENDING = 1000             -- messages held while waiting for an answer
 M.LEVELS = { debug = 1, info = 2, notice = 3, warning = 4, error = 5, critical = 6, alert = 7, emergency = 8 }
 
 -- JSON-RPC error codes.
@@ -64,14 +66,16 @@ Server.__index = Server
 -- @tparam table opts `write(message_table)` (required), `read_only`,
 --   `patterns` (names and globs of the tools to serve), `confirm_writes`,
 --   `client` (an SDK client; default: made from the environment on the
---   first call), `new_client` (function making one)
+--   first call), `new_client` (function making one), `sched` (a
+--   scalekit.twitter.tasks scheduler: tool calls run as its tasks; without
+--   one they run to the end before the next message)
 -- @treturn table the server
 function M.new(opts)
   local self = setmetatable({
     write = assert(opts.write, "mcp.new needs write"), read_only = opts.read_only,
     confirm_writes = opts.confirm_writes, client = opts.client, new_client = opts.new_client or twitter.new,
-    level = M.LEVELS.info, extra = {}, extra_order = {}, wraps = {}, pending = {}, next_id = 0,
-    read = opts.read, page_size = M.PAGE_SIZE,
+    level = M.LEVELS.info, extra = {}, extra_order = {}, wraps = {}, next_id = 0,
+    page_size = M.PAGE_SIZE, sched = opts.sched, calls = {}, waiting = {},
   }, Server)
   local patterns = {}
   for _, p in ipairs(opts.patterns or {}) do patterns[#patterns + 1] = glob_pattern(p) end
@@ -154,24 +158,26 @@ function Server:log(level, message)
   end
 end
 
--- Asks the client `method` and waits for its answer, holding the messages
--- that arrive meanwhile for later.  Returns the result, or nil, message.
+-- The key of a JSON-RPC id (a number and its string are different ids).
+local function id_key(id)
+  return type(id) .. ":" .. tostring(id)
+end
+
+-- Asks the client `method` and waits for its answer (inside a task: the
+-- task is parked until the answer arrives; the loop goes on meanwhile).
+-- Returns the result, or nil, message.
 function Server:ask(method, params)
-  if not self.read then return nil, "this server cannot wait for answers" end
   self.next_id = self.next_id + 1
   local id = "srv-" .. self.next_id
-  self.write(object{ jsonrpc = "2.0", id = id, method = method, params = params })
-  while true do
-    local line = self.read()
-    if line == nil then return nil, "the client went away" end
-    local msg = json.decode(line)
-    if type(msg) == "table" and msg.id == id and msg.method == nil then
-      if msg.error ~= nil then return nil, tostring(type(msg.error) == "table" and msg.error.message or msg.error) end
-      return msg.result
-    end
-    if #self.pending >= M.MAX_PENDING then return nil, "too many messages while waiting for an answer" end
-    self.pending[#self.pending + 1] = line
+  local task = tasks.running()
+  if task then
+    self.waiting[id_key(id)] = task
+    self.write(object{ jsonrpc = "2.0", id = id, method = method, params = params })
+    local msg = tasks.park()
+    if msg.error ~= nil then return nil, tostring(type(msg.error) == "table" and msg.error.message or msg.error) end
+    return msg.result
   end
+  return nil, "an answer can only be awaited in a task"
 end
 
 -- Tool calls ----------------------------------------------------------------
@@ -346,7 +352,31 @@ handlers["tools/list"] = function(self, id, params)
   self:reply(id, result)
 end
 
-handlers["tools/call"] = function(self, id, params) return self:call_tool(id, params) end
+-- tools/call runs as a task when the server has a scheduler: the loop goes
+-- on reading messages while it is in flight.
+handlers["tools/call"] = function(self, id, params)
+  if not self.sched then return self:call_tool(id, params) end
+  local key = id_key(id)
+  if self.calls[key] then return self:fail(id, INVALID_REQUEST, "a request with this id is in flight") end
+  local task = self.sched:spawn(self.call_tool, self, id, params)
+  self.calls[key] = task
+  task.on_done = function(t)
+    if self.calls[key] == t then self.calls[key] = nil end
+    if t.error and not t.cancelled then
+      self:fail(id, -32603, "internal error: " .. tostring(t.error):gsub("^[^:]+:%d+: ", ""))
+    end
+  end
+end
+
+-- notifications/cancelled: stop the named call at once; it gets no answer.
+function Server:cancelled(params)
+  local key = type(params) == "table" and params.requestId ~= nil and id_key(params.requestId)
+  local task = key and self.calls[key]
+  if task and self.sched then
+    self.sched:cancel(task)
+    self:log("info", "cancelled request " .. tostring(params.requestId))
+  end
+end
 
 handlers["logging/setLevel"] = function(self, id, params)
   local level = type(params) == "table" and M.LEVELS[params.level]
@@ -367,8 +397,18 @@ function Server:handle(msg)
   if msg.jsonrpc ~= "2.0" or (method ~= nil and type(method) ~= "string") then
     return self:fail(id, INVALID_REQUEST, "not a JSON-RPC 2.0 message")
   end
-  if method == nil then return end                      -- an answer nobody waits for
-  if id == nil then return end                          -- notifications: initialized, cancelled, ...
+  if method == nil then                                 -- an answer: to a question a task asked?
+    local task = id ~= nil and self.waiting[id_key(id)]
+    if task then
+      self.waiting[id_key(id)] = nil
+      self.sched:wake(task, msg)
+    end
+    return
+  end
+  if id == nil then                                     -- notifications
+    if method == "notifications/cancelled" then self:cancelled(msg.params) end
+    return
+  end
   local h = handlers[method]
   if not h then return self:fail(id, METHOD_NOT_FOUND, "Method not found: " .. method) end
   local ok, err = pcall(h, self, id, msg.params)
@@ -384,27 +424,44 @@ function Server:handle_line(line)
   return self:handle(msg)
 end
 
---- Serve stdio until stdin ends.
--- @tparam table opts as for `new` (without `write` and `read`), and
---   `script` (a Lua file run with the server, to add or wrap tools)
+--- Serve stdio until stdin ends and the calls in flight are done.
+-- @tparam table opts as for `new` (without `write` and `sched`),
+--   and `script` (a Lua file run with the server, to add or wrap tools)
 function M.serve(opts)
   local out = io.stdout
   opts.write = function(msg)
     out:write(json.encode(msg), "\n")
     out:flush()
   end
-  local server
-  local function read()
-    if server and #server.pending > 0 then return table.remove(server.pending, 1) end
-    return io.stdin:read("l")
-  end
-  opts.read = read
-  server = M.new(opts)
+  local sched = tasks.new()
+  opts.sched = sched
+  local server = M.new(opts)
   if opts.script then
     local chunk = assert(loadfile(opts.script))
     chunk(server)
   end
-  for line in read do server:handle_line(line) end
+  local buf, eof, skipping = "", false, false
+  while not eof or sched:count() > 0 do
+    if sched:step(1, not eof and 0 or nil) and not eof then
+      local data = core.read_fd(0, 65536)
+      if not data or data == "" then
+        eof = true
+        if buf:find("%S") and not skipping then server:handle_line(buf) end
+        buf = ""
+      else
+        buf = buf .. data
+        for line in buf:gmatch("([^\n]*)\n") do
+          if skipping then skipping = false else server:handle_line(line) end
+        end
+        buf = buf:match("[^\n]*$")
+        if #buf > M.MAX_MESSAGE then                   -- a line too long: answer, drop it to its end
+          server:fail(nil, INVALID_REQUEST, "message too large")
+          buf, skipping = "", true
+        end
+      end
+    end
+  end
+  sched:close()
   if server.client then server.client:close() end
   return 0
 end

@@ -9,6 +9,7 @@
 -- @module scalekit.twitter.media
 
 local core = require "scalekit.core"
+local tasks = require "scalekit.twitter.tasks"
 local errors = require "scalekit.twitter.errors"
 local options = require "scalekit.twitter.options"
 
@@ -85,7 +86,7 @@ function M.await(media, status, opts)
     end
     local wait = math.min(math.max(tonumber(info.check_after_secs) or 1, 0), M.MAX_STATUS_WAIT)
     if opts.on_wait then opts.on_wait(wait, "processing") end
-    if not core.sleep(wait) then
+    if not tasks.sleep(wait) then
       return nil, errors.new("interrupted", label .. ": interrupted while waiting for processing",
                              { tool = opts.tool })
     end

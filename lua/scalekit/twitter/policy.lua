@@ -14,6 +14,7 @@
 -- @module scalekit.twitter.policy
 
 local core = require "scalekit.core"
+local tasks = require "scalekit.twitter.tasks"
 local errors = require "scalekit.twitter.errors"
 
 local M = {}
@@ -206,7 +207,7 @@ function M.send(http, req, s, hints)
     local delay, why = M.should_repeat(s, hints, req.method, resp, err, retries, waits)
     if not delay or delay >= M.time_left(req) then break end
     if s.on_wait then s.on_wait(delay, why) end
-    local slept, kind = (s.sleep or core.sleep)(delay)
+    local slept, kind = (s.sleep or tasks.sleep)(delay)
     if slept == nil and kind == "interrupted" then
       return nil, interrupted_error(req)
     end

@@ -5,6 +5,7 @@
 -- @module scalekit.twitter.transport
 
 local core = require "scalekit.core"
+local tasks = require "scalekit.twitter.tasks"
 local errors = require "scalekit.twitter.errors"
 local policy = require "scalekit.twitter.policy"
 
@@ -225,6 +226,7 @@ end
 -- connection; the retry policy repeats them): the others carry a body,
 -- even an empty one, and go out at most once.
 local IDEMPOTENT = policy.IDEMPOTENT
+local perform = tasks.perform
 
 --- Build the libcurl request for `req` (see `send`), and trace it.
 -- @tparam table req as for `send`
@@ -315,7 +317,7 @@ end
 function Transport:send(req)
   local creq, err = self:build(req)
   if not creq then return nil, err end
-  local status, headers, rbody, seconds = self.session:request(creq)
+  local status, headers, rbody, seconds = perform(self.session, creq)    -- a task yields here
   if not status then return nil, self:failure(req, creq, headers, rbody, seconds) end
   return self:response(status, headers, rbody, seconds)
 end
