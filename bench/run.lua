@@ -204,6 +204,23 @@ local ok, err = pcall(function()
                                             ["x-api-version"] = require("scalekit.twitter.scalekit").API_VERSION } }
     local req = { method = "POST", url = %q, body = %q, auth = "Bearer bench-token" }
     local function call() return http:send(req) end]]):format(base .. "/api/v1/execute_tool", body)
+  -- the same call as an MCP tools/call: the JSON-RPC line in, the tool run
+  -- as a task on the server's loop (libcurl's multi interface), the
+  -- answer encoded out (to a sink, not stdout)
+  local mcp_setup = ([[
+    local tasks = require "scalekit.twitter.tasks"
+    local mcp = require "scalekit.twitter.mcp"
+    local tw = twitter.new{ env_url = %q, client_id = "bench", client_secret = "bench", identifier = "bench" }
+    local sched, answer = tasks.new(), nil
+    local server = mcp.new{ client = tw, sched = sched, write = function(m) answer = m end }
+    local line = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"twitter_user_lookup",'
+      .. '"arguments":{"id":"2244994945"}}}'
+    local function call()
+      answer = nil
+      server:handle_line(line)
+      sched:run()
+      return answer and answer.result and not answer.result.isError
+    end]]):format(base)
   -- 0. Instructions per call (the primary measure) --------------------------
   -- callgrind counts the user-space instructions of the whole process; a
   -- run of IR_N calls minus a run of none (same start-up, same first call)
@@ -254,6 +271,8 @@ local ok, err = pcall(function()
     report("instructions: C loop execute_tool (small)", c_ir, "instr")
     report("instructions: SDK tw:user_lookup via Scalekit", sdk_ir, "instr", sdk_ir / c_ir, "<= 1.35")
     report("instructions: SDK transport alone (same bytes)", raw_ir, "instr", raw_ir / c_ir, "(reported)")
+    local mcp_ir, mcp_by = per_call(function(n) return sdk_command(mcp_setup, n) end)
+    report("instructions: MCP tools/call of the same tool", mcp_ir, "instr", mcp_ir / sdk_ir, "(vs the SDK call)")
     local cert_file = dir .. "/cert.pem"
     local tls_setup = ([[
       local tw = twitter.new{ mode = "direct", api_base_url = %q, bearer_token = "bench-token", ca_file = %q }
@@ -279,7 +298,7 @@ local ok, err = pcall(function()
     local sj_ir, sj_by = per_call(decode_command("scalekit.core", "json_decode"))
     report("instructions: lua-cjson decode 100 KB", cj_ir, "instr")
     report("instructions: SDK json_decode 100 KB", sj_ir, "instr", sj_ir / cj_ir, "<= 1.00")
-    splits = { { "tool call via Scalekit", sdk_by }, { "transport alone", raw_by },
+    splits = { { "tool call via Scalekit", sdk_by }, { "transport alone", raw_by }, { "MCP tools/call", mcp_by },
                { "direct over TLS", st_by }, { "100 KB decode", sj_by } }
   else
     io.stderr:write("skipped the instruction counts: valgrind is not installed\n")
@@ -296,6 +315,10 @@ local ok, err = pcall(function()
     function() return c_loop(base .. "/api/v1/execute_tool", "POST", body, N, small_lines) end,
     function() return (sdk_loop(raw_setup, N)) end)
   report("SDK transport alone (same bytes, no JSON)", sdk_raw, "calls/s", r_raw, "(reported)", s_raw)
+  local _, mcp_rate, r_mcp, s_mcp = rounds(
+    function() return (sdk_loop(small_setup, N)) end,
+    function() return (sdk_loop(mcp_setup, N)) end)
+  report("MCP tools/call (same tool, in-process server)", mcp_rate, "calls/s", r_mcp, "(vs the SDK call)", s_mcp)
 
   local bigN = math.max(10, N // 5)
   local big_lines = quoted(transport.new{}:build{ url = base, override = bearer }.headers)

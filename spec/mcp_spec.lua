@@ -50,7 +50,10 @@ describe("scalekit-lua --mcp with the official MCP client", function()
   before_each(function() f:clear() end)
 
   it("initializes, lists every tool with its schema and annotations, calls tools and logs", function()
+    f:script{ path = "/api/v1/execute_tool", match = "twitter_post_likers_get", status = 429,
+              headers = { ["Retry-After"] = "7" }, json = { code = 8, message = "rate limited" } }
     local s = scenario("session", env_of(f))
+    assert.same({}, s.invalidSchemas)                      -- every inputSchema compiles (Ajv, 2020-12)
     assert.same({ name = "scalekit-lua", title = "Scalekit Twitter / X tools", version = twitter._VERSION }, s.server)
     assert.same({ logging = {}, tools = { listChanged = false } }, s.capabilities)
     assert.matches("Call twitter_user_me first", s.instructions, 1, true)
@@ -75,14 +78,34 @@ describe("scalekit-lua --mcp with the official MCP client", function()
     assert.equals("twitter_post_create: Invalid input, nothing was sent: parameter 'txt': unknown parameter; "
                   .. "did you mean 'text'? Fix the arguments and call again.", s.typo.content[1].text)
     assert.same({ code = -32602, message = "MCP error -32602: Unknown tool: twitter_no_such_tool" }, s.unknown)
+    assert.is_true(s.limited.isError)
+    assert.equals("twitter_post_likers_get: rate limited. Rate limited: retry after 7 seconds.",
+                  s.limited.content[1].text)
     assert.same({}, s.ping)
     assert.same({ level = "info", logger = "scalekit-lua", data = "twitter_user_me: ok" }, s.logs[1])
     assert.equals("warning", s.logs[2].level)
-    -- one tool call reached Scalekit: the valid one
+    -- two tool calls reached Scalekit: the valid one and the rate-limited one
     local calls = f:requests("/api/v1/execute_tool")
-    assert.equals(1, #calls)
+    assert.equals(2, #calls)
     assert.equals('{"connector":"twitter","identifier":"user_123","params":{},"tool_name":"twitter_user_me"}',
                   calls[1].body)
+  end)
+
+  it("serves the same 80 tools in direct mode, against the fake X", function()
+    local x = fake.start{ script = "fake_x.py" }
+    finally(function() x:stop() end)
+    x:control("tokens", { access_token = "a-mcp-s3kr1t" })
+    local s = scenario("session", ("X_API_BASE_URL=%s X_ACCESS_TOKEN=a-mcp-s3kr1t"):format(x.url))
+    assert.equals(80, s.count)
+    assert.same({}, s.invalidSchemas)
+    assert.same({ data = { id = "1720000000000000001", name = "Sandbox User", username = "sandbox_user" } },
+                s.ok.structuredContent)
+    assert.is_true(s.invalid.isError)
+    assert.equals(-32602, s.unknown.code)
+    local me = x:requests("/2/users/me")
+    assert.equals(1, #me)
+    assert.equals("Bearer a-mcp-s3kr1t", fake.header(me[1], "authorization"))
+    assert.same({}, me[1].violations)
   end)
 
   it("a user whose X account is not connected gets the link to connect it", function()

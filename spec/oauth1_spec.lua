@@ -124,7 +124,9 @@ describe("direct mode with OAuth 1.0a", function()
   end)
 
   it("comes from X_CONSUMER_KEY, X_CONSUMER_SECRET, X_ACCESS_TOKEN and X_ACCESS_TOKEN_SECRET", function()
-    local p = assert(io.popen(("cd /tmp && env -i PATH=\"$PATH\" X_API_BASE_URL=%s X_CONSUMER_KEY=%s "
+    -- (the sanitizer run's runtime and options pass through)
+    local p = assert(io.popen(("cd /tmp && env -i PATH=\"$PATH\" LD_PRELOAD=\"$LD_PRELOAD\" "
+      .. "ASAN_OPTIONS=\"$ASAN_OPTIONS\" X_API_BASE_URL=%s X_CONSUMER_KEY=%s "
       .. "X_CONSUMER_SECRET=%s X_ACCESS_TOKEN=%s X_ACCESS_TOKEN_SECRET=%s %s/bin/scalekit-lua --no-env "
       .. "--call user_me 2>&1"):format(x.url, CREDS.consumer_key, CREDS.consumer_secret, CREDS.token,
                                         CREDS.token_secret, fake.ROOT)))

@@ -72,9 +72,13 @@ typedef struct http_conf {
   size_t max_body;
 } http_conf;
 
+#define HTTP_MAX_IDLE 8           /* loop handles a session keeps for reuse */
+
 typedef struct http_session {
   http_conn conn;
   http_conf conf;
+  http_conn *idle[HTTP_MAX_IDLE];  /* handles of finished loop transfers, set up for this session */
+  int nidle;
 } http_session;
 
 /* Buffers --------------------------------------------------------------- */
@@ -567,6 +571,11 @@ static http_session *session_check(lua_State *L) {
  * still holds handles in it). */
 static int session_close(lua_State *L) {
   http_session *s = luaL_checkudata(L, 1, HTTP_MT);
+  while (s->nidle > 0) {
+    http_conn *c = s->idle[--s->nidle];
+    conn_release(c);
+    free(c);
+  }
   conn_release(&s->conn);
   conf_release(&s->conf);
   return 0;
@@ -747,7 +756,8 @@ static int http_new(lua_State *L) {
 #define LOOP_MAX_TRANSFERS 256
 
 typedef struct http_transfer {
-  http_conn conn;
+  http_conn *conn;                 /* from the session's idle handles, or new */
+  http_session *session;           /* kept alive by the loop while in flight */
   lua_Integer id;
   struct http_transfer *next;
 } http_transfer;
@@ -755,6 +765,7 @@ typedef struct http_transfer {
 typedef struct http_loop {
   CURLM *multi;
   http_transfer *head;             /* transfers in flight */
+  http_transfer *starting;         /* one being set up: freed by close if that raised */
   int count;
   lua_Integer last_id;
 } http_loop;
@@ -768,20 +779,37 @@ static http_loop *loop_check(lua_State *L) {
 /* Unlinks transfer t (prev: the one before it, or NULL), frees it and
  * drops its session from the loop's user value table at stack index `keep`. */
 static void loop_drop(lua_State *L, http_loop *lp, http_transfer *prev, http_transfer *t, int keep) {
+  http_session *s = t->session;
   if (prev) prev->next = t->next; else lp->head = t->next;
-  curl_multi_remove_handle(lp->multi, t->conn.easy);
-  if (keep) {
+  curl_multi_remove_handle(lp->multi, t->conn->easy);
+  if (s->conn.easy != NULL && s->nidle < HTTP_MAX_IDLE) {
+    s->idle[s->nidle++] = t->conn;                   /* the session's again, for its next transfer */
+  } else {
+    conn_release(t->conn);
+    free(t->conn);
+  }
+  if (keep) {                                        /* after the handle went back: s may go now */
     lua_pushnil(L);
     lua_rawseti(L, keep, t->id);                     /* keep[id] = nil */
   }
-  conn_release(&t->conn);
   free(t);
   lp->count--;
 }
 
 /* __gc and close: aborts every transfer, then the multi handle. */
+/* Frees the transfer a start that raised half-way left (if any). */
+static void loop_forget_start(http_loop *lp) {
+  if (lp->starting) {
+    conn_release(lp->starting->conn);
+    free(lp->starting->conn);
+    free(lp->starting);
+    lp->starting = NULL;
+  }
+}
+
 static int loop_close(lua_State *L) {
   http_loop *lp = luaL_checkudata(L, 1, LOOP_MT);
+  loop_forget_start(lp);
   while (lp->head) loop_drop(L, lp, NULL, lp->head, 0);
   if (lp->multi) curl_multi_cleanup(lp->multi);
   lp->multi = NULL;
@@ -800,19 +828,30 @@ static int loop_start(lua_State *L) {
   if (s->conn.easy == NULL) return luaL_error(L, "HTTP session is closed");
   if (lp->count >= LOOP_MAX_TRANSFERS) return luaL_error(L, "too many transfers in flight (%d)", LOOP_MAX_TRANSFERS);
   lua_settop(L, 3);
+  loop_forget_start(lp);
   t = calloc(1, sizeof *t);
   if (t == NULL) return luaL_error(L, "out of memory");
-  if (!conn_open(&t->conn, &s->conf, s->conf.share) || !conn_prepare(L, 3, &t->conn, 0)) {
-    conn_release(&t->conn);
-    free(t);
-    return luaL_error(L, "out of memory");
+  t->session = s;
+  if (s->nidle > 0) {
+    t->conn = s->idle[--s->nidle];
+  } else {
+    t->conn = malloc(sizeof *t->conn);
+    if (t->conn == NULL || !conn_open(t->conn, &s->conf, s->conf.share)) {
+      if (t->conn) conn_release(t->conn);
+      free(t->conn);
+      free(t);
+      return luaL_error(L, "libcurl could not create a handle");
+    }
   }
+  lp->starting = t;                                  /* conn_prepare raises for a bad request */
+  if (!conn_prepare(L, 3, t->conn, 0)) return luaL_error(L, "out of memory");
+  lp->starting = NULL;
   t->id = ++lp->last_id;
-  curl_easy_setopt(t->conn.easy, CURLOPT_PRIVATE, (void *)t);
+  curl_easy_setopt(t->conn->easy, CURLOPT_PRIVATE, (void *)t);
   t->next = lp->head;
   lp->head = t;
   lp->count++;
-  curl_multi_add_handle(lp->multi, t->conn.easy);
+  curl_multi_add_handle(lp->multi, t->conn->easy);
   lua_getiuservalue(L, 1, 1);                          /* 4: the sessions kept, by id */
   lua_pushvalue(L, 2);
   lua_rawseti(L, 4, t->id);
@@ -864,7 +903,7 @@ static int loop_collect(lua_State *L, http_loop *lp, int keep, int done) {
     lua_createtable(L, 0, 5);                          /* +1: r */
     lua_pushinteger(L, t->id);
     lua_setfield(L, -2, "id");
-    conn_result(L, &t->conn, msg->data.result);        /* +4: four values */
+    conn_result(L, t->conn, msg->data.result);        /* +4: four values */
     if (lua_isnil(L, -4)) {                            /* r, nil, kind, message, sent */
       lua_setfield(L, -5, "sent");
       lua_setfield(L, -4, "message");

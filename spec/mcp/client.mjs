@@ -7,6 +7,7 @@
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { ElicitRequestSchema, LoggingMessageNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
+import Ajv2020 from "ajv/dist/2020.js";
 
 const [scenario, host, ...serverArgs] = process.argv.slice(2);
 
@@ -59,7 +60,13 @@ const scenarios = {
     const invalid = await client.callTool({ name: "twitter_recent_search", arguments: { max_results: 5 } });
     const typo = await client.callTool({ name: "twitter_post_create", arguments: { txt: "hi" } });
     const unknown = await failure(client.callTool({ name: "twitter_no_such_tool", arguments: {} }));
+    const limited = await client.callTool({ name: "twitter_post_likers_get", arguments: { id: "1720000000000000101" } });
     const ping = await client.ping();
+    // every input schema compiles as JSON Schema 2020-12, and accepts {} exactly when nothing is required
+    const ajv = new Ajv2020({ strict: false, validateFormats: false, logger: false });
+    const invalidSchemas = tools.filter((t) => {
+      try { ajv.compile(t.inputSchema); return false; } catch (e) { return true; }
+    }).map((t) => t.name);
     const out = {
       server: client.getServerVersion(),
       capabilities: client.getServerCapabilities(), instructions: client.getInstructions(),
@@ -67,7 +74,7 @@ const scenarios = {
       schemasAreObjects: tools.every((t) => t.inputSchema && t.inputSchema.type === "object"),
       user_me: byName.twitter_user_me, post_delete_annotations: byName.twitter_post_delete.annotations,
       post_create_annotations: byName.twitter_post_create.annotations,
-      ok, invalid, typo, unknown, ping, logs,
+      ok, invalid, typo, unknown, limited, ping, logs, invalidSchemas,
     };
     await client.close();
     return out;
