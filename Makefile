@@ -124,9 +124,9 @@ lint:
 asan: clean $(MCP_CLIENT)
 	@sh scripts/deps.sh $(DEBS_TEST) $(DEBS_CLANG)
 	$(MAKE) all CC=clang CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" LDFLAGS="-fsanitize=address,undefined -shared-libasan"
+	@# the sanitized build is removed whatever the suite says, then its status is the target's
 	LD_PRELOAD="$$(clang -print-file-name=libclang_rt.asan-x86_64.so)" SCALEKIT_SANITIZED=1 \
-	ASAN_OPTIONS=detect_leaks=0 sh scripts/test.sh
-	$(MAKE) clean
+	ASAN_OPTIONS=detect_leaks=0 sh scripts/test.sh $(SPECS); rc=$$?; $(MAKE) clean; exit $$rc
 
 # The suite under valgrind: every lua5.4 process is checked (not the Python fakes).
 valgrind: all $(MCP_CLIENT)

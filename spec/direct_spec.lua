@@ -202,9 +202,12 @@ describe("direct mode", function()
       local saved = media.CHUNK_SIZE
       media.CHUNK_SIZE = 4
       local bytes = "0123456789"
-      local d = assert(user:media_upload_large{ media_data = core.base64(bytes), media_type = "video/mp4",
-                                                total_bytes = #bytes })
+      local sent = {}
+      local function progress(n, total) sent[#sent + 1] = n .. "/" .. total end
+      local d = assert(user:media_upload_large({ media_data = core.base64(bytes), media_type = "video/mp4",
+                                                 total_bytes = #bytes }, { on_progress = progress }))
       media.CHUNK_SIZE = saved
+      assert.same({ "4/10", "8/10", "10/10" }, sent)          -- after each chunk, per call
       local steps = {}
       for i, r in ipairs(f:requests()) do steps[i] = r.method .. " " .. r.path:gsub("%d%d%d+", "ID") end
       assert.same({ "POST /2/media/upload/initialize", "POST /2/media/upload/ID/append",

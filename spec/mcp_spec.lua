@@ -108,6 +108,22 @@ describe("scalekit-lua --mcp with the official MCP client", function()
     assert.same({}, me[1].violations)
   end)
 
+  it("reports a large upload's chunks as progress (direct mode)", function()
+    local x = fake.start{ script = "fake_x.py" }
+    finally(function() x:stop() end)
+    x:control("tokens", { access_token = "a-up-s3kr1t" })
+    local r = scenario("upload_progress", ("X_API_BASE_URL=%s X_ACCESS_TOKEN=a-up-s3kr1t"):format(x.url))
+    assert.is_false(r.result.isError, r.result.content[1].text)
+    local uploads = {}
+    for _, p in ipairs(r.progress) do
+      if p.message:find("^uploaded") then uploads[#uploads + 1] = { p.progress, p.total, p.message } end
+    end
+    assert.same({ { 2097152, 2500000, "uploaded 2097152 of 2500000 bytes" },
+                  { 2500000, 2500000, "uploaded 2500000 of 2500000 bytes" } }, uploads, json.encode(r.progress))
+    for i = 2, #r.progress do assert.is_true(r.progress[i].progress > r.progress[i - 1].progress) end
+    assert.equals(2, #x:requests("/2/media/upload/" .. r.result.structuredContent.data.id .. "/append"))
+  end)
+
   it("a user whose X account is not connected gets the link to connect it", function()
     local r = scenario("not_connected", env_of(f, "nobody"))
     assert.is_true(r.isError)
@@ -263,6 +279,14 @@ describe("scalekit-lua --mcp at the protocol's edges", function()
     assert.same({ 1, 6 }, ids)                             -- no answer for 5
     assert.equals(1, #f:requests("/api/v1/execute_tool"))  -- it had started
     assert.is_true(took < 4, "the server waited for the cancelled call: " .. took .. " s")
+  end)
+
+  it("answers a line over 4 MiB with an error, skips it to its end and keeps serving", function()
+    local out = raw{ INIT:format("2025-11-25"), '{"jsonrpc":"2.0","id":2,"method":"ping","x":"' .. ("a"):rep(5 * 2 ^ 20)
+                     .. '"}', '{"jsonrpc":"2.0","id":3,"method":"ping"}' }
+    assert.equals(3, #out)
+    assert.same({ code = -32600, message = "message too large" }, out[2].error)
+    assert.same({ jsonrpc = "2.0", id = 3, result = {} }, out[3])
   end)
 
   it("pages tools/list with nextCursor when the page is smaller than the list", function()

@@ -9,6 +9,12 @@ local twitter = require "scalekit.twitter"
 
 local json = twitter.json
 
+-- The fake's connected account and a client for it (see fake.per_block).
+local function connected_client(f)
+  fake.connect(f)
+  return fake.client(f)
+end
+
 describe("Scalekit methods", function()
   local f, tw
   setup(function()
@@ -212,15 +218,7 @@ end)
 
 describe("check_catalog", function()
   local f, tw
-  setup(function()
-    f = fake.start_connected()
-    tw = fake.client(f)
-  end)
-  teardown(function()
-    tw:close()
-    f:stop()
-  end)
-  before_each(function() f:clear() end)
+  fake.per_block(function(a, b) f, tw = a, b end, nil, connected_client)
 
   it("finds no drift against the connector's tools (the self-id ids Scalekit requires are filled in here)", function()
     local report = assert(twitter.check_catalog(tw))
@@ -273,15 +271,7 @@ end)
 
 describe("tools the catalog does not know (validate = false)", function()
   local f, tw
-  setup(function()
-    f = fake.start_connected()
-    tw = fake.client(f)
-  end)
-  teardown(function()
-    tw:close()
-    f:stop()
-  end)
-  before_each(function() f:clear() end)
+  fake.per_block(function(a, b) f, tw = a, b end, nil, connected_client)
 
   it("sends the name and input as given through execute_tool, unchecked", function()
     local data, info = tw:execute("twitter_post_schedule", { text = "later", at = 1767225600, odd = { 1, 2 } },

@@ -96,6 +96,18 @@ const scenarios = {
     return { result: r, progress: seen };
   },
 
+  // A large upload in direct mode (two 2 MiB chunks) with a progress token.
+  async upload_progress() {
+    const { client } = await connect();
+    const bytes = Buffer.alloc(2_500_000, 7);
+    const seen = [];
+    const r = await client.callTool({ name: "twitter_media_upload_large", arguments: {
+      media_data: bytes.toString("base64"), media_type: "video/mp4", total_bytes: bytes.length } },
+      undefined, { onprogress: (p) => seen.push(p), timeout: 60000 });
+    await client.close();
+    return { result: r, progress: seen };
+  },
+
   async read_only() {
     const { client } = await connect();
     const { tools } = await allTools(client);

@@ -8,12 +8,7 @@ local core = require "scalekit.core"
 local M = {}
 
 --- The contents of the file at `path` (raises when it cannot be read).
-function M.read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+M.read = require("support.fake").read
 local read = M.read
 
 local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."

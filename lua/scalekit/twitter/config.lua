@@ -215,7 +215,7 @@ function M.make(opts, defaults)
   for _, k in ipairs(HOOKS) do hooks[k] = opts[k] or defaults[k] end
   hooks.before, hooks.after = opts.before, opts.after
   local settings = policy.defaults(opts)
-  settings.on_wait = hooks.on_wait
+  settings.on_wait, settings.on_progress = hooks.on_wait, hooks.on_progress
   local fields = { mode = pick_mode(opts) }
   local common = {
     ca_file = opts.ca_file or getenv("SSL_CERT_FILE", "CURL_CA_BUNDLE"),

@@ -250,13 +250,14 @@ function Server:confirm(name, args)
   return nil
 end
 
--- The progress hook of a call with `token` (nil: none).
+-- The progress hook of a call with `token` (nil: none): `done` when it
+-- moves on, else one step more, so the progress only ever increases.
 function Server:progress_for(token)
   if token == nil then return nil end
-  local n = 0
+  local last = 0
   return function(done, total, message)
-    n = n + 1
-    self:notify("notifications/progress", object{ progressToken = token, progress = done or n, total = total,
+    last = (done and done > last) and done or last + 1
+    self:notify("notifications/progress", object{ progressToken = token, progress = last, total = total,
                                                   message = message })
   end
 end
@@ -290,9 +291,10 @@ function Server:call_tool(id, params)
     data, info = extra.handler(args, ctx)
   else
     if not client then return self:reply(id, tool_error(name .. ": " .. cerr)) end
-    local opts = progress and { on_wait = function(seconds, why)
-      progress(nil, nil, ("waiting %g s (%s)"):format(seconds, tostring(why)))
-    end } or nil
+    local opts = progress and {
+      on_wait = function(seconds, why) progress(nil, nil, ("waiting %g s (%s)"):format(seconds, tostring(why))) end,
+      on_progress = function(sent, total) progress(sent, total, ("uploaded %d of %d bytes"):format(sent, total)) end,
+    } or nil
     local function run(a) return client:execute(name, a, opts) end
     if self.wraps[name] then
       data, info = self.wraps[name](run, args, ctx)
@@ -440,23 +442,38 @@ function M.serve(opts)
     local chunk = assert(loadfile(opts.script))
     chunk(server)
   end
-  local buf, eof, skipping = "", false, false
+  -- the pieces of the line being read (so a long line is joined once),
+  -- and whether the rest of a line too long is being skipped
+  local pieces, size, eof, skipping = {}, 0, false, false
+  local function line_done()
+    local line = table.concat(pieces)
+    pieces, size = {}, 0
+    if skipping then skipping = false else server:handle_line(line) end
+  end
   while not eof or sched:count() > 0 do
     if sched:step(1, not eof and 0 or nil) and not eof then
       local data = core.read_fd(0, 65536)
       if not data or data == "" then
         eof = true
-        if buf:find("%S") and not skipping then server:handle_line(buf) end
-        buf = ""
+        if size > 0 then line_done() end
       else
-        buf = buf .. data
-        for line in buf:gmatch("([^\n]*)\n") do
-          if skipping then skipping = false else server:handle_line(line) end
+        local start = 1
+        while true do
+          local nl = data:find("\n", start, true)
+          if not nl then break end
+          pieces[#pieces + 1] = data:sub(start, nl - 1)
+          line_done()
+          start = nl + 1
         end
-        buf = buf:match("[^\n]*$")
-        if #buf > M.MAX_MESSAGE then                   -- a line too long: answer, drop it to its end
+        if start <= #data then
+          pieces[#pieces + 1] = data:sub(start)
+          size = size + #data - start + 1
+        end
+        if size > M.MAX_MESSAGE and not skipping then   -- a line too long: answer, skip to its end
           server:fail(nil, INVALID_REQUEST, "message too large")
-          buf, skipping = "", true
+          pieces, size, skipping = {}, 0, true
+        elseif skipping then
+          pieces, size = {}, 0
         end
       end
     end

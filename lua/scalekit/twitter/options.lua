@@ -30,7 +30,7 @@ M.SPEC = {
   wait_on_rate_limit = { kind = "boolean", call = true },
   max_wait = { kind = "seconds", call = true },
   on_wait = { kind = "function", call = true },
-  on_progress = { kind = "function" }, on_page = { kind = "function" },
+  on_progress = { kind = "function", call = true }, on_page = { kind = "function" },
   -- before(tool, input, ctx) / after(tool, output, info): rewrite or refuse
   before = { kind = "function" }, after = { kind = "function" },
   -- direct mode

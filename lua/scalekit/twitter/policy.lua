@@ -98,8 +98,8 @@ function M.backoff(n, base)
 end
 
 --- The settings a call can override, with the client's defaults.
-M.KEYS = { "max_retries", "retry_base", "wait_on_rate_limit", "max_wait", "on_wait", "sleep", "timeout",
-           "connect_timeout", "stall_timeout" }
+M.KEYS = { "max_retries", "retry_base", "wait_on_rate_limit", "max_wait", "on_wait", "on_progress", "sleep",
+           "timeout", "connect_timeout", "stall_timeout" }
 
 -- The whole call's timeout when none is set: DEFAULT_TIMEOUT, plus the
 -- longest rate-limit wait when the call waits on rate limits.

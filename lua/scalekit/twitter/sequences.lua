@@ -110,8 +110,10 @@ function run.chunked_upload(b, tool, params, s)
     pos = pos + size
     return chunk
   end
+  local progress = s.on_progress
   local m, err = media.upload_chunks(function(what, ...) return steps[what](...) end, read,
-    { label = tool.name, tool = tool.name, on_wait = s.on_wait })
+    { label = tool.name, tool = tool.name, on_wait = s.on_wait,
+      on_progress = progress and function(sent) progress(sent, #bytes) end })
   if not m then return nil, err end
   return setmetatable({ data = m }, object_mt), last
 end
