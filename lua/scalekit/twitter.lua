@@ -233,12 +233,17 @@ end
 -- A checked call of `tool`: the before hook, prepare, the pipeline, the
 -- after hook.
 local function run(self, tool, input, opts)
-  local err
-  input, err = apply_before(self, tool.name, input, opts)
-  if not input then return nil, err end
+  local st = state[self]
+  local hooks = st.hooks
+  if hooks.before then
+    local err
+    input, err = apply_before(self, tool.name, input, opts)
+    if not input then return nil, err end
+  end
   local params, ctx = prepare_call(self, tool, input, opts)
   if not params then return nil, ctx end
-  return apply_after(self, tool.name, call.execute(state[self].backend, tool, params, ctx, opts))
+  if hooks.after then return apply_after(self, tool.name, call.execute(st.backend, tool, params, ctx, opts)) end
+  return call.execute(st.backend, tool, params, ctx, opts)
 end
 
 -- An unchecked call (`validate = false`, Scalekit mode): the tool name and

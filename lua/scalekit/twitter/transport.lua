@@ -317,7 +317,12 @@ end
 function Transport:send(req)
   local creq, err = self:build(req)
   if not creq then return nil, err end
-  local status, headers, rbody, seconds = perform(self.session, creq)    -- a task yields here
+  local status, headers, rbody, seconds
+  if tasks.active == 0 then                          -- no scheduler: no task to yield
+    status, headers, rbody, seconds = self.session:request(creq)
+  else
+    status, headers, rbody, seconds = perform(self.session, creq)    -- a task yields here
+  end
   if not status then return nil, self:failure(req, creq, headers, rbody, seconds) end
   return self:response(status, headers, rbody, seconds)
 end
