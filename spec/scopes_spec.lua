@@ -111,13 +111,9 @@ end)
 
 describe("X's 'not permitted' through Scalekit", function()
   local f, tw
-  setup(function()
-    f = fake.start_connected()
-    tw = fake.client(f)
-  end)
-  teardown(function()
-    tw:close()
-    f:stop()
+  fake.per_block(function(a, b) f, tw = a, b end, nil, function(fk)
+    fake.connect(fk)
+    return fake.client(fk)
   end)
 
   it("names the scopes the tool needs", function()

@@ -8,16 +8,12 @@ local core = require "scalekit.core"
 
 describe("tasks", function()
   local f, tw
-  setup(function()
-    f = fake.start_connected()
-    tw = fake.client(f)
-    assert(tw:user_me{})                                   -- the token, fetched once
+  fake.per_block(function(a, b) f, tw = a, b end, nil, function(fk)
+    fake.connect(fk)
+    local c = fake.client(fk)
+    assert(c:user_me{})                                    -- the token, fetched once
+    return c
   end)
-  teardown(function()
-    tw:close()
-    f:stop()
-  end)
-  before_each(function() f:clear() end)
 
   it("runs calls side by side: five calls that each take 0.6 s finish together", function()
     f:control("config", { latency = 0.6 })

@@ -133,17 +133,12 @@ local function filter_query(filter, q)
   end
 end
 
--- The per-call options among opts (timeout, max_retries, ...): what is not
--- the method's own field nor an account field; nil when there are none.
-local function per_call(opts, own)
-  local out
-  for k, v in pairs(opts or {}) do
-    if not own[k] and not ACCOUNT_OPTIONS[k] then
-      out = out or {}
-      out[k] = v
-    end
-  end
-  return out
+-- Each method's fields that are not per-call options: its own and the
+-- account fields (options.call_options hands on the rest).
+for _, m in pairs(METHODS) do
+  m.not_call = {}
+  for k in pairs(m.own) do m.not_call[k] = true end
+  for k in pairs(ACCOUNT_OPTIONS) do m.not_call[k] = true end
 end
 
 --- Add the methods to `Client`, the method table of Scalekit clients.
@@ -170,7 +165,8 @@ function M.install(Client, hooks)
   local function call(self, name, opts, req)
     local m = METHODS[name]
     return backend(self):account_call(m[1], m[2], name,
-                                      { query = req.query, json = req.json, opts = per_call(opts, m.own) })
+                                      { query = req.query, json = req.json,
+                                        opts = opts and options.call_options(opts, m.not_call) })
   end
 
   -- A connected account from an answer (an empty object when there is none).

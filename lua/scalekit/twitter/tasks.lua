@@ -21,7 +21,8 @@ local core = require "scalekit.core"
 
 local M = {}
 
--- The scheduler of each task coroutine (weak: a finished task goes).
+-- The task of each task coroutine (weak: a finished task goes); a task
+-- knows its scheduler.
 local owner = setmetatable({}, { __mode = "k" })
 
 --- How many schedulers exist that may own the running coroutine (0: the
@@ -47,8 +48,9 @@ end
 function Sched:spawn(fn, ...)
   if self.n >= M.MAX_TASKS then error("scalekit.twitter.tasks: too many tasks in flight", 2) end
   local args = table.pack(...)
-  local task = { co = coroutine.create(function() return fn(table.unpack(args, 1, args.n)) end), done = false }
-  owner[task.co] = self
+  local task = { co = coroutine.create(function() return fn(table.unpack(args, 1, args.n)) end), done = false,
+                 sched = self }
+  owner[task.co] = task
   self.tasks[task] = true
   self.n = self.n + 1
   self.ready[#self.ready + 1] = { task, table.pack() }
@@ -161,12 +163,20 @@ function Sched:close()
   end
 end
 
--- The scheduler of the running coroutine, when it is a task.
-local function current()
+-- The running task and its scheduler, when the running coroutine is one.
+local function running_task()
   if M.active == 0 then return nil end
   local co, main = coroutine.running()
   if main then return nil end
-  return owner[co]
+  local task = owner[co]
+  if task and not task.done then return task, task.sched end
+  return nil
+end
+
+-- The scheduler of the running coroutine, when it is a task.
+local function current()
+  local _, sched = running_task()
+  return sched
 end
 M.current = current
 
@@ -187,16 +197,8 @@ function M.park()
   return coroutine.yield("park")
 end
 
---- The running task's record (nil outside a task).
-function M.running()
-  local sched = current()
-  if not sched then return nil end
-  local co = coroutine.running()
-  for task in pairs(sched.tasks) do
-    if task.co == co then return task, sched end
-  end
-  return nil
-end
+--- The running task's record and its scheduler (nil outside a task).
+M.running = running_task
 
 --- Wait `seconds`: inside a task it suspends the task, elsewhere it sleeps
 -- (core.sleep: true, or nil, "interrupted").
