@@ -10,6 +10,11 @@ local transport = require "scalekit.twitter.transport"
 local scalekit = require "scalekit.twitter.scalekit"
 
 local N = tonumber(arg[1]) or 5000
+-- BENCH_PROFILE=dir keeps each callgrind output there (callgrind.NN, in the
+-- order the lines run: N calls, then none) to read with callgrind_annotate;
+-- BENCH_IR_ONLY=1 stops after the instruction lines.
+local PROFILE_DIR = os.getenv("BENCH_PROFILE")
+local profile_seq = 0
 local ROOT = (arg[0]:match("^(.*)/bench/run%.lua$") or ".")
 local HOST = ROOT .. "/bin/scalekit-lua"
 local results = {}
@@ -148,15 +153,14 @@ local ok, err = pcall(function()
     params = setmetatable({ id = "2244994945" }, twitter.object_mt), tool_name = "twitter_user_lookup" },
     twitter.object_mt))
   -- The C loop sends the very header lines the SDK sends (libcurl adds the
-  -- same Host, Content-Length and Accept-Encoding).
+  -- same Host and Content-Length).
   local bearer = { authorization = "Bearer bench-token" }
   local small_headers = transport.new{ headers = { ["x-sdk-version"] = transport.SDK_VERSION,
     ["x-api-version"] = scalekit.API_VERSION } }:build{ method = "POST", url = base, json = {},
-                                                        override = bearer }.headers
+                                                        override = bearer }.lines
   local function quoted(headers)
     local out = {}
     for i, h in ipairs(headers) do out[i] = "'" .. h .. "'" end
-    out[#out + 1] = "'Accept-Encoding: " .. core.accept_encoding .. "'"
     return out
   end
   local c_rss = 0
@@ -202,7 +206,8 @@ local ok, err = pcall(function()
     local transport = require "scalekit.twitter.transport"
     local http = transport.new{ headers = { ["x-sdk-version"] = transport.SDK_VERSION,
                                             ["x-api-version"] = require("scalekit.twitter.scalekit").API_VERSION } }
-    local req = { method = "POST", url = %q, body = %q, auth = "Bearer bench-token" }
+    local req = { method = "POST", url = %q, body = %q, content_type = "application/json",
+                  auth_line = "Authorization: Bearer bench-token" }
     local function call() return http:send(req) end]]):format(base .. "/api/v1/execute_tool", body)
   -- the same call as an MCP tools/call: the JSON-RPC line in, the tool run
   -- as a task on the server's loop (libcurl's multi interface), the
@@ -246,6 +251,10 @@ local ok, err = pcall(function()
       end
     end
     ann:close()
+    if PROFILE_DIR then
+      profile_seq = profile_seq + 1
+      os.execute(("cp %s %s/callgrind.%02d"):format(file, PROFILE_DIR, profile_seq))
+    end
     os.remove(file)
     return tonumber(text:match("\nsummary:%s*(%d+)") or text:match("\ntotals:%s*(%d+)")), split
   end
@@ -277,7 +286,7 @@ local ok, err = pcall(function()
     local tls_setup = ([[
       local tw = twitter.new{ mode = "direct", api_base_url = %q, bearer_token = "bench-token", ca_file = %q }
       local function call() return tw:user_lookup{ id = "2244994945" } end]]):format(tls_base, cert_file)
-    local tls_lines = quoted(transport.new{}:build{ url = base, override = bearer }.headers)
+    local tls_lines = quoted(transport.new{}:build{ url = base, override = bearer }.lines)
     local ct_ir = per_call(c_command(tls_base .. "/2/users/2244994945", "GET", "-", tls_lines,
                                      "CAFILE=" .. cert_file .. " "))
     local st_ir, st_by = per_call(function(n) return sdk_command(tls_setup, n) end)
@@ -300,6 +309,7 @@ local ok, err = pcall(function()
     report("instructions: SDK json_decode 100 KB", sj_ir, "instr", sj_ir / cj_ir, "<= 1.00")
     splits = { { "tool call via Scalekit", sdk_by }, { "transport alone", raw_by }, { "MCP tools/call", mcp_by },
                { "direct over TLS", st_by }, { "100 KB decode", sj_by } }
+    if os.getenv("BENCH_IR_ONLY") then return end   -- the instruction lines alone
   else
     io.stderr:write("skipped the instruction counts: valgrind is not installed\n")
   end
@@ -321,7 +331,7 @@ local ok, err = pcall(function()
   report("MCP tools/call (same tool, in-process server)", mcp_rate, "calls/s", r_mcp, "(vs the SDK call)", s_mcp)
 
   local bigN = math.max(10, N // 5)
-  local big_lines = quoted(transport.new{}:build{ url = base, override = bearer }.headers)
+  local big_lines = quoted(transport.new{}:build{ url = base, override = bearer }.lines)
   local big_setup = ([[
     local tw = twitter.new{ mode = "direct", api_base_url = %q, bearer_token = "bench-token" }
     local function call() return tw:request{ path = "/big" } end]]):format(base)

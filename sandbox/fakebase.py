@@ -6,10 +6,12 @@ A script entry (POST /__sandbox/script) answers the next matching requests:
   {"path": "/x", "method": "POST", "times": 1, "status": 200, "headers": {...},
    "json": ... | "body": "...", "delay": 0.5, "drop": false, "truncate": false}
 "drop" hangs up without answering; "truncate" promises more bytes than it
-sends, then hangs up mid-body; "drip": {"chunk": "x", "every": 0.05,
+sends, then hangs up mid-body; "gzip": true sends the body gzip-compressed
+(Content-Encoding: gzip); "drip": {"chunk": "x", "every": 0.05,
 "for": 30} sends the status and headers, then `chunk` every `every` seconds
 (chunked encoding) until the client leaves or `for` seconds have passed.
 """
+import gzip
 import json
 import socket
 import ssl
@@ -118,6 +120,11 @@ class FakeHandler(BaseHTTPRequestHandler):
             self.wfile.write(body)
             self.close_connection = True
             return
+        if s.get("gzip"):
+            body = json.dumps(s["json"]).encode() if "json" in s else s.get("body", "").encode()
+            headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+            headers.update(s.get("headers") or {})
+            return self.send(s.get("status", 200), body=gzip.compress(body), headers=headers)
         if "json" in s:
             return self.send(s.get("status", 200), s["json"], headers=s.get("headers"))
         self.send(s.get("status", 200), body=s.get("body", ""), headers=s.get("headers"))

@@ -181,6 +181,20 @@ describe("execute_tool", function()
                   .. '"params":{},"tool_name":"twitter_user_me","user_id":"usr_1"}', r.body)
   end)
 
+  it("asks for gzip once and decodes a gzip-compressed answer", function()
+    f:script{ path = "/api/v1/execute_tool", gzip = true,
+              json = { data = { data = { id = "1460323743973015556", n = 10 } }, execution_id = "exec_gz" } }
+    local data, info = assert(tw:user_me{})
+    assert.same({ id = "1460323743973015556", n = 10 }, data.data)
+    assert.equals("integer", math.type(data.data.n))
+    assert.equals("exec_gz", info.execution_id)
+    local seen = {}
+    for _, h in ipairs(f:requests("/api/v1/execute_tool")[1].headers) do
+      if h[1]:lower() == "accept-encoding" then seen[#seen + 1] = h[2] end
+    end
+    assert.same({ "gzip" }, seen)
+  end)
+
   it("uses connected_account_id and a custom connection name when given", function()
     local tw2 = fake.client(f, { identifier = false, connected_account_id = "ca_9",
                                  connection_name = "x-prod" })
@@ -189,6 +203,43 @@ describe("execute_tool", function()
     assert.equals('{"connected_account_id":"ca_9","connector":"x-prod","params":{},"tool_name":"twitter_user_me"}',
                   f:requests("/api/v1/execute_tool")[1].body)
     tw2:close()
+  end)
+
+  -- the params are encoded into a frame made once per account and tool:
+  -- the body must be what encoding the whole body gives, whatever the
+  -- account's text holds
+  local frames = {
+    { "a plain identifier", { identifier = "alice" } },
+    { "quotes and the frame's own marker", { identifier = 'odd"params":"\1"x\\' } },
+    { "non-ASCII text", { identifier = "ünïcødé ✓" } },
+    { "an account id and a connection", { identifier = false, connected_account_id = "ca_7",
+                                          connection_name = "x-prod" } },
+  }
+  for _, case in ipairs(frames) do
+    it("frames the params exactly for " .. case[1], function()
+      f:clear()
+      tw:user_lookup({ id = "2244994945" }, case[2])
+      tw:user_lookup({ id = "1" }, case[2])          -- the second call reuses the frame
+      local body = { connector = case[2].connection_name or "twitter", organization_id = "org_1",
+                     user_id = "usr_1", tool_name = "twitter_user_lookup",
+                     identifier = case[2].identifier or nil, connected_account_id = case[2].connected_account_id }
+      local sent = f:requests("/api/v1/execute_tool")
+      assert.equals(2, #sent)
+      for i, id in ipairs{ "2244994945", "1" } do
+        body.params = { id = id }
+        assert.equals(twitter.json.encode(body), sent[i].body)
+      end
+    end)
+  end
+
+  it("refuses params that cannot be encoded before any request", function()
+    f:clear()
+    local data, err = tw:post_create{ text = "ok\xff" }
+    assert.is_nil(data)
+    assert.equals("invalid_input", err.kind)
+    assert.equals("twitter_post_create", err.tool)
+    assert.equals("body.params.text: invalid UTF-8 in string (byte 3)", err.message)
+    assert.same({}, f:requests())
   end)
 
   it("keeps integers, IDs, null, [] and {} of the output exactly", function()
@@ -457,9 +508,12 @@ describe("the proxy", function()
     assert.equals("user_123", header(r, "identifier"))
     assert.not_equals("Bearer stolen", header(r, "authorization"))
     assert.equals("yes", header(r, "x-custom"))
-    local count = 0
-    for _, kv in ipairs(r.headers) do if kv[1]:lower() == "identifier" then count = count + 1 end end
-    assert.equals(1, count)
+    local count = { identifier = 0, authorization = 0 }
+    for _, kv in ipairs(r.headers) do
+      local name = kv[1]:lower()
+      if count[name] then count[name] = count[name] + 1 end
+    end
+    assert.same({ identifier = 1, authorization = 1 }, count)
   end)
 
   it("sends a string body as is, with the caller's content type", function()

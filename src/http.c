@@ -39,8 +39,10 @@
 #define HTTP_MAX_HEADER_LINES 512
 #define HTTP_MAX_URL ((size_t)64 << 10)
 #define HTTP_MAX_PREFIXES 8                           /* of parse_headers */
-/* gzip only: what X and Scalekit compress with; libcurl does less work per
- * request than for its whole list (deflate, gzip, br, zstd). */
+/* gzip only: what X and Scalekit compress with.  Set as CURLOPT_ACCEPT_ENCODING
+ * (libcurl decodes what it names) and exported as `accept_encoding`: the
+ * Lua side sends the header line itself, which libcurl then does not build
+ * again for every request. */
 #define HTTP_ACCEPT_ENCODING "gzip"
 
 /* What one transfer collects, and its resend guard.  libcurl's callbacks get
@@ -259,7 +261,7 @@ static void set_method(CURL *e, const char *method, const char *body, size_t ble
   }
 }
 
-/* Pushes line i of the request table at `idx`: headers[i] for i <= n (the
+/* Pushes line i of the request table at `idx`: lines[i] for i <= n (the
  * array at stack index `lines`), then its `auth_line` (may be nil).  Raises
  * for a line that is not a single-line string. */
 static const char *push_line(lua_State *L, int idx, int lines, lua_Integer i, lua_Integer n, size_t *len) {
@@ -274,7 +276,7 @@ static const char *push_line(lua_State *L, int idx, int lines, lua_Integer i, lu
 }
 
 /* Builds the request header list from the array of "Name: value" strings in
- * field `headers` of the request table at `idx`, then its `auth_line`,
+ * field `lines` of the request table at `idx`, then its `auth_line`,
  * unless they are the same lines as last time (then libcurl keeps its
  * parsed list).  Returns 0 if libcurl ran out of memory; raises for a
  * malformed header line.  Leaves the stack as it was. */
@@ -285,7 +287,7 @@ static int set_headers(lua_State *L, int idx, http_conn *c) {
   size_t len;
   const char *line;
   int lines;
-  lua_getfield(L, idx, "headers");                   /* +1: the lines */
+  lua_getfield(L, idx, "lines");                     /* +1: the lines */
   lines = lua_gettop(L);
   if (!lua_isnil(L, -1)) {
     luaL_checktype(L, -1, LUA_TTABLE);
@@ -332,7 +334,7 @@ static int set_url(http_conn *c, const char *url) {
   return 1;
 }
 
-/* Configures c for the request table at `idx`: url, method, headers, body,
+/* Configures c for the request table at `idx`: url, method, lines (and auth_line), body,
  * once, and the timeouts (seconds, all required: timeout,
  * connect_timeout, stall_timeout; a stream takes no total timeout).  The
  * strings stay anchored in that table during the transfer.  Returns 0 when
@@ -368,12 +370,17 @@ static int conn_prepare(lua_State *L, int idx, http_conn *c, int streaming) {
 
 /* Responses -------------------------------------------------------------- */
 
-/* True when the header line p[0..len) starts with one of the n prefixes,
- * whatever its case. */
+/* True when the header line p[0..len) starts with one of the n (non-empty)
+ * prefixes, whatever the case.  The first byte decides most lines before
+ * any comparison. */
 static int has_prefix(const char *const *prefix, int n, const char *p, size_t len) {
-  int i;
+  int i, first;
+  if (len == 0) return 0;
+  first = tolower((unsigned char)p[0]);
   for (i = 0; i < n; i++) {
-    size_t k = strlen(prefix[i]);
+    size_t k;
+    if (first != tolower((unsigned char)prefix[i][0])) continue;
+    k = strlen(prefix[i]);
     if (len > k && strncasecmp(p, prefix[i], k) == 0) return 1;
   }
   return 0;
@@ -467,7 +474,8 @@ static int http_parse_headers(lua_State *L) {
     luaL_argcheck(L, n >= 0 && n <= HTTP_MAX_PREFIXES, 2, "too many prefixes");
     for (i = 0; i < n; i++) {
       lua_rawgeti(L, 2, i + 1);                      /* anchored by the table at 2 */
-      luaL_argcheck(L, lua_type(L, -1) == LUA_TSTRING, 2, "prefixes must be strings");
+      luaL_argcheck(L, lua_type(L, -1) == LUA_TSTRING && lua_rawlen(L, -1) > 0, 2,
+                    "prefixes must be non-empty strings");
       prefix[i] = lua_tostring(L, -1);
       lua_pop(L, 1);
     }

@@ -13,7 +13,7 @@
 --   `http` (transport), `rate` (key -> last rate limit), `settings`
 --   (the client's resolved policy), `hints` (`retry_any_method`, `final`),
 --   `sequences` (true: it runs the catalog's sequences itself),
---   `request_for(tool, params, ctx)`, `raw_for(raw, ctx)`,
+--   `request_for(tool, params, ctx)` -> req | nil, err, `raw_for(raw, ctx)`,
 --   `authorize(req, tool)` -> used | nil, err,
 --   `renewable(resp, used)`, `renew(used, req)` -> true | nil, err,
 --   `error_from(resp, req)` -> message, fields, kind (its error envelope;
@@ -122,7 +122,9 @@ function M.execute(b, tool, params, ctx, opts)
     local sequences = require "scalekit.twitter.sequences"     -- lazy: it runs on this module
     return sequences.run(b, tool, params, opts)
   end
-  local j, resp = M.request(b, tool, b:request_for(tool, params, ctx), policy.settings(opts, b.settings))
+  local req, err = b:request_for(tool, params, ctx)
+  if not req then return nil, err end
+  local j, resp = M.request(b, tool, req, policy.settings(opts, b.settings))
   if j == nil then return nil, resp end
   return b:result(tool, j, resp)
 end
@@ -159,8 +161,9 @@ function M.batch(b, jobs, opts, concurrency)
     if b.sequences and job.tool.sequence then
       results[i] = outcome(M.execute(b, job.tool, job.params, job.ctx, opts))
     else
-      local req = timed(b:request_for(job.tool, job.params, job.ctx), s)
-      local used, err = b:authorize(req, job.tool)
+      local req, err = b:request_for(job.tool, job.params, job.ctx)
+      local used
+      if req then used, err = b:authorize(timed(req, s), job.tool) end
       if used then
         reqs[#reqs + 1], sent[#reqs + 1] = req, { i = i, used = used }
       else

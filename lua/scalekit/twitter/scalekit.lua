@@ -132,7 +132,7 @@ local TOOL_ERROR_KIND = { ["401"] = "auth", ["403"] = "auth", ["404"] = "not_fou
 -- The account a tool call or proxy request `req` was for: identifier,
 -- connection name, connected account id (each nil when not given).
 local function account_of(req)
-  local a = req and (req.account or req.json)
+  local a = req and (req.account or req.ctx)
   if type(a) ~= "table" then return nil end
   return a.identifier or nil, a.connection_name or a.connector, a.connected_account_id
 end
@@ -278,19 +278,38 @@ local function context_fields(ctx)
   return names
 end
 
--- The execute_tool request body: the tool, its params and the account
--- context, without empty context fields.
-local function execute_body(tool_name, params, ctx)
-  local body = { tool_name = tool_name, params = params }
+-- The execute_tool body is the tool, its params and the account context
+-- (without empty context fields).  All but the params is the same for
+-- every call of a tool on an account, so it is encoded once per context
+-- (a context never changes once made) and tool: `frames[ctx][tool_name]`
+-- is the text before and after the params.
+local frames = setmetatable({}, { __mode = "k" })
+local MARK = "\1"                -- stands for the params while the frame is encoded
+
+local function frame_of(ctx, tool_name)
+  local per = frames[ctx]
+  if not per then per = {}; frames[ctx] = per end
+  local f = per[tool_name]
+  if f then return f end
+  local body = { tool_name = tool_name, params = MARK }
   local names = context_fields(ctx)
   for i = 1, #names do body[names[i]] = ctx[names[i]] end
-  return body
+  local text = assert(core.json_encode(body))
+  -- a quote inside a value is escaped, so only the real key can read so
+  local at, e = text:find('"params":"\\u0001"', 1, true)
+  f = { text:sub(1, at + 8), text:sub(e + 1) }
+  per[tool_name] = f
+  return f
 end
 
---- The execute_tool request of a tool call.
+--- The execute_tool request of a tool call (`ctx`: the account it is
+-- for), or nil, err when its params cannot be encoded.
 function Scalekit:request_for(tool, params, ctx)
-  return { method = "POST", path = M.EXECUTE_PATH, url = self.execute_url,
-           json = execute_body(tool.name, params, ctx), tool = tool.name, rate_key = tool.name }
+  local json, err = core.json_encode(params, "body.params")
+  if not json then return nil, errors.new("invalid_input", err, { tool = tool.name }) end
+  local f = frame_of(ctx, tool.name)
+  return { method = "POST", path = M.EXECUTE_PATH, url = self.execute_url, body = f[1] .. json .. f[2],
+           content_type = "application/json", ctx = ctx, tool = tool.name, rate_key = tool.name }
 end
 
 --- The proxy request of a raw request (see the client's `request`): the

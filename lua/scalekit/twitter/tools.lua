@@ -54,9 +54,10 @@ local FORMATS = {
 for _, f in pairs(FORMATS) do
   if f.chars then
     f.pattern = "^[" .. f.chars .. "]{1," .. f.max .. "}$"
-    local outside, max = "[^" .. f.chars .. "]", f.max    -- a Lua class: the same ranges
+    -- A Lua class has the same ranges; anchored, the match is one scan.
+    local whole, max, find = "^[" .. f.chars .. "]+$", f.max, string.find
     f.check = function(v)
-      return type(v) == "string" and #v >= 1 and #v <= max and not v:find(outside)
+      return type(v) == "string" and #v <= max and find(v, whole) ~= nil
     end
   else
     local check = f.check

@@ -95,6 +95,13 @@ local function header_lines(...)
 end
 M.header_lines = header_lines
 
+-- The headers of every request.  Accept-Encoding is one of the lines
+-- (libcurl still decodes the gzip it names, see http.c): libcurl formats
+-- its own Accept-Encoding line anew for every request, a line of ours it
+-- copies.
+local BASE_HEADERS = { ["User-Agent"] = M.USER_AGENT, Accept = "application/json",
+                       ["Accept-Encoding"] = core.accept_encoding }
+
 local Transport = {}
 Transport.__index = Transport
 
@@ -117,7 +124,7 @@ function M.new(opts)
     timeout = opts.timeout or d.timeout,
     connect_timeout = opts.connect_timeout or d.connect_timeout,
     stall_timeout = opts.stall_timeout or d.stall_timeout,
-    static_lines = header_lines({ ["User-Agent"] = M.USER_AGENT, Accept = "application/json" }, opts.headers),
+    static_lines = header_lines(BASE_HEADERS, opts.headers),
     fixed = {},
     headers = opts.headers or {},
     debug = opts.debug,
@@ -228,39 +235,59 @@ end
 local IDEMPOTENT = policy.IDEMPOTENT
 local perform = tasks.perform
 
---- Build the libcurl request for `req` (see `send`), and trace it.
--- @tparam table req as for `send`
--- @return the request table for the C session, or nil and an error when the
---   body cannot be encoded or the call's deadline has passed
-function Transport:build(req)
-  local url = req.url
+-- Put `req` in its wire form, once (`req.wired`): the query folded into
+-- `url` (and `query` dropped, as signing it does), the method in upper case,
+-- `body` encoded from `json` or `form` with its `content_type` (both stay,
+-- for whoever reads them), and `once`.  Returns nil, err when the body
+-- cannot be encoded.
+local function wire(req)
   if req.query then
-    local q = M.encode_query(req.query, req.repeat_keys)
-    if q ~= "" then url = url .. (url:find("?", 1, true) and "&" or "?") .. q end
+    local url, q = req.url, M.encode_query(req.query, req.repeat_keys)
+    if q ~= "" then req.url = url .. (url:find("?", 1, true) and "&" or "?") .. q end
+    req.query = nil
   end
   local method = req.method or "GET"
   method = METHOD[method] or method:upper()
-  local body, ctype = req.body, nil
+  req.method = method
   if req.json ~= nil then
-    local err
-    body, err = core.json_encode(req.json, req.json_root or "body")
+    local body, err = core.json_encode(req.json, req.json_root or "body")
     if not body then return nil, errors.new("invalid_input", err, { tool = req.tool }) end
-    ctype = "application/json"
+    req.body, req.content_type = body, "application/json"
   elseif req.form then
-    body, ctype = M.encode_form(req.form), "application/x-www-form-urlencoded"
+    req.body, req.content_type = M.encode_form(req.form), "application/x-www-form-urlencoded"
   end
-  local once = not IDEMPOTENT[method]
-  if body == nil and once then body = "" end
-  local lines, auth_line
+  req.once = not IDEMPOTENT[method]
+  if req.body == nil and req.once then req.body = "" end
+  req.wired = true
+  return req
+end
+
+-- Drops a caller's Authorization header where the request has its own line.
+local NO_AUTHORIZATION = { Authorization = false }
+
+--- Make `req` (see `send`) the request the C session reads, and trace it:
+-- in its wire form (see `wire`, done once), with this attempt's header
+-- `lines` (the `auth_line` goes after them) and timeouts (the call's
+-- deadline bounds the attempt's; the deadline only comes closer, so
+-- writing the bound back over `req.timeout` is safe).
+-- @tparam table req as for `send`
+-- @return req, or nil and an error when the body cannot be encoded or the
+--   call's deadline has passed
+function Transport:build(req)
+  if not req.wired then
+    local ok, err = wire(req)
+    if not ok then return nil, err end
+  end
+  local auth_line = req.auth_line
   if req.headers == nil and req.override == nil then
-    lines, auth_line = fixed_lines(self, ctype), req.auth_line
+    req.lines = fixed_lines(self, req.content_type)
   else
-    local auth = req.auth_line and { Authorization = req.auth_line:match("^[^:]+:%s*(.*)$") }
-    lines = header_lines({ ["User-Agent"] = M.USER_AGENT, Accept = "application/json", ["Content-Type"] = ctype },
-                         self.headers, req.headers, req.override, auth)
+    req.lines = header_lines(BASE_HEADERS, { ["Content-Type"] = req.content_type }, self.headers, req.headers,
+                             req.override, auth_line and NO_AUTHORIZATION)
   end
   if self.debug then
-    self:trace(("> %s %s"):format(method, url))
+    local lines = req.lines
+    self:trace(("> %s %s"):format(req.method, req.url))
     for i = 1, #lines + 1 do
       local l = lines[i] or auth_line
       if l then
@@ -268,28 +295,29 @@ function Transport:build(req)
         self:trace("> " .. (SENSITIVE[name] and (l:match("^[^:]+") .. ": [REDACTED]") or l))
       end
     end
-    trace_body(self, "> ", body)
+    trace_body(self, "> ", req.body)
   end
   local timeout = req.timeout or self.timeout
   if req.deadline then                 -- the call's deadline bounds each attempt
     local left = req.deadline - core.monotonic()
     if left <= 0 then
-      return nil, errors.new("timeout", ("%s %s: the call's timeout ran out"):format(method, self.redact(url)),
-                             { transport = "timeout", sent = false, tool = req.tool })
+      return nil, errors.new("timeout", ("%s %s: the call's timeout ran out"):format(req.method,
+                             self.redact(req.url)), { transport = "timeout", sent = false, tool = req.tool })
     end
     if left < timeout then timeout = left end
   end
-  return { method = method, url = url, headers = lines, auth_line = auth_line, body = body, once = once,
-           timeout = timeout, connect_timeout = req.connect_timeout or self.connect_timeout,
-           stall_timeout = req.stall_timeout or self.stall_timeout }
+  req.timeout = timeout
+  req.connect_timeout = req.connect_timeout or self.connect_timeout
+  req.stall_timeout = req.stall_timeout or self.stall_timeout
+  return req
 end
 
---- The error for a transport failure of `creq` (what the C session gave:
+--- The error for a transport failure of `req` (what the C session gave:
 -- kind, message, sent).
-function Transport:failure(req, creq, kind, msg, sent)
+function Transport:failure(req, kind, msg, sent)
   self:trace(("< %s: %s"):format(kind, msg))
   return errors.new(TRANSPORT_KIND[kind] or "network",
-                    ("%s %s: %s"):format(creq.method, self.redact(creq.url), self.redact(msg)),
+                    ("%s %s: %s"):format(req.method, self.redact(req.url), self.redact(msg)),
                     { transport = kind, sent = sent, tool = req.tool })
 end
 
@@ -308,22 +336,23 @@ end
 -- @tparam table req `method`, `url`, `query` (table; `repeat_keys`: its
 --   arrays as repeated keys), `headers` (map), `override` (map applied over them), `auth_line` (the Authorization
 --   header line, "Authorization: Bearer ...", applied last), `json` (Lua value to
---   encode) or `form` (list of pairs) or `body` (string), `timeout`,
+--   encode) or `form` (list of pairs) or `body` (string, of type
+--   `content_type` when given), `timeout`,
 --   `connect_timeout`, `stall_timeout` (seconds, over the transport's),
 --   `deadline` (core.monotonic() time the whole call must end by).
 -- @return resp `{ status =, headers =, body =, json =, seconds = }` for any
 --   HTTP status, or nil and an error for a transport failure or a body that
 --   cannot be encoded.
 function Transport:send(req)
-  local creq, err = self:build(req)
-  if not creq then return nil, err end
+  local ok, err = self:build(req)
+  if not ok then return nil, err end
   local status, headers, rbody, seconds
   if tasks.active == 0 then                          -- no scheduler: no task to yield
-    status, headers, rbody, seconds = self.session:request(creq)
+    status, headers, rbody, seconds = self.session:request(req)
   else
-    status, headers, rbody, seconds = perform(self.session, creq)    -- a task yields here
+    status, headers, rbody, seconds = perform(self.session, req)    -- a task yields here
   end
-  if not status then return nil, self:failure(req, creq, headers, rbody, seconds) end
+  if not status then return nil, self:failure(req, headers, rbody, seconds) end
   return self:response(status, headers, rbody, seconds)
 end
 
@@ -339,20 +368,20 @@ end
 -- @tparam integer concurrency at most this many in flight
 -- @return array of `{ resp = }` or `{ err = }`, in input order
 function Transport:send_many(reqs, concurrency)
-  local out, creqs, index = {}, {}, {}
+  local out, built, index = {}, {}, {}
   for i, req in ipairs(reqs) do
-    local creq, err = self:build(req)
-    if creq then
-      creqs[#creqs + 1], index[#creqs + 1] = creq, i
+    local ok, err = self:build(req)
+    if ok then
+      built[#built + 1], index[#built + 1] = req, i
     else
       out[i] = { err = err }
     end
   end
-  local raw = self.session:request_many(creqs, concurrency)
+  local raw = self.session:request_many(built, concurrency)
   for k, r in ipairs(raw) do
     local i = index[k]
     if r.error then
-      out[i] = { err = self:failure(reqs[i], creqs[k], r.error, r.message, r.sent) }
+      out[i] = { err = self:failure(reqs[i], r.error, r.message, r.sent) }
     else
       out[i] = { resp = self:response(r.status, r.headers, r.body, r.seconds) }
     end
@@ -363,9 +392,9 @@ end
 --- Open a stream: `req` as for `send` (a GET without a total timeout);
 -- returns the C stream (`read`, `response`, `close`) or nil, err.
 function Transport:stream(req)
-  local creq, err = self:build(req)
-  if not creq then return nil, err end
-  return self.session:stream(creq)
+  local ok, err = self:build(req)
+  if not ok then return nil, err end
+  return self.session:stream(req)
 end
 
 function Transport:close()
