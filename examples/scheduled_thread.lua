@@ -41,7 +41,12 @@ for i, text in ipairs(paragraphs) do
       os.exit(1)
     end
     state.posted[i] = post.data.id
-    assert(core.write_file_atomic(state_path, twitter.json.encode(state)))
+    local saved, _, why = core.write_file_atomic(state_path, twitter.json.encode(state))
+    if not saved then     -- the post went out: say which, so nothing is posted twice
+      io.stderr:write(("post %d went out as %s but %s could not be saved: %s\n"):format(
+        i, post.data.id, state_path, why))
+      os.exit(1)
+    end
     print(("%d/%d posted as %s"):format(i, #paragraphs, post.data.id))
   end
 end

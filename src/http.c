@@ -308,8 +308,8 @@ static int set_headers(lua_State *L, int idx, http_conn *c) {
     line = push_line(L, idx, lines, i, n, &len);     /* +2: line i (checked above) */
     next = line ? curl_slist_append(list, line) : list;
     lua_pop(L, 1);                                   /* +1 */
-    if (!next) { curl_slist_free_all(list); lua_pop(L, 1); return 0; }
-    list = next;
+    if (line && !next) { curl_slist_free_all(list); lua_pop(L, 1); return 0; }
+    list = next;                                     /* NULL while there are no lines */
   }
   lua_pop(L, 1);                                     /* the lines */
   next = curl_slist_append(list, "Expect:");         /* never wait for "100 Continue" */
@@ -589,7 +589,7 @@ static int session_close(lua_State *L) {
   return 0;
 }
 
-/* session:request{ method=, url=, headers={"Name: value",...}, auth_line=, body=, once=,
+/* session:request{ method=, url=, lines={"Name: value",...}, auth_line=, body=, once=,
  *                  timeout=, connect_timeout=, stall_timeout= }
  * -> status, headers, body, seconds  |  nil, kind, message, sent
  * `headers` is the header block as one string, without the status line
@@ -1053,7 +1053,7 @@ static int stream_response(lua_State *L) {
   return 2;
 }
 
-/* session:stream{ url=, method=, headers=, connect_timeout=, stall_timeout= }
+/* session:stream{ url=, method=, lines=, connect_timeout=, stall_timeout= }
  * -> stream.  Starts a request (as for session:request, without a total
  * timeout) whose body is read with stream:read(), on a handle of its own
  * with the session's settings.  Raises only for programmer mistakes or when

@@ -33,6 +33,7 @@
 #include "json.h"
 #include "buf.h"
 #include "class.h"
+#include "util.h"
 
 #include <limits.h>
 #include <locale.h>
@@ -524,7 +525,7 @@ static int enc_value(json_enc *e, int idx) {
   }
 }
 
-/* json_encode(value [, root]) -> string | nil, message
+/* json_encode(value [, root]) -> string | nil, "invalid", message
  * `root` names the value in error paths (default "value"). */
 static int json_encode(lua_State *L) {
   json_enc e;
@@ -544,9 +545,7 @@ static int json_encode(lua_State *L) {
   ok = enc_value(&e, 1);
   if (!ok) {
     box_release(e.box);
-    lua_pushnil(L);
-    lua_pushstring(L, e.err);
-    return 2;
+    return util_fail(L, "invalid", "%s", e.err);
   }
   lua_pushlstring(L, buf_cstr(&e.box->out), e.box->out.len);
   box_release(e.box);
@@ -857,7 +856,7 @@ static int dec_value(json_dec *d) {
   }
 }
 
-/* json_decode(text [, max_depth]) -> value | nil, message
+/* json_decode(text [, max_depth]) -> value | nil, "invalid", message
  * Raises when max_depth is not an integer from 1 to JSON_MAX_DECODE_DEPTH. */
 static int json_decode(lua_State *L) {
   json_dec d;
@@ -886,11 +885,7 @@ static int json_decode(lua_State *L) {
     if (d.p < d.end) ok = dec_fail(&d, "trailing characters after JSON value");
   }
   box_release(d.box);
-  if (!ok) {
-    lua_pushnil(L);
-    lua_pushfstring(L, "invalid JSON: %s", d.err);
-    return 2;
-  }
+  if (!ok) return util_fail(L, "invalid", "invalid JSON: %s", d.err);
   return 1;
 }
 

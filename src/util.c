@@ -11,6 +11,7 @@
 #include "class.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -39,6 +40,16 @@ int scalekit_interrupt_armed = 0;
 
 #define UTIL_MAX_RANDOM 1024
 #define UTIL_MAX_SLEEP 86400.0
+
+int util_fail(lua_State *L, const char *kind, const char *fmt, ...) {
+  va_list ap;
+  luaL_pushfail(L);
+  lua_pushstring(L, kind);
+  va_start(ap, fmt);
+  lua_pushvfstring(L, fmt, ap);
+  va_end(ap);
+  return 3;
+}
 
 /* RFC 3986 unreserved: A-Z a-z 0-9 - . _ ~ */
 static int is_unreserved(unsigned char c) {
@@ -124,9 +135,9 @@ static int util_monotonic(lua_State *L) {
   return 1;
 }
 
-/* sleep(seconds) -> true | nil, "interrupted": at most one day; ends early,
- * returning nil, "interrupted", when the host was asked to stop (Ctrl-C)
- * before or during the wait. */
+/* sleep(seconds) -> true | nil, "interrupted", message: at most one day;
+ * ends early, failing so, when the host was asked to stop (Ctrl-C) before
+ * or during the wait. */
 static int util_sleep(lua_State *L) {
   lua_Number s = luaL_checknumber(L, 1);
   struct timespec ts, left;
@@ -136,11 +147,7 @@ static int util_sleep(lua_State *L) {
     ts.tv_nsec = (long)((s - (lua_Number)ts.tv_sec) * 1e9);
     while (nanosleep(&ts, &left) != 0 && errno == EINTR && !scalekit_interrupted) ts = left;
   }
-  if (scalekit_interrupted) {
-    lua_pushnil(L);
-    lua_pushliteral(L, "interrupted");
-    return 2;
-  }
+  if (scalekit_interrupted) return util_fail(L, "interrupted", "interrupted");
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -152,7 +159,7 @@ static int util_isatty(lua_State *L) {
 }
 
 /* read_fd(fd, max) -> up to max bytes read from fd in one read(2) ("" at
- * the end of the file), or nil, message.  For a descriptor a loop said is
+ * the end of the file), or nil, "io", message.  For a descriptor a loop said is
  * readable, so it does not wait; an interrupted read is tried again. */
 static int util_read_fd(lua_State *L) {
   int fd = (int)luaL_checkinteger(L, 1);
@@ -165,9 +172,7 @@ static int util_read_fd(lua_State *L) {
   } while (n < 0 && errno == EINTR);
   if (n < 0) {
     char why[256];
-    luaL_pushfail(L);
-    lua_pushstring(L, util_errno_text(errno, why, sizeof why));
-    return 2;
+    return util_fail(L, "io", "%s", util_errno_text(errno, why, sizeof why));
   }
   luaL_pushresultsize(&b, (size_t)n);
   return 1;
@@ -213,7 +218,7 @@ static int b64_value(unsigned char c) {
   return -1;
 }
 
-/* unbase64(s) -> bytes | nil, message.  Accepts both alphabets, optional
+/* unbase64(s) -> bytes | nil, "invalid", message.  Accepts both alphabets, optional
  * padding, and ignores ASCII whitespace. */
 static int util_unbase64(lua_State *L) {
   size_t n, i;
@@ -228,11 +233,7 @@ static int util_unbase64(lua_State *L) {
     if (c == ' ' || c == '\n' || c == '\r' || c == '\t') continue;
     if (c == '=') { pad++; continue; }
     v = b64_value(c);
-    if (v < 0 || pad) {
-      lua_pushnil(L);
-      lua_pushfstring(L, "invalid base64 at byte %d", (int)i + 1);
-      return 2;
-    }
+    if (v < 0 || pad) return util_fail(L, "invalid", "invalid base64 at byte %d", (int)i + 1);
     acc = (acc << 6) | (unsigned)v;
     bits += 6;
     if (bits >= 8) {
@@ -240,11 +241,7 @@ static int util_unbase64(lua_State *L) {
       luaL_addchar(&b, (char)((acc >> bits) & 0xFF));
     }
   }
-  if (bits >= 6 || pad > 2) {
-    lua_pushnil(L);
-    lua_pushliteral(L, "truncated base64");
-    return 2;
-  }
+  if (bits >= 6 || pad > 2) return util_fail(L, "invalid", "truncated base64");
   luaL_pushresult(&b);
   return 1;
 }
@@ -260,7 +257,7 @@ static int util_sha256(lua_State *L) {
 }
 
 /* hmac_sha1(key, data) -> the 20-byte HMAC-SHA1 of data (OAuth 1.0a
- * signatures), or nil, message when OpenSSL fails. */
+ * signatures), or nil, "crypto", message when OpenSSL fails. */
 static int util_hmac_sha1(lua_State *L) {
   size_t klen, n;
   const char *key = luaL_checklstring(L, 1, &klen);
@@ -268,11 +265,8 @@ static int util_hmac_sha1(lua_State *L) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int mdlen = 0;
   luaL_argcheck(L, klen <= INT_MAX, 1, "key too long");
-  if (HMAC(EVP_sha1(), key, (int)klen, data, n, md, &mdlen) == NULL) {
-    luaL_pushfail(L);
-    lua_pushliteral(L, "HMAC-SHA1 failed");
-    return 2;
-  }
+  if (HMAC(EVP_sha1(), key, (int)klen, data, n, md, &mdlen) == NULL)
+    return util_fail(L, "crypto", "HMAC-SHA1 failed");
   lua_pushlstring(L, (const char *)md, mdlen);
   return 1;
 }
@@ -284,13 +278,11 @@ const char *util_errno_text(int e, char *buf, size_t n) {
   return buf;
 }
 
-/* Pushes nil and "<what> <path>: <errno text>".  Returns 2. */
+/* The "io" failure "<what> <path>: <errno text>" (see util_fail). */
 static int push_errno(lua_State *L, const char *what, const char *path) {
   char text[256];
   int e = errno;
-  lua_pushnil(L);
-  lua_pushfstring(L, "%s %s: %s", what, path, util_errno_text(e, text, sizeof text));
-  return 2;
+  return util_fail(L, "io", "%s %s: %s", what, path, util_errno_text(e, text, sizeof text));
 }
 
 /* ------------------------------------------------------------------------ */
@@ -352,7 +344,7 @@ static int atomic_gc(lua_State *L) {
   return 0;
 }
 
-/* atomic_file(path [, mode]) -> writer | nil, message
+/* atomic_file(path [, mode]) -> writer | nil, "io", message
  * Creates the temporary file (mode, default 0600) next to the file `path`
  * ends at after following symbolic links, so the write itself can no longer
  * fail for want of a writable directory.  writer:commit(data) replaces the
@@ -416,7 +408,7 @@ fail:
   return 0;
 }
 
-/* writer:commit(data) -> true | nil, message */
+/* writer:commit(data) -> true | nil, "io", message */
 static int atomic_commit(lua_State *L) {
   atomic_file *a = luaL_checkudata(L, 1, ATOMIC_MT);
   size_t n;
@@ -434,7 +426,7 @@ static int atomic_target(lua_State *L) {
   return 1;
 }
 
-/* write_file_atomic(path, data [, mode]) -> true | nil, message
+/* write_file_atomic(path, data [, mode]) -> true | nil, "io", message
  * atomic_file(path, mode) and commit(data) in one call. */
 static int util_write_file_atomic(lua_State *L) {
   size_t n;
@@ -444,8 +436,8 @@ static int util_write_file_atomic(lua_State *L) {
   lua_pushcfunction(L, util_atomic_file);
   lua_pushvalue(L, 1);
   lua_pushvalue(L, 3);
-  lua_call(L, 2, 2);                               /* 4: writer | nil, 5: message */
-  if (lua_isnil(L, 4)) return 2;
+  lua_call(L, 2, 3);                               /* 4: writer | nil, 5: kind, 6: message */
+  if (lua_isnil(L, 4)) return 3;
   {
     atomic_file *a = lua_touserdata(L, 4);
     if (!atomic_write(a, lua_tostring(L, 2), n)) return push_errno(L, "cannot write", a->target);
@@ -470,7 +462,7 @@ static int lock_release(lua_State *L) {
   return 0;
 }
 
-/* lock_file(path [, timeout]) -> lock | nil, message, kind
+/* lock_file(path [, timeout]) -> lock | nil, kind, message
  * Takes an exclusive advisory lock (flock) on `path`, creating it (0600) if
  * needed.  Waits at most `timeout` seconds (default 60), polling, and gives
  * up early on Ctrl-C in the host: kind is then "timeout" or "interrupted"
@@ -484,7 +476,7 @@ static int util_lock_file(lua_State *L) {
   *fd = -1;
   luaL_setmetatable(L, LOCK_MT);
   *fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (*fd < 0) { push_errno(L, "cannot open lock file", path); lua_pushliteral(L, "io"); return 3; }
+  if (*fd < 0) return push_errno(L, "cannot open lock file", path);
   for (;;) {
     struct timespec ts = { 0, LOCK_POLL_MS * 1000000L };
     if (flock(*fd, LOCK_EX | LOCK_NB) == 0) return 1;
@@ -492,17 +484,13 @@ static int util_lock_file(lua_State *L) {
       int e = errno;
       lock_drop(fd);
       errno = e;
-      push_errno(L, "cannot lock", path);
-      lua_pushliteral(L, "io");
-      return 3;
+      return push_errno(L, "cannot lock", path);
     }
     if (scalekit_interrupted || clock_seconds(CLOCK_MONOTONIC) >= deadline) {
       int interrupted = scalekit_interrupted != 0;
       lock_drop(fd);
-      lua_pushnil(L);
-      lua_pushfstring(L, "%s waiting for the lock on %s", interrupted ? "interrupted" : "timed out", path);
-      lua_pushstring(L, interrupted ? "interrupted" : "timeout");
-      return 3;
+      return util_fail(L, interrupted ? "interrupted" : "timeout", "%s waiting for the lock on %s",
+                       interrupted ? "interrupted" : "timed out", path);
     }
     nanosleep(&ts, NULL);
   }
@@ -532,9 +520,10 @@ static int listener_port(lua_State *L) {
 }
 
 /* listener:accept(timeout, body) -> request target (e.g. "/cb?code=..") |
- * nil, message.  Answers the one request with 200 and `body` (text/html),
- * reads at most 8 KiB of it, waits at most `timeout` seconds, and returns
- * early with "interrupted" on Ctrl-C in the host. */
+ * nil, kind, message.  Answers the one request with 200 and `body`
+ * (text/html), reads at most 8 KiB of it, waits at most `timeout` seconds
+ * ("timeout"), and fails early as "interrupted" on Ctrl-C in the host;
+ * anything but a GET is "invalid". */
 static int listener_accept(lua_State *L) {
   int *fd = luaL_checkudata(L, 1, LISTEN_MT);
   lua_Number timeout = luaL_optnumber(L, 2, 300);
@@ -548,8 +537,8 @@ static int listener_accept(lua_State *L) {
   p.events = POLLIN;
   while (poll(&p, 1, 200) == 0 || (p.revents & POLLIN) == 0) {
     waited += 200;
-    if (scalekit_interrupted) { lua_pushnil(L); lua_pushliteral(L, "interrupted"); return 2; }
-    if (waited >= (int)(timeout * 1000)) { lua_pushnil(L); lua_pushliteral(L, "timed out waiting for the redirect"); return 2; }
+    if (scalekit_interrupted) return util_fail(L, "interrupted", "interrupted");
+    if (waited >= (int)(timeout * 1000)) return util_fail(L, "timeout", "timed out waiting for the redirect");
   }
   c = accept(*fd, NULL, NULL);
   if (c < 0) return push_errno(L, "accept on", "listener");
@@ -570,17 +559,13 @@ static int listener_accept(lua_State *L) {
   close(c);
   {
     char *sp1 = strchr(req, ' '), *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
-    if (!sp1 || !sp2 || strncmp(req, "GET ", 4) != 0) {
-      lua_pushnil(L);
-      lua_pushliteral(L, "not an HTTP GET request");
-      return 2;
-    }
+    if (!sp1 || !sp2 || strncmp(req, "GET ", 4) != 0) return util_fail(L, "invalid", "not an HTTP GET request");
     lua_pushlstring(L, sp1 + 1, (size_t)(sp2 - sp1 - 1));
     return 1;
   }
 }
 
-/* listen(port) -> listener | nil, message.  Binds 127.0.0.1 only; port 0
+/* listen(port) -> listener | nil, "io", message.  Binds 127.0.0.1 only; port 0
  * picks a free one. */
 static int util_listen(lua_State *L) {
   lua_Integer port = luaL_optinteger(L, 1, 0);

@@ -18,6 +18,13 @@ extern int scalekit_interrupt_armed;
  * and listen on the table at the top of the stack. */
 void util_register(lua_State *L);
 
+/* The one failure result of every C function in the core, lauxlib's
+ * fileresult with the kind first: pushes nil, kind, message (formatted as
+ * lua_pushfstring does) and returns 3.  Kinds: "io", "timeout",
+ * "interrupted", "invalid" (malformed input), "crypto"; the transport adds
+ * "network", "tls" and "too_large" (and a fourth value, `sent`). */
+int util_fail(lua_State *L, const char *kind, const char *fmt, ...);
+
 /* The text of errno value e, written into buf[0..n) (for the host too). */
 const char *util_errno_text(int e, char *buf, size_t n);
 

@@ -38,10 +38,22 @@ M.array_mt = core.array_mt
 M.object_mt = core.object_mt
 --- Error helpers (`errors.is(v)`, `errors.KINDS`).
 M.errors = errors
+-- The public JSON codec gives value | nil, message: the C core's nil,
+-- kind, message without the kind, as io.open answers.
+local json_encode, json_decode = core.json_encode, core.json_decode
+local json = {}
+function json.encode(value, root)
+  local s, _, err = json_encode(value, root)
+  return s, err
+end
+function json.decode(text, max_depth)
+  local v, _, err = json_decode(text, max_depth)
+  return v, err
+end
 --- The JSON codec the SDK uses: exact integers, `null`, `[]` vs `{}`.
 -- `encode(value [, root])` returns a string or nil, message;
--- `decode(text)` returns a value or nil, message.
-M.json = { encode = core.json_encode, decode = core.json_decode }
+-- `decode(text [, max_depth])` returns a value or nil, message.
+M.json = json
 
 --- OAuth 2.0 helpers for direct mode: `authorize_url`, `exchange_code`,
 -- `refresh`, `revoke`, `parse_redirect` (see `scalekit.twitter.oauth2`).

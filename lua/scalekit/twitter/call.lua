@@ -66,7 +66,7 @@ end
 local function decode(b, tool_name, req, resp)
   local status = resp.status
   if status < 200 or status > 299 then return nil, M.http_error(b, resp, tool_name, req) end
-  local j, jerr = json_decode(resp.body)
+  local j, _, jerr = json_decode(resp.body)
   if type(j) == "table" then return j end
   if not resp.body:find("%S") then return setmetatable({}, object_mt) end
   return nil, errors.new("protocol", ("%s: %s %s: the answer is not a JSON object or array (%s)"):format(

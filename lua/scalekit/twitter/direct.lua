@@ -54,7 +54,7 @@ local function read_token_file(path)
   local text = f:read("a")
   f:close()
   if text == nil or not text:find("%S") then return nil end
-  local t, jerr = core.json_decode(text)
+  local t, _, jerr = core.json_decode(text)
   if type(t) ~= "table" or type(t.access_token) ~= "string" then
     return nil, errors.new("auth", ("the token file %s is not a token file (%s); fix or remove it"):format(
       path, jerr or "no access_token string"), { file = path })
@@ -150,8 +150,8 @@ function Direct:refresh(stale, deadline)
   local path, lock, writer = self.token_file, nil, nil
   if path then
     local wait = deadline and math.max(deadline - core.monotonic(), 0) or self.http.timeout
-    local msg, kind
-    lock, msg, kind = core.lock_file(path .. ".lock", wait)
+    local _, kind, msg
+    lock, kind, msg = core.lock_file(path .. ".lock", wait)
     if not lock then return nil, lock_error(path, msg, kind) end
     local t, terr = read_token_file(path)
     if terr then lock:unlock(); return nil, terr end
@@ -160,7 +160,7 @@ function Direct:refresh(stale, deadline)
       lock:unlock()
       return true
     end
-    writer, msg = core.atomic_file(path)
+    writer, _, msg = core.atomic_file(path)
     if not writer then
       lock:unlock()
       return nil, storage_error(path, ("not refreshing the token: %s (X rotates refresh tokens, so the new "
@@ -183,7 +183,10 @@ function Direct:refresh(stale, deadline)
   tok.refresh_token = tok.refresh_token or self.secret.refresh_token   -- not rotated: keep the old one
   self:adopt(tok)
   local saved, werr = true, nil
-  if writer then saved, werr = writer:commit(token_json(tok)) end
+  if writer then
+    local _
+    saved, _, werr = writer:commit(token_json(tok))
+  end
   if lock then lock:unlock() end
   if self.on_token then self.on_token(tok) end
   if not saved then

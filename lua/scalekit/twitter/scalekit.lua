@@ -305,7 +305,7 @@ end
 --- The execute_tool request of a tool call (`ctx`: the account it is
 -- for), or nil, err when its params cannot be encoded.
 function Scalekit:request_for(tool, params, ctx)
-  local json, err = core.json_encode(params, "body.params")
+  local json, _, err = core.json_encode(params, "body.params")
   if not json then return nil, errors.new("invalid_input", err, { tool = tool.name }) end
   local f = frame_of(ctx, tool.name)
   return { method = "POST", path = M.EXECUTE_PATH, url = self.execute_url, body = f[1] .. json .. f[2],

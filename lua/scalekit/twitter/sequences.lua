@@ -62,7 +62,7 @@ local function step_request(b, tool, name, params)
 end
 
 function run.chunked_upload(b, tool, params, s)
-  local bytes, derr = core.unbase64(params.media_data)
+  local bytes, _, derr = core.unbase64(params.media_data)
   if not bytes then
     return nil, errors.new("invalid_input", tool.name .. ": parameter 'media_data': " .. derr,
                            { tool = tool.name, param = "media_data" })

@@ -161,12 +161,12 @@ M.response_mt = { __index = function(resp, key)
     return h
   end
   if (key ~= "json" and key ~= "json_error") or rawget(resp, "json_error") ~= nil then return nil end
-  local json, err
+  local json, _, err
   local body = resp.body
   local first = body:byte(1)
   if first == 123 or first == 91 or body:find("^%s*[%[{]")        -- '{' or '['
      or (resp.headers["content-type"] or ""):find("json", 1, true) then
-    json, err = core.json_decode(body)
+    json, _, err = core.json_decode(body)
   end
   rawset(resp, "json", json)
   rawset(resp, "json_error", err)
@@ -250,7 +250,7 @@ local function wire(req)
   method = METHOD[method] or method:upper()
   req.method = method
   if req.json ~= nil then
-    local body, err = core.json_encode(req.json, req.json_root or "body")
+    local body, _, err = core.json_encode(req.json, req.json_root or "body")
     if not body then return nil, errors.new("invalid_input", err, { tool = req.tool }) end
     req.body, req.content_type = body, "application/json"
   elseif req.form then
