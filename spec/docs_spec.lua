@@ -58,12 +58,15 @@ describe("documentation", function()
     assert.equals("API reference in " .. dir .. "/index.html\n", out)
     local modules = {}
     for name in io.popen("ls " .. dir .. "/modules"):lines() do modules[#modules + 1] = name end
-    assert.same({ "scalekit.twitter.accounts.html", "scalekit.twitter.errors.html", "scalekit.twitter.html",
-                  "scalekit.twitter.oauth2.html", "scalekit.twitter.progress.html" }, modules)
+    assert.same({ "scalekit.twitter.accounts.html", "scalekit.twitter.bulk.html", "scalekit.twitter.errors.html",
+                  "scalekit.twitter.html", "scalekit.twitter.oauth2.html", "scalekit.twitter.progress.html" }, modules)
     local html = fake.read(dir .. "/modules/scalekit.twitter.html")
-    assert.matches("upload_media", html)
-    assert.matches("<code>limit</code>", html, 1, true)          -- markdown rendered, not raw backticks
+    assert.matches("Client:execute", html, 1, true)
     assert.is_nil(html:find("`", 1, true))
+    local bulk = fake.read(dir .. "/modules/scalekit.twitter.bulk.html")
+    assert.matches("Client:upload_media", bulk, 1, true)
+    assert.matches("<code>limit</code>", bulk, 1, true)          -- markdown rendered, not raw backticks
+    assert.is_nil(bulk:find("`", 1, true))
     local readme = fake.read(dir .. "/topics/README.md.html")
     assert.matches("<pre>\nmake run ", readme, 1, true)      -- README's code blocks are blocks
     assert.matches("<td> <code>post_create</code> </td>", fake.read(dir .. "/topics/TOOLS.md.html"), 1, true)

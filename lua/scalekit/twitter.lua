@@ -19,12 +19,11 @@ local config = require "scalekit.twitter.config"
 local call = require "scalekit.twitter.call"
 local raw = require "scalekit.twitter.raw"
 local oauth2 = require "scalekit.twitter.oauth2"
-local paging = require "scalekit.twitter.paging"
-local media = require "scalekit.twitter.media"
-local stream = require "scalekit.twitter.stream"
 local accounts = require "scalekit.twitter.accounts"
 local options = require "scalekit.twitter.options"
 local drift = require "scalekit.twitter.drift"
+local invoke = require "scalekit.twitter.invoke"
+local bulk = require "scalekit.twitter.bulk"
 
 local M = {}
 
@@ -105,175 +104,6 @@ local function check_table(v, what, level)
   end
 end
 
--- The client's account context, sent with every Scalekit call, rebuilt
--- only when one of the client's account fields changed.
-local function client_context(self)
-  local st, get = state[self], rawget      -- rawget: unset fields skip __index
-  local c = st.ctx
-  local identifier, connector = get(self, "identifier"), get(self, "connection_name")
-  local account, org, user = get(self, "connected_account_id"), get(self, "organization_id"), get(self, "user_id")
-  if c and c.identifier == identifier and c.connector == connector and c.connected_account_id == account
-     and c.organization_id == org and c.user_id == user then
-    return c
-  end
-  c = { identifier = identifier, connector = connector, connected_account_id = account,
-        organization_id = org, user_id = user }
-  st.ctx = c
-  return c
-end
-
--- The call options that name an account, and the context field each sets.
-local ACCOUNT_OPTIONS = { identifier = "identifier", connection_name = "connector",
-                          connected_account_id = "connected_account_id", organization_id = "organization_id",
-                          user_id = "user_id" }
-
--- The account context of one call: the client's, with the call's own
--- account options over it (false: none).
-local function context(self, opts)
-  local c = client_context(self)
-  if opts == nil then return c end
-  local own
-  for opt, field in pairs(ACCOUNT_OPTIONS) do
-    local v = opts[opt]
-    if v ~= nil then
-      if not own then
-        own = {}
-        for k, cv in pairs(c) do if k ~= "fields" then own[k] = cv end end
-      end
-      own[field] = v or nil
-    end
-  end
-  return own or c
-end
-
--- The cache key of an account context (nil in direct mode: one account).
-local function account_key(ctx)
-  if ctx == nil then return "" end
-  return table.concat({ tostring(ctx.identifier), tostring(ctx.connector), tostring(ctx.connected_account_id),
-                        tostring(ctx.organization_id), tostring(ctx.user_id) }, "\0")
-end
-
-local MAX_CACHED_IDS = 1000      -- own user ids kept per client (one per account used)
-
--- The ID of the authenticated X user of account context `ctx`, looked up
--- once per account and client (never shared between accounts).
-local function my_id(self, ctx)
-  local st = state[self]
-  local key = account_key(ctx)
-  st.me = st.me or { n = 0 }
-  if st.me[key] then return st.me[key] end
-  local data, err = call.execute(st.backend, tools.get("twitter_user_me"), {}, ctx, nil)
-  if not data then return nil, err end
-  local user = type(data) == "table" and (type(data.data) == "table" and data.data or data) or {}
-  local id = user.id
-  if math.type(id) == "integer" then id = ("%d"):format(id) end
-  if type(id) ~= "string" then
-    return nil, errors.new("protocol", "twitter_user_me returned no user id", { tool = "twitter_user_me" })
-  end
-  if st.me.n >= MAX_CACHED_IDS then st.me = { n = 0 } end
-  st.me[key], st.me.n = id, st.me.n + 1
-  return id
-end
-
--- The params to send and (Scalekit mode) the account context of a call of
--- `tool`, or nil, err: validation, the mode's parameter check, the account
--- check and the "your own id" fill-in.
-local function prepare_call(self, tool, input, opts)
-  local params, err = tools.validate(tool, input or {})
-  if not params then return nil, err end
-  if tool.scalekit_only[1] then
-    err = tools.check_mode(tool, params, self.mode)
-    if err then return nil, err end
-  end
-  local ctx
-  if self.mode == "scalekit" then
-    ctx = context(self, opts)
-    if not ctx.identifier and not ctx.connected_account_id then
-      return nil, errors.new("invalid_input", tool.name .. ": no connected account: set identifier "
-        .. "(or SCALEKIT_IDENTIFIER) or connected_account_id", { tool = tool.name })
-    end
-  end
-  if tool.self_id and params.id == nil then
-    params.id, err = my_id(self, ctx)
-    if not params.id then return nil, err end
-  end
-  return params, ctx
-end
-
--- What the `before` hook is told of a call's account: the mode, and in
--- Scalekit mode the account fields as the client options name them.
-local function hook_context(self, ctx)
-  if not ctx then return { mode = self.mode } end
-  return { mode = self.mode, identifier = ctx.identifier, connection_name = ctx.connector,
-           connected_account_id = ctx.connected_account_id, organization_id = ctx.organization_id,
-           user_id = ctx.user_id }
-end
-
--- The client's `before` hook on a call of tool `name`: the input to use, or
--- nil, a `refused` error when the hook says no (returns false[, why]).
-local function apply_before(self, name, input, opts)
-  local before = state[self].hooks.before
-  input = input or {}
-  if not before then return input end
-  local out, why = before(name, input, hook_context(self, self.mode == "scalekit" and context(self, opts) or nil))
-  if out == false then
-    return nil, errors.new("refused", ("%s: refused by the before hook%s"):format(name,
-      why ~= nil and ": " .. tostring(why) or ""), { tool = name })
-  end
-  if out ~= nil and type(out) ~= "table" then
-    error(("scalekit.twitter: the before hook of %s returned a %s; it returns a table (the input), "
-      .. "false (refuse) or nothing"):format(name, type(out)), 0)
-  end
-  return out or input
-end
-
--- The client's `after` hook on a call's result: data, info (rewritten when
--- the hook returns a value), or nil, a `refused` error that still holds the
--- output and info (the call ran: nothing it returned is lost).
-local function apply_after(self, name, data, info)
-  local after = state[self].hooks.after
-  if data == nil or not after then return data, info end
-  local out, why = after(name, data, info)
-  if out == false then
-    return nil, errors.new("refused", ("%s: refused by the after hook%s"):format(name,
-      why ~= nil and ": " .. tostring(why) or ""), { tool = name, output = data, info = info })
-  end
-  if out ~= nil then data = out end
-  return data, info
-end
-
--- A checked call of `tool`: the before hook, prepare, the pipeline, the
--- after hook.
-local function run(self, tool, input, opts)
-  local st = state[self]
-  local hooks = st.hooks
-  if hooks.before then
-    local err
-    input, err = apply_before(self, tool.name, input, opts)
-    if not input then return nil, err end
-  end
-  local params, ctx = prepare_call(self, tool, input, opts)
-  if not params then return nil, ctx end
-  if hooks.after then return apply_after(self, tool.name, call.execute(st.backend, tool, params, ctx, opts)) end
-  return call.execute(st.backend, tool, params, ctx, opts)
-end
-
--- An unchecked call (`validate = false`, Scalekit mode): the tool name and
--- input go to execute_tool as given, for a tool the catalog does not know.
-local function run_unchecked(self, name, input, opts)
-  local known = tools.get(name)
-  local tool = { name = known and known.name or name, scalekit_only = {} }
-  local err
-  input, err = apply_before(self, tool.name, input, opts)
-  if not input then return nil, err end
-  local ctx = context(self, opts)
-  if not ctx.identifier and not ctx.connected_account_id then
-    return nil, errors.new("invalid_input", tool.name .. ": no connected account: set identifier "
-      .. "(or SCALEKIT_IDENTIFIER) or connected_account_id", { tool = tool.name })
-  end
-  return apply_after(self, tool.name, call.execute(state[self].backend, tool, input, ctx, opts))
-end
-
 local EXECUTE_OPTIONS = { validate = { kind = "boolean" } }
 
 --- Run a tool by name (full or short).
@@ -303,13 +133,13 @@ function Client:execute(name, input, opts)
       if type(name) ~= "string" or not name:find("^[%w_]+$") then
         error("scalekit.twitter: execute needs a tool name of letters, digits and '_'", 2)
       end
-      local data, info = run_unchecked(self, name, input, opts)
+      local data, info = invoke.run_unchecked(self, state[self], name, input, opts)
       return data, info
     end
   end
   local tool, err = tools.lookup(name)
   if not tool then return nil, err end
-  return run(self, tool, input, opts)
+  return invoke.run(self, state[self], tool, input, opts)
 end
 
 --- The last rate-limit headers seen for a tool (full or short name) or a raw
@@ -332,7 +162,8 @@ end
 function Client:request(req)
   check_client(self, "request")
   local r = raw.check(req, self.mode)
-  return call.raw(state[self].backend, r, self.mode == "scalekit" and context(self, r.opts) or nil)
+  local st = state[self]
+  return call.raw(st.backend, r, self.mode == "scalekit" and invoke.context(self, st, r.opts) or nil)
 end
 
 --- Close the client's connections now (they are also closed when the
@@ -342,176 +173,19 @@ function Client:close()
   state[self].backend:close()
 end
 
--- opts with the client's on_page hook filled in when the caller set none.
-local function with_page_hook(self, opts)
-  local hook = state[self].hooks.on_page
-  if hook == nil or (opts and opts.on_page ~= nil) then return opts end
-  local o = { on_page = hook }
-  for k, v in pairs(opts or {}) do o[k] = v end
-  return o
-end
-
--- The tool for a paging call; raises for tools that do not paginate.
-local function paging_tool(name)
-  local tool = tools.get(name)
-  if not tool then
-    local _, err = tools.lookup(name)
-    error("scalekit.twitter: " .. err.message, 3)
-  end
-  if not tool.paginate then
-    error(("scalekit.twitter: %s does not paginate"):format(tool.name), 3)
-  end
-  return tool
-end
-
-local COUNT = { kind = "count", min = 1, max = math.maxinteger }
-local PAGES_OPTIONS = { limit = COUNT, on_page = { kind = "function" } }
-local ITEMS_OPTIONS = { limit = COUNT, pages = COUNT, expand = { kind = "boolean" }, on_page = { kind = "function" } }
-local BATCH_OPTIONS = { concurrency = { kind = "count", min = 1, max = 64 } }
-local BATCH_MAX_CALLS = 10000
-local STREAM_OPTIONS = { reconnect = { kind = "boolean" }, sleep = { kind = "function" } }
-local UPLOAD_OPTIONS = { file = { kind = "string" }, media_type = { kind = "string" },
-                         media_category = { kind = "string" }, on_progress = { kind = "function" },
-                         chunk_size = { kind = "count", min = 1, max = 5 * 1024 * 1024 },
-                         on_wait = { kind = "function" } }
-
--- Raise (blaming the caller's caller) unless opts is nil or a table of the
--- per-call options plus `extra`.
-local function check_call_options(self, opts, what, extra)
-  check_table(opts, what .. " options", 3)
-  if opts ~= nil then options.check(opts, "scalekit.twitter: " .. what, 3, extra, true, self.mode) end
-end
-
---- Iterate over the pages of a paginating tool.
---
--- `for page, err in tw:pages("twitter_followers_get", { id = "..." }, { limit = 10 }) do ... end`.
--- A failure gives `false, err` once, then the loop ends.  `page.meta.next_token`
--- can be saved and passed back in the input to resume.
--- @tparam string name tool name
--- @tparam table input the tool's parameters
--- @tparam[opt] table opts `limit` (pages) and per-call options
-function Client:pages(name, input, opts)
-  check_client(self, "pages")
-  check_table(input, "pages input", 2)
-  check_call_options(self, opts, "pages", PAGES_OPTIONS)
-  return paging.pages(self, paging_tool(name), input, with_page_hook(self, opts))
-end
-
---- Iterate over the items of every page (`data` entries).
---
--- `for item, err in tw:items("twitter_recent_search", { query = "lua" }, { limit = 500 }) do ... end`.
--- @tparam string name tool name
--- @tparam table input the tool's parameters
--- @tparam[opt] table opts `limit` (items), `pages` (pages), `expand = true` joins
---   `includes` onto each item (`author`, `media`, `referenced`, `pinned_tweet`),
---   and per-call options
-function Client:items(name, input, opts)
-  check_client(self, "items")
-  check_table(input, "items input", 2)
-  check_call_options(self, opts, "items", ITEMS_OPTIONS)
-  return paging.items(self, paging_tool(name), input, with_page_hook(self, opts))
-end
-
---- Run many tool calls concurrently over the client's connection pool.
--- @tparam table calls array of `{ name, input [, opts] }`: an entry's own
---   `opts` may name its account (`identifier`, ...; Scalekit mode)
--- @tparam[opt] table opts `concurrency` (default 8, at most 64) and per-call options
--- @return array of `{ data =, info =, err = }` in input order
-function Client:batch(calls, opts)
-  check_client(self, "batch")
-  if type(calls) ~= "table" then error("scalekit.twitter: batch expects an array of { name, input }", 2) end
-  if #calls > BATCH_MAX_CALLS then
-    error(("scalekit.twitter: batch takes at most %d calls"):format(BATCH_MAX_CALLS), 2)
-  end
-  check_call_options(self, opts, "batch", BATCH_OPTIONS)
-  opts = opts or {}
-  local results, jobs, slot = {}, {}, {}
-  for i, c in ipairs(calls) do
-    local name, input, own = c[1], c[2], c[3]
-    if own ~= nil then
-      check_table(own, "batch entry options", 2)
-      options.check(own, "scalekit.twitter: batch entry " .. i, 2, nil, true, self.mode)
-    end
-    local tool, params, ctx, err
-    if type(input) ~= "table" and input ~= nil then
-      err = errors.new("invalid_input", tostring(name) .. ": input must be a table")
-    else
-      tool, err = tools.lookup(name)
-      if tool then input, err = apply_before(self, tool.name, input, own or opts) end
-      if tool and input then
-        params, ctx = prepare_call(self, tool, input, own or opts)
-        if not params then err = ctx end
-      end
-    end
-    if err then
-      results[i] = { err = err }
-    else
-      jobs[#jobs + 1], slot[#jobs + 1] = { tool = tool, params = params, ctx = ctx }, i
-    end
-  end
-  local out = call.batch(state[self].backend, jobs, options.call_options(opts, { concurrency = true }),
-                         opts.concurrency or 8)
-  for k, r in ipairs(out) do
-    if r.data ~= nil then
-      local data, info = apply_after(self, jobs[k].tool.name, r.data, r.info)
-      r = data ~= nil and { data = data, info = info } or { err = info }
-    end
-    results[slot[k]] = r
-  end
-  return results
-end
-
---- Upload a media file; picks one-shot or chunked upload from the file.
--- @tparam table opts `file` (required), `media_type`, `media_category`,
---   `on_progress(sent, total)`, `chunk_size`, `on_wait`
--- @return media_id, media or nil, err
-function Client:upload_media(opts)
-  check_client(self, "upload_media")
-  if type(opts) ~= "table" or type(opts.file) ~= "string" then
-    error("scalekit.twitter: upload_media expects { file = path, ... }", 2)
-  end
-  options.check(opts, "scalekit.twitter: upload_media", 2, UPLOAD_OPTIONS, true, self.mode)
-  local hook = state[self].hooks.on_progress
-  if opts.on_progress == nil and hook then
-    local o = {}
-    for k, v in pairs(opts) do o[k] = v end
-    o.on_progress = hook
-    opts = o
-  end
-  return media.upload(self, opts)
-end
-
 -- The methods of each mode's clients: the common ones, plus the connected
 -- accounts (Scalekit) or streams (direct).
 local methods = { scalekit = {}, direct = {} }
 
 local function backend_of(self) return state[self].backend end
 
+bulk.install(Client, methods.direct, { state = state, check_client = check_client, check_table = check_table })
+
 accounts.install(methods.scalekit, {
   backend = backend_of,
   check = function(self, name) check_client(self, name, 3) end,
-  context = context,
+  context = function(self, opts) return invoke.context(self, state[self], opts) end,
 })
-
---- Read a streaming tool (direct mode): `on_event(event)` is called for each
--- event while it returns true; the stream reconnects with X's backoff.
--- @tparam string name e.g. "twitter_tweet_label_stream"
--- @tparam table input the tool's parameters
--- @tparam function on_event
--- @tparam[opt] table opts `reconnect` (default true), `sleep`, and per-call options
--- @return the number of events delivered, or nil, err
-function methods.direct:stream(name, input, on_event, opts)
-  check_client(self, "stream")
-  check_table(input, "stream input", 2)
-  if type(on_event) ~= "function" then error("scalekit.twitter: stream needs an on_event function", 2) end
-  check_call_options(self, opts, "stream", STREAM_OPTIONS)
-  local tool, err = tools.lookup(name)
-  if not tool then return nil, err end
-  local params
-  params, err = tools.validate(tool, input or {})
-  if not params then return nil, err end
-  return stream.read(state[self].backend, tool, params, on_event, opts)
-end
 
 -- Which mode has the methods the other lacks (for the message when one is
 -- called on the wrong client).
@@ -636,7 +310,7 @@ local function dispatch(self, tool, input, opts)
     if type(opts) ~= "table" then check_table(opts, tool.name .. " options", 2) end
     options.check(opts, "scalekit.twitter: " .. tool.name .. " options", 2, nil, true, self.mode)
   end
-  return run(self, tool, input, opts)
+  return invoke.run(self, state[self], tool, input, opts)
 end
 
 -- One function per tool, on the client methods and on the module, each a
