@@ -156,8 +156,8 @@ local ok, err = pcall(function()
   -- same Host and Content-Length).
   local bearer = { authorization = "Bearer bench-token" }
   local small_headers = transport.new{ headers = { ["x-sdk-version"] = transport.SDK_VERSION,
-    ["x-api-version"] = scalekit.API_VERSION } }:build{ method = "POST", url = base, json = {},
-                                                        override = bearer }.lines
+    ["x-api-version"] = scalekit.API_VERSION } }:lines_for{ method = "POST", url = base,
+                                                            content_type = "application/json", override = bearer }
   local function quoted(headers)
     local out = {}
     for i, h in ipairs(headers) do out[i] = "'" .. h .. "'" end
@@ -286,7 +286,7 @@ local ok, err = pcall(function()
     local tls_setup = ([[
       local tw = twitter.new{ mode = "direct", api_base_url = %q, bearer_token = "bench-token", ca_file = %q }
       local function call() return tw:user_lookup{ id = "2244994945" } end]]):format(tls_base, cert_file)
-    local tls_lines = quoted(transport.new{}:build{ url = base, override = bearer }.lines)
+    local tls_lines = quoted((transport.new{}:lines_for{ url = base, override = bearer }))
     local ct_ir = per_call(c_command(tls_base .. "/2/users/2244994945", "GET", "-", tls_lines,
                                      "CAFILE=" .. cert_file .. " "))
     local st_ir, st_by = per_call(function(n) return sdk_command(tls_setup, n) end)
@@ -331,7 +331,7 @@ local ok, err = pcall(function()
   report("MCP tools/call (same tool, in-process server)", mcp_rate, "calls/s", r_mcp, "(vs the SDK call)", s_mcp)
 
   local bigN = math.max(10, N // 5)
-  local big_lines = quoted(transport.new{}:build{ url = base, override = bearer }.lines)
+  local big_lines = quoted((transport.new{}:lines_for{ url = base, override = bearer }))
   local big_setup = ([[
     local tw = twitter.new{ mode = "direct", api_base_url = %q, bearer_token = "bench-token" }
     local function call() return tw:request{ path = "/big" } end]]):format(base)

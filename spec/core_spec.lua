@@ -81,5 +81,59 @@ describe("the C core's failures", function()
     assert.has_error(function() core.json_decode("{}", 0) end)
     assert.has_error(function() core.read_fd(0, 0) end)
     assert.has_error(function() core.listen(70000) end)
+    local one_line = "a header line must be a single-line string"
+    assert.has_error(function() core.http_lines{ "A: b\r\nEvil: 1" } end, one_line)
+    assert.has_error(function() core.http_lines{ "A: b\0c" } end, one_line)
+    local s = core.http_new()
+    assert.has_error(function()
+      s:request{ url = "http://127.0.0.1:1/", method = "GET", auth_line = "Authorization: x\nEvil: 1",
+                 timeout = 1, connect_timeout = 1, stall_timeout = 1 }
+    end, "auth_line must be a single-line string")
+    s:close()
+  end)
+end)
+
+describe("header sets", function()
+  local f
+  setup(function() f = fake.start() end)
+  teardown(function() f:stop() end)
+
+  -- the header lines of each request the fake got, without those libcurl adds
+  local LIBCURL_ADDS = { host = true, accept = true, ["accept-encoding"] = true }
+  local function sent_lines()
+    local out = {}
+    for i, r in ipairs(f:requests("/any")) do
+      out[i] = {}
+      for _, kv in ipairs(r.headers) do
+        local name = kv[1]:lower()
+        if not LIBCURL_ADDS[name] then out[i][#out[i] + 1] = kv[1] .. ": " .. kv[2] end
+      end
+    end
+    return out
+  end
+
+  it("send their lines in order, the auth line after them, and follow a change of either", function()
+    f:clear()
+    local s = core.http_new()
+    local one, two = core.http_lines{ "X-A: 1", "X-B: 2" }, core.http_lines{ "X-C: 3" }
+    local function get(lines, auth)
+      assert(s:request{ url = f.url .. "/any", method = "GET", lines = lines, auth_line = auth,
+                        timeout = 5, connect_timeout = 5, stall_timeout = 5 })
+    end
+    get(one, "Authorization: Bearer t1")
+    get(one, "Authorization: Bearer t1")               -- the same list again
+    get(one, "Authorization: Bearer t2")               -- a new token
+    get(two, "Authorization: Bearer t2")               -- another set
+    get(two, nil)
+    get(nil, nil)
+    s:close()
+    assert.same({
+      { "X-A: 1", "X-B: 2", "Authorization: Bearer t1" },
+      { "X-A: 1", "X-B: 2", "Authorization: Bearer t1" },
+      { "X-A: 1", "X-B: 2", "Authorization: Bearer t2" },
+      { "X-C: 3", "Authorization: Bearer t2" },
+      { "X-C: 3" },
+      {},
+    }, sent_lines())
   end)
 end)

@@ -56,6 +56,16 @@ typedef struct http_io {
   char errbuf[CURL_ERROR_SIZE];
 } http_io;
 
+/* A set of request header lines ("Name: value"), checked and made into
+ * libcurl's list once (core.http_lines).  It never changes, and its serial
+ * number is never given to another set, so a handle that used it last can
+ * tell by the number alone that its list is still right. */
+#define LINES_MT "scalekit.http.lines"
+typedef struct http_lines {
+  struct curl_slist *list;         /* NULL: no lines */
+  unsigned long long serial;
+} http_lines;
+
 /* One easy handle and what lets its next request skip work: the URL and
  * header lines it already holds (libcurl re-parses both on every set). */
 typedef struct http_conn {
@@ -63,8 +73,8 @@ typedef struct http_conn {
   http_io io;
   struct curl_slist *req_headers;  /* kept until the next request or release */
   buf_t last_url;
-  buf_t last_headers;              /* the header lines behind req_headers */
-  buf_t joined;                    /* scratch: this request's header lines */
+  unsigned long long lines_serial; /* the set behind req_headers (0: none yet) */
+  buf_t last_auth;                 /* and the auth_line after it */
 } http_conn;
 
 /* The settings every handle of a session is made with. */
@@ -109,8 +119,7 @@ static void conn_init(http_conn *c, size_t max_body) {
   memset(c, 0, sizeof *c);
   io_init(&c->io, max_body);
   buf_init(&c->last_url, HTTP_MAX_URL);
-  buf_init(&c->last_headers, HTTP_MAX_HEADERS);
-  buf_init(&c->joined, HTTP_MAX_HEADERS);
+  buf_init(&c->last_auth, HTTP_MAX_HEADERS);
 }
 
 /* Frees everything c holds; safe to call twice. */
@@ -121,8 +130,7 @@ static void conn_release(http_conn *c) {
   c->req_headers = NULL;
   io_free(&c->io);
   buf_free(&c->last_url);
-  buf_free(&c->last_headers);
-  buf_free(&c->joined);
+  buf_free(&c->last_auth);
 }
 
 /* A malloc'd copy of s (NULL stays NULL).  Returns 0 when out of memory. */
@@ -261,64 +269,93 @@ static void set_method(CURL *e, const char *method, const char *body, size_t ble
   }
 }
 
-/* Pushes line i of the request table at `idx`: lines[i] for i <= n (the
- * array at stack index `lines`), then its `auth_line` (may be nil).  Raises
- * for a line that is not a single-line string. */
-static const char *push_line(lua_State *L, int idx, int lines, lua_Integer i, lua_Integer n, size_t *len) {
-  const char *line;
-  if (i <= n) lua_rawgeti(L, lines, i);
-  else lua_getfield(L, idx, "auth_line");
-  if (i > n && lua_isnil(L, -1)) return NULL;
-  line = lua_tolstring(L, -1, len);
-  if (line == NULL || memchr(line, '\r', *len) || memchr(line, '\n', *len))
-    luaL_error(L, "header %d must be a single-line string", (int)i);
+/* Appends the line s[0..n) (a NUL-terminated string) to *list.  Returns 0
+ * when libcurl ran out of memory (*list is then freed). */
+static int lines_append(struct curl_slist **list, const char *s) {
+  struct curl_slist *next = curl_slist_append(*list, s);
+  if (!next) { curl_slist_free_all(*list); *list = NULL; return 0; }
+  *list = next;
+  return 1;
+}
+
+/* Raises unless the string at stack index `idx` is one header line. */
+static const char *check_line(lua_State *L, int idx, const char *what, size_t *len) {
+  const char *line = lua_tolstring(L, idx, len);
+  if (line == NULL || memchr(line, '\r', *len) || memchr(line, '\n', *len) || strlen(line) != *len)
+    luaL_error(L, "%s must be a single-line string", what);
   return line;
 }
 
-/* Builds the request header list from the array of "Name: value" strings in
- * field `lines` of the request table at `idx`, then its `auth_line`,
- * unless they are the same lines as last time (then libcurl keeps its
- * parsed list).  Returns 0 if libcurl ran out of memory; raises for a
- * malformed header line.  Leaves the stack as it was. */
+static int lines_gc(lua_State *L) {
+  http_lines *hl = luaL_checkudata(L, 1, LINES_MT);
+  curl_slist_free_all(hl->list);
+  hl->list = NULL;
+  return 0;
+}
+
+/* http_lines(array) -> a header set: the "Name: value" strings of the
+ * array (at most HTTP_MAX_HEADER_LINES, HTTP_MAX_HEADERS bytes), checked
+ * and made into libcurl's list, for the `lines` field of a request.
+ * Raises for a line that is not a single-line string, past the caps, or
+ * when libcurl runs out of memory (the set's __gc frees what was made). */
+static int http_lines_new(lua_State *L) {
+  static unsigned long long next_serial = 0;
+  http_lines *hl;
+  lua_Integer i, n;
+  size_t total = 0;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  n = (lua_Integer)lua_rawlen(L, 1);
+  luaL_argcheck(L, n <= HTTP_MAX_HEADER_LINES, 1, "too many header lines");
+  hl = lua_newuserdatauv(L, sizeof *hl, 0);
+  hl->list = NULL;
+  hl->serial = ++next_serial;
+  luaL_setmetatable(L, LINES_MT);
+  for (i = 1; i <= n; i++) {
+    size_t len;
+    const char *line;
+    lua_rawgeti(L, 1, i);
+    line = check_line(L, -1, "a header line", &len);
+    total += len;
+    if (total > HTTP_MAX_HEADERS) return luaL_error(L, "header lines over %d bytes", (int)HTTP_MAX_HEADERS);
+    if (!lines_append(&hl->list, line)) return luaL_error(L, "out of memory");
+    lua_pop(L, 1);
+  }
+  return 1;
+}
+
+/* Makes the request's header list: the header set in field `lines` of the
+ * request table at `idx` (nil: none), then its `auth_line`, then "Expect:"
+ * (never wait for "100 Continue") -- unless it is the same set and auth
+ * line as last time, when libcurl keeps the list it has.  Returns 0 if
+ * libcurl ran out of memory; raises for a malformed auth line.  Leaves the
+ * stack as it was. */
 static int set_headers(lua_State *L, int idx, http_conn *c) {
-  lua_Integer i, n = 0;
-  struct curl_slist *list = NULL, *next;
-  buf_t swap;
-  size_t len;
-  const char *line;
-  int lines;
-  lua_getfield(L, idx, "lines");                     /* +1: the lines */
-  lines = lua_gettop(L);
+  struct curl_slist *list = NULL, *p;
+  const http_lines *hl = NULL;
+  const char *auth = NULL;
+  size_t alen = 0;
+  unsigned long long serial = 0;
+  lua_getfield(L, idx, "lines");                     /* +1 */
   if (!lua_isnil(L, -1)) {
-    luaL_checktype(L, -1, LUA_TTABLE);
-    n = (lua_Integer)lua_rawlen(L, -1);
+    hl = luaL_checkudata(L, -1, LINES_MT);
+    serial = hl->serial;
   }
-  buf_reset(&c->joined);
-  for (i = 1; i <= n + 1; i++) {
-    line = push_line(L, idx, lines, i, n, &len);     /* +2: line i */
-    if (line && !buf_append(&c->joined, line, len + 1)) { lua_pop(L, 2); return 0; }  /* with its NUL */
-    lua_pop(L, 1);                                   /* +1 */
-  }
-  if (c->req_headers && c->joined.len == c->last_headers.len &&
-      (c->joined.len == 0 || memcmp(c->joined.data, c->last_headers.data, c->joined.len) == 0)) {
-    lua_pop(L, 1);                                   /* same lines: done */
+  lua_getfield(L, idx, "auth_line");                 /* +2 */
+  if (!lua_isnil(L, -1)) auth = check_line(L, -1, "auth_line", &alen);
+  if (c->req_headers && serial == c->lines_serial && alen == c->last_auth.len &&
+      (alen == 0 || memcmp(auth, c->last_auth.data, alen) == 0)) {
+    lua_pop(L, 2);                                   /* the same: done */
     return 1;
   }
-  for (i = 1; i <= n + 1; i++) {
-    line = push_line(L, idx, lines, i, n, &len);     /* +2: line i (checked above) */
-    next = line ? curl_slist_append(list, line) : list;
-    lua_pop(L, 1);                                   /* +1 */
-    if (line && !next) { curl_slist_free_all(list); lua_pop(L, 1); return 0; }
-    list = next;                                     /* NULL while there are no lines */
-  }
-  lua_pop(L, 1);                                     /* the lines */
-  next = curl_slist_append(list, "Expect:");         /* never wait for "100 Continue" */
-  if (!next) { curl_slist_free_all(list); return 0; }
+  for (p = hl ? hl->list : NULL; p; p = p->next)
+    if (!lines_append(&list, p->data)) { lua_pop(L, 2); return 0; }
+  if ((auth && !lines_append(&list, auth)) || !lines_append(&list, "Expect:")) { lua_pop(L, 2); return 0; }
+  buf_reset(&c->last_auth);
+  if (alen > 0 && !buf_append(&c->last_auth, auth, alen)) { curl_slist_free_all(list); lua_pop(L, 2); return 0; }
+  lua_pop(L, 2);
   curl_slist_free_all(c->req_headers);
-  c->req_headers = next;
-  swap = c->last_headers;                            /* remember this request's lines */
-  c->last_headers = c->joined;
-  c->joined = swap;
+  c->req_headers = list;
+  c->lines_serial = serial;
   curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, c->req_headers);
   return 1;
 }
@@ -1106,6 +1143,9 @@ void http_register(lua_State *L) {
   class_register(L, BATCH_MT, NULL, batch_gc);
   class_register(L, STREAM_MT, smethods, stream_close);
   class_register(L, LOOP_MT, lmethods, loop_close);
+  class_register(L, LINES_MT, NULL, lines_gc);
+  lua_pushcfunction(L, http_lines_new);
+  lua_setfield(L, -2, "http_lines");
   lua_pushcfunction(L, http_loop_new);
   lua_setfield(L, -2, "http_loop");
   lua_pushcfunction(L, http_new);                      /* on the module table at -1 */

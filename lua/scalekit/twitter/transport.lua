@@ -216,17 +216,18 @@ function M.raw_target(req, level)
 end
 -- The fixed header lines of a request without headers of its own: the
 -- transport's lines and the content type, made once per content type (a
--- request has none, JSON or a form).  The C session keeps libcurl's list
--- while the lines stay the same.
+-- request has none, JSON or a form), with their header set (core.http_lines:
+-- the C session keeps libcurl's list while a request brings the same set).
 local function fixed_lines(self, ctype)
   local key = ctype or ""
-  local lines = self.fixed[key]
-  if not lines then
-    lines = table.move(self.static_lines, 1, #self.static_lines, 1, {})
+  local f = self.fixed[key]
+  if not f then
+    local lines = table.move(self.static_lines, 1, #self.static_lines, 1, {})
     if ctype then lines[#lines + 1] = "Content-Type: " .. ctype end
-    self.fixed[key] = lines
+    f = { lines = lines, set = core.http_lines(lines) }
+    self.fixed[key] = f
   end
-  return lines
+  return f
 end
 
 -- Methods that may go out twice (libcurl resends on a dead kept-alive
@@ -265,9 +266,20 @@ end
 -- Drops a caller's Authorization header where the request has its own line.
 local NO_AUTHORIZATION = { Authorization = false }
 
+--- The header lines `req` goes out with (before its `auth_line`), and
+-- their header set when they are the transport's fixed lines.
+function Transport:lines_for(req)
+  if req.headers == nil and req.override == nil then
+    local f = fixed_lines(self, req.content_type)
+    return f.lines, f.set
+  end
+  return header_lines(BASE_HEADERS, { ["Content-Type"] = req.content_type }, self.headers, req.headers,
+                      req.override, req.auth_line and NO_AUTHORIZATION)
+end
+
 --- Make `req` (see `send`) the request the C session reads, and trace it:
 -- in its wire form (see `wire`, done once), with this attempt's header
--- `lines` (the `auth_line` goes after them) and timeouts (the call's
+-- `lines` (a header set; the `auth_line` goes after them) and timeouts (the call's
 -- deadline bounds the attempt's; the deadline only comes closer, so
 -- writing the bound back over `req.timeout` is safe).
 -- @tparam table req as for `send`
@@ -279,14 +291,9 @@ function Transport:build(req)
     if not ok then return nil, err end
   end
   local auth_line = req.auth_line
-  if req.headers == nil and req.override == nil then
-    req.lines = fixed_lines(self, req.content_type)
-  else
-    req.lines = header_lines(BASE_HEADERS, { ["Content-Type"] = req.content_type }, self.headers, req.headers,
-                             req.override, auth_line and NO_AUTHORIZATION)
-  end
+  local lines, set = self:lines_for(req)
+  req.lines = set or core.http_lines(lines)
   if self.debug then
-    local lines = req.lines
     self:trace(("> %s %s"):format(req.method, req.url))
     for i = 1, #lines + 1 do
       local l = lines[i] or auth_line
