@@ -58,8 +58,6 @@ else
 EXPORT_LUA = -Wl,-E
 endif
 HOST_LUA_LIB ?= $(if $(LUA_STATIC),$(EXPORT_LUA) $(LUA_STATIC),$(LUA_LIB))
-EDIT_CFLAGS = $(shell test -f /usr/include/editline/readline.h && echo -DHAVE_EDITLINE)
-EDIT_LIBS   = $(shell test -f /usr/include/editline/readline.h && echo -ledit)
 BINDIR     = $(PREFIX)/bin
 LUA_SRCS = $(shell find lua -name '*.lua' | sort)
 
@@ -96,11 +94,11 @@ build/embedded.o: build/embedded.c src/embedded.h
 	$(CC) $(ALL_CFLAGS) -Isrc -c $< -o $@
 
 build/host.o: src/host.c $(wildcard src/*.h) | build
-	$(CC) $(ALL_CFLAGS) $(EDIT_CFLAGS) -c $< -o $@
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 bin/scalekit-lua: $(OBJS) $(HOST_OBJS)
 	@mkdir -p bin
-	$(CC) $(LDFLAGS) -o $@ $(OBJS) $(HOST_OBJS) $(HOST_LUA_LIB) $(LIBS) $(EDIT_LIBS) $(HOST_SYSLIBS)
+	$(CC) $(LDFLAGS) -o $@ $(OBJS) $(HOST_OBJS) $(HOST_LUA_LIB) $(LIBS) $(HOST_SYSLIBS)
 
 build:
 	@mkdir -p build

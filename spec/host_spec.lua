@@ -70,6 +70,28 @@ describe("scalekit-lua as an interpreter", function()
     assert.equals("@[builtin]/scalekit.twitter.direct.lua\ttrue\n", out)
   end)
 
+  it("starts generational collection over once the SDK is loaded: the heap stays near its size", function()
+    -- short-lived garbage after the load; before, Lua let the heap double
+    -- (a "bad" first major collection) before collecting any of it
+    write("gc.lua", [[
+      require "scalekit.twitter"
+      local base, peak = collectgarbage("count"), 0
+      for i = 1, 20000 do
+        local t = { i, tostring(i), { i } }
+        peak = math.max(peak, collectgarbage("count"))
+        if t[1] < 0 then print(t) end
+      end
+      print(collectgarbage("generational"), peak / base < 1.6, ("%.2f"):format(peak / base))]])
+    local rc, out = sh(HOST .. " gc.lua", dir)
+    assert.equals(0, rc)
+    assert.matches("^generational\ttrue\t", out)
+    -- a script that picked the incremental collector keeps it
+    rc, out = sh(HOST .. [[ -e 'collectgarbage("incremental"); require "scalekit.twitter"
+      print(collectgarbage("incremental"))']])
+    assert.equals(0, rc)
+    assert.equals("incremental\n", out)
+  end)
+
   it("exits 1 on an uncaught error, printing its __tostring and a traceback", function()
     write("e.lua", 'local e = require("scalekit.twitter").errors.new("auth", "bad token")\nerror(e)')
     local rc, _, err = sh(HOST .. " e.lua", dir)
@@ -339,6 +361,38 @@ describe("scalekit-lua command line", function()
     local rc, out = sh("printf 'x + 1\\nprint(\"done\")\\n' | " .. HOST .. " -i -e 'x = 5'")
     assert.equals(0, rc)
     assert.equals("6\ndone\n\n", out)
+  end)
+
+  it("-i on a terminal loads the line editor then (history), and a script never maps it", function()
+    -- a pseudo-terminal from Python's standard library: the prompt, an
+    -- expression, then the up arrow brings it back
+    write("term.py", [[
+import os, pty, select, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], [sys.argv[1], "--no-env", "-i"])
+out = b""
+def read(t):
+    global out
+    end = time.time() + t
+    while time.time() < end:
+        if select.select([fd], [], [], 0.1)[0]:
+            try:
+                out += os.read(fd, 4096)
+            except OSError:
+                return
+read(0.5)
+for keys in (b"1+2\r", b"\x1b[A\r", b"os.exit(0)\r"):
+    os.write(fd, keys)
+    read(1.0)
+sys.stdout.write(out.decode().replace("\r", ""))
+]])
+    local rc, out = sh("python3 term.py " .. HOST, dir)
+    assert.equals(0, rc)
+    assert.equals("> 1+2\n3\n> > 1+2\n3\n> os.exit(0)\n", out)
+    rc, out = sh(HOST .. [[ -e 'print((io.open("/proc/self/maps"):read("a"):find("libedit", 1, true)))']])
+    assert.equals(0, rc)
+    assert.equals("nil\n", out)
   end)
 
   it("-W turns warnings on", function()

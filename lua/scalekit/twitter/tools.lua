@@ -174,6 +174,11 @@ for i, entry in ipairs(catalog.tools) do
   by_name[t.name], by_name[t.short] = t, t
 end
 table.sort(M.list, function(a, b) return a.name < b.name end)
+-- The catalog and X's constraints are read once, into these records: let
+-- their raw tables go (a fifth of the SDK's heap).  A later require of
+-- either module loads it afresh.
+catalog, x_constraints = nil, nil
+package.loaded["scalekit.twitter.catalog"], package.loaded["scalekit.twitter.x_constraints"] = nil, nil
 
 --- Levenshtein distance, capped: returns `cap + 1` once it is exceeded.
 local function distance(a, b, cap)
