@@ -451,7 +451,7 @@ static void push_header_block(lua_State *L, const char *block, size_t len,
       for (i = 0; i < nlen; i++) {
         unsigned char ch = (unsigned char)p[i];
         if (ch <= ' ' || ch == 0x7f) break;          /* not a header name */
-        name[i] = (char)tolower(ch);
+        name[i] = (char)(ch >= 'A' && ch <= 'Z' ? ch + ('a' - 'A') : ch);   /* ASCII: no locale */
       }
       if (i < nlen) { p = eol + 1; continue; }
       lua_pushlstring(L, name, nlen);                /* +2: name */
@@ -483,16 +483,17 @@ static void push_raw_headers(lua_State *L, http_io *io) {
   lua_pushlstring(L, p + skip, io->head.len - skip);
 }
 
-/* True when a line of block[0..len) starts with one of the n prefixes. */
-static int block_has_prefix(const char *block, size_t len, const char *const *prefix, int n) {
+/* The offset of the first line of block[0..len) that starts with one of
+ * the n prefixes, or len when there is none. */
+static size_t block_find_prefix(const char *block, size_t len, const char *const *prefix, int n) {
   const char *p = block, *end = block + len;
   while (p < end) {
     const char *eol = memchr(p, '\n', (size_t)(end - p));
     if (!eol) eol = end;
-    if (has_prefix(prefix, n, p, (size_t)(eol - p))) return 1;
+    if (has_prefix(prefix, n, p, (size_t)(eol - p))) return (size_t)(p - block);
     p = eol + 1;
   }
-  return 0;
+  return len;
 }
 
 /* parse_headers(block [, prefixes]) -> table, as session:request gives
@@ -501,7 +502,7 @@ static int block_has_prefix(const char *block, size_t len, const char *const *pr
  * are none (what the rate-limit bookkeeping reads: most answers make no
  * table at all). */
 static int http_parse_headers(lua_State *L) {
-  size_t len;
+  size_t len, first;
   const char *block = luaL_checklstring(L, 1, &len);
   const char *prefix[HTTP_MAX_PREFIXES];
   int i, n = 0;
@@ -521,11 +522,12 @@ static int http_parse_headers(lua_State *L) {
     push_header_block(L, block, len, NULL, 0);
     return 1;
   }
-  if (!block_has_prefix(block, len, prefix, n)) {    /* the usual answer: no table */
+  first = block_find_prefix(block, len, prefix, n);
+  if (first == len) {                                /* the usual answer: no table */
     lua_pushnil(L);
     return 1;
   }
-  push_header_block(L, block, len, prefix, n);       /* +1: the table */
+  push_header_block(L, block + first, len - first, prefix, n);   /* +1: the table, from that line on */
   lua_pushnil(L);
   if (lua_next(L, -2)) {                             /* +3: a key and its value */
     lua_pop(L, 2);                                   /* not empty: the table */

@@ -26,17 +26,16 @@
 local core = require "scalekit.core"
 local errors = require "scalekit.twitter.errors"
 local policy = require "scalekit.twitter.policy"
-local transport = require "scalekit.twitter.transport"
 
 local M = {}
 
-local json_decode, object_mt = core.json_decode, core.object_mt
+local json_decode, object_mt, parse_headers = core.json_decode, core.object_mt, core.parse_headers
 local RATE_PREFIXES = policy.RATE_HEADER_PREFIXES
 
 -- Keep what the rate headers of `resp` say under `key` (the last seen wins;
 -- an answer without them keeps the last).
 local function note_rate(b, key, resp)
-  local h = transport.headers_with(resp, RATE_PREFIXES)
+  local h = parse_headers(resp.raw_headers, RATE_PREFIXES)
   if h then b.rate[key] = policy.rate_of(h) or b.rate[key] end
 end
 
@@ -124,7 +123,7 @@ function M.execute(b, tool, params, ctx, opts)
   end
   local req, err = b:request_for(tool, params, ctx)
   if not req then return nil, err end
-  local j, resp = M.request(b, tool, req, policy.settings(opts, b.settings))
+  local j, resp = M.request(b, tool, req, opts and policy.settings(opts, b.settings) or b.settings)
   if j == nil then return nil, resp end
   return b:result(tool, j, resp)
 end

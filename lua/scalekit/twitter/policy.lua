@@ -51,9 +51,10 @@ end
 
 function M.rate_of(headers)
   local out
-  if headers["x-rate-limit-limit"] or headers["x-rate-limit-remaining"] then
-    out = { limit = int(headers, "x-rate-limit-limit"), remaining = int(headers, "x-rate-limit-remaining"),
-            reset = int(headers, "x-rate-limit-reset") }
+  local limit, remaining = headers["x-rate-limit-limit"], headers["x-rate-limit-remaining"]
+  if limit or remaining then        -- math.tointeger reads numeric strings (nil: nil)
+    out = { limit = tointeger(limit), remaining = tointeger(remaining),
+            reset = tointeger(headers["x-rate-limit-reset"]) }
   end
   for i = 1, #DAY do
     local d = DAY[i]
@@ -202,6 +203,7 @@ end
 --   request left the machine)
 function M.send(http, req, s, hints)
   local resp, err = http:send(req)
+  if resp and resp.status < 429 then return resp end    -- the usual answer: nothing to repeat
   local retries, waits = 0, 0
   while true do
     local delay, why = M.should_repeat(s, hints, req.method, resp, err, retries, waits)

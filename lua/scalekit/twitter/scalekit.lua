@@ -237,9 +237,14 @@ end
 -- account headers when it has them.
 -- @return the token, or nil, err
 function Scalekit:authorize(req)
-  local tok, err = self:token(req.deadline)
-  if not tok then err.tool = req.tool; return nil, err end
-  req.override, req.auth_line = req.account, self.secret.token.line
+  local secret = self.secret
+  local tok = secret.access_token
+  if not (tok and core.monotonic() < secret.token.expires) then       -- as `token`, without the call
+    local err
+    tok, err = self:fetch_token(req.deadline)
+    if not tok then err.tool = req.tool; return nil, err end
+  end
+  req.override, req.auth_line = req.account, secret.token.line
   return tok
 end
 
@@ -303,13 +308,15 @@ local function frame_of(ctx, tool_name)
 end
 
 --- The execute_tool request of a tool call (`ctx`: the account it is
--- for), or nil, err when its params cannot be encoded.
+-- for), already in its wire form (see the transport's `build`), or nil,
+-- err when its params cannot be encoded.
 function Scalekit:request_for(tool, params, ctx)
   local json, _, err = core.json_encode(params, "body.params")
   if not json then return nil, errors.new("invalid_input", err, { tool = tool.name }) end
   local f = frame_of(ctx, tool.name)
   return { method = "POST", path = M.EXECUTE_PATH, url = self.execute_url, body = f[1] .. json .. f[2],
-           content_type = "application/json", ctx = ctx, tool = tool.name, rate_key = tool.name }
+           content_type = "application/json", once = true, wired = true,
+           ctx = ctx, tool = tool.name, rate_key = tool.name }
 end
 
 --- The proxy request of a raw request (see the client's `request`): the

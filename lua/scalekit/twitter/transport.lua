@@ -214,21 +214,6 @@ function M.raw_target(req, level)
   local q = path:find("?", 1, true)
   return method, path, method .. " " .. (q and path:sub(1, q - 1) or path)
 end
--- The fixed header lines of a request without headers of its own: the
--- transport's lines and the content type, made once per content type (a
--- request has none, JSON or a form), with their header set (core.http_lines:
--- the C session keeps libcurl's list while a request brings the same set).
-local function fixed_lines(self, ctype)
-  local key = ctype or ""
-  local f = self.fixed[key]
-  if not f then
-    local lines = table.move(self.static_lines, 1, #self.static_lines, 1, {})
-    if ctype then lines[#lines + 1] = "Content-Type: " .. ctype end
-    f = { lines = lines, set = core.http_lines(lines) }
-    self.fixed[key] = f
-  end
-  return f
-end
 
 -- Methods that may go out twice (libcurl resends on a dead kept-alive
 -- connection; the retry policy repeats them): the others carry a body,
@@ -267,10 +252,21 @@ end
 local NO_AUTHORIZATION = { Authorization = false }
 
 --- The header lines `req` goes out with (before its `auth_line`), and
--- their header set when they are the transport's fixed lines.
+-- their header set when they are the transport's fixed lines.  A request
+-- without headers of its own gets the fixed lines: the transport's and the
+-- content type, made once per content type (none, JSON or a form) with
+-- their header set (core.http_lines: the C session keeps libcurl's list
+-- while a request brings the same set).
 function Transport:lines_for(req)
   if req.headers == nil and req.override == nil then
-    local f = fixed_lines(self, req.content_type)
+    local ctype = req.content_type
+    local f = self.fixed[ctype or ""]
+    if not f then
+      local lines = table.move(self.static_lines, 1, #self.static_lines, 1, {})
+      if ctype then lines[#lines + 1] = "Content-Type: " .. ctype end
+      f = { lines = lines, set = core.http_lines(lines) }
+      self.fixed[ctype or ""] = f
+    end
     return f.lines, f.set
   end
   return header_lines(BASE_HEADERS, { ["Content-Type"] = req.content_type }, self.headers, req.headers,
