@@ -209,6 +209,24 @@ local ok, err = pcall(function()
     local req = { method = "POST", url = %q, body = %q, content_type = "application/json",
                   auth_line = "Authorization: Bearer bench-token" }
     local function call() return http:send(req) end]]):format(base .. "/api/v1/execute_tool", body)
+  -- the floor of any Lua SDK on this core: the same tool call written by
+  -- hand (the body encoded, one request with the SDK's transfer policies,
+  -- the answer decoded), with no validation, account, retry policy, rate
+  -- bookkeeping or result info
+  local floor_setup = ([[
+    local transport = require "scalekit.twitter.transport"
+    local s = core.http_new{}
+    local lines = core.http_lines(transport.new{ headers = { ["x-sdk-version"] = transport.SDK_VERSION,
+      ["x-api-version"] = require("scalekit.twitter.scalekit").API_VERSION } }:lines_for{
+      content_type = "application/json" })
+    local req = { method = "POST", url = %q, lines = lines, auth_line = "Authorization: Bearer bench-token",
+                  once = true, timeout = 60, connect_timeout = 10, stall_timeout = 30 }
+    local function call()
+      req.body = core.json_encode({ connector = "twitter", identifier = "bench", params = { id = "2244994945" },
+                                    tool_name = "twitter_user_lookup" })
+      local status, _, body = s:request(req)
+      return status == 200 and core.json_decode(body).data
+    end]]):format(base .. "/api/v1/execute_tool")
   -- the same call as an MCP tools/call: the JSON-RPC line in, the tool run
   -- as a task on the server's loop (libcurl's multi interface), the
   -- answer encoded out (to a sink, not stdout)
@@ -282,6 +300,8 @@ local ok, err = pcall(function()
     report("instructions: C loop execute_tool (small)", c_ir, "instr")
     report("instructions: SDK tw:user_lookup via Scalekit", sdk_ir, "instr", sdk_ir / c_ir, "<= 1.35")
     report("instructions: SDK transport alone (same bytes)", raw_ir, "instr", raw_ir / c_ir, "(reported)")
+    local floor_ir = per_call(function(n) return sdk_command(floor_setup, n) end)
+    report("instructions: the same call by hand on the core", floor_ir, "instr", floor_ir / c_ir, "(floor)")
     local mcp_ir, mcp_by = per_call(function(n) return sdk_command(mcp_setup, n) end)
     report("instructions: MCP tools/call of the same tool", mcp_ir, "instr", mcp_ir / sdk_ir, "(vs the SDK call)")
     local cert_file = dir .. "/cert.pem"

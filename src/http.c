@@ -427,13 +427,14 @@ static int has_prefix(const char *const *prefix, int n, const char *p, size_t le
  * values trimmed, repeated headers joined with ", ".  Lines whose name is
  * empty, longer than HTTP_MAX_NAME or holds spaces or control characters
  * (status lines, folded lines) are skipped, and so are lines that start
- * with none of the `nonly` prefixes in `only` (when `only` is not NULL). */
+ * with none of the `nonly` prefixes in `only` (when `only` is not NULL).
+ * `lines` lines of the whole block come before this one: with them, no
+ * more than HTTP_MAX_HEADER_LINES are read, wherever the reading starts. */
 #define HTTP_MAX_NAME 128
 static void push_header_block(lua_State *L, const char *block, size_t len,
-                              const char *const *only, int nonly) {
+                              const char *const *only, int nonly, int lines) {
   const char *p = block, *end = block + len;
   char name[HTTP_MAX_NAME];
-  int lines = 0;
   lua_createtable(L, 0, only ? 4 : 8);               /* +1: the table */
   while (p < end && lines++ < HTTP_MAX_HEADER_LINES) {
     const char *eol = memchr(p, '\n', (size_t)(end - p));
@@ -484,13 +485,19 @@ static void push_raw_headers(lua_State *L, http_io *io) {
 }
 
 /* The offset of the first line of block[0..len) that starts with one of
- * the n prefixes, or len when there is none. */
-static size_t block_find_prefix(const char *block, size_t len, const char *const *prefix, int n) {
+ * the n prefixes, and in *skipped the number of lines before it; len when
+ * none of the first HTTP_MAX_HEADER_LINES lines does. */
+static size_t block_find_prefix(const char *block, size_t len, const char *const *prefix, int n,
+                                int *skipped) {
   const char *p = block, *end = block + len;
-  while (p < end) {
+  int lines;
+  for (lines = 0; p < end && lines < HTTP_MAX_HEADER_LINES; lines++) {
     const char *eol = memchr(p, '\n', (size_t)(end - p));
     if (!eol) eol = end;
-    if (has_prefix(prefix, n, p, (size_t)(eol - p))) return (size_t)(p - block);
+    if (has_prefix(prefix, n, p, (size_t)(eol - p))) {
+      *skipped = lines;
+      return (size_t)(p - block);
+    }
     p = eol + 1;
   }
   return len;
@@ -505,7 +512,7 @@ static int http_parse_headers(lua_State *L) {
   size_t len, first;
   const char *block = luaL_checklstring(L, 1, &len);
   const char *prefix[HTTP_MAX_PREFIXES];
-  int i, n = 0;
+  int i, n = 0, skipped = 0;
   if (!lua_isnoneornil(L, 2)) {
     luaL_checktype(L, 2, LUA_TTABLE);
     n = (int)luaL_len(L, 2);
@@ -519,15 +526,15 @@ static int http_parse_headers(lua_State *L) {
     }
   }
   if (lua_isnoneornil(L, 2)) {
-    push_header_block(L, block, len, NULL, 0);
+    push_header_block(L, block, len, NULL, 0, 0);
     return 1;
   }
-  first = block_find_prefix(block, len, prefix, n);
+  first = block_find_prefix(block, len, prefix, n, &skipped);
   if (first == len) {                                /* the usual answer: no table */
     lua_pushnil(L);
     return 1;
   }
-  push_header_block(L, block + first, len - first, prefix, n);   /* +1: the table, from that line on */
+  push_header_block(L, block + first, len - first, prefix, n, skipped);   /* +1: the table, from there */
   lua_pushnil(L);
   if (lua_next(L, -2)) {                             /* +3: a key and its value */
     lua_pop(L, 2);                                   /* not empty: the table */
@@ -1088,7 +1095,7 @@ static int stream_response(lua_State *L) {
   long status = 0;
   if (st->conn.easy) curl_easy_getinfo(st->conn.easy, CURLINFO_RESPONSE_CODE, &status);
   lua_pushinteger(L, status);
-  push_header_block(L, buf_cstr(&st->conn.io.head), st->conn.io.head.len, NULL, 0);
+  push_header_block(L, buf_cstr(&st->conn.io.head), st->conn.io.head.len, NULL, 0, 0);
   return 2;
 }
 
