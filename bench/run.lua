@@ -12,7 +12,8 @@ local scalekit = require "scalekit.twitter.scalekit"
 local N = tonumber(arg[1]) or 5000
 -- BENCH_PROFILE=dir keeps each callgrind output there (callgrind.NN, in the
 -- order the lines run: N calls, then none) to read with callgrind_annotate;
--- BENCH_IR_ONLY=1 stops after the instruction lines.
+-- BENCH_IR_ONLY=1 stops after the instruction lines; BENCH_STEPS=1 adds
+-- where one tool call's instructions go, a piece at a time.
 local PROFILE_DIR = os.getenv("BENCH_PROFILE")
 local profile_seq = 0
 local ROOT = (arg[0]:match("^(.*)/bench/run%.lua$") or ".")
@@ -304,6 +305,94 @@ local ok, err = pcall(function()
     report("instructions: the same call by hand on the core", floor_ir, "instr", floor_ir / c_ir, "(floor)")
     local mcp_ir, mcp_by = per_call(function(n) return sdk_command(mcp_setup, n) end)
     report("instructions: MCP tools/call of the same tool", mcp_ir, "instr", mcp_ir / sdk_ir, "(vs the SDK call)")
+    if os.getenv("BENCH_STEPS") then
+      -- BENCH_STEPS=1: where the call goes beyond the C loop, a piece at a
+      -- time.  libcurl's price for each transfer policy the SDK's session
+      -- sets (the C loop with one policy on, then all), the floor's own
+      -- pieces, then the pipeline's steps, each run cumulatively (the step
+      -- and all before it) and reported as the difference to the one before.
+      -- Read them from a full run (1000 calls): with 200 the small lines
+      -- move by about 1k.
+      local function c_with(policies)
+        return per_call(c_command(base .. "/api/v1/execute_tool", "POST", body, small_lines,
+                                  "POLICIES=" .. policies .. " "))
+      end
+      for _, p in ipairs{ "gzip", "timeouts", "stall", "callbacks", "share", "gzip,timeouts,stall,callbacks,share" } do
+        report("step: libcurl with " .. p, c_with(p) - c_ir, "instr", nil, "(over the C loop)")
+      end
+      -- `code` is the body of `call`, with the client's private state at
+      -- hand (found the way a debugger would; no comments in the code: the
+      -- shell joins its lines)
+      local function sdk_step(code)
+        return per_call(function(n)
+          return sdk_command(([[
+            local tools = require "scalekit.twitter.tools"
+            local invoke = require "scalekit.twitter.invoke"
+            local pipeline = require "scalekit.twitter.call"
+            local transport = require "scalekit.twitter.transport"
+            local tw = twitter.new{ env_url = %q, client_id = "bench", client_secret = "bench", identifier = "bench" }
+            assert(tw:user_lookup{ id = "2244994945" })
+            local function find(f, depth)
+              for i = 1, 255 do
+                local name, v = debug.getupvalue(f, i)
+                if name == nil then return nil end
+                if name == "state" and type(v) == "table" and v[tw] then return v[tw] end
+                if type(v) == "function" and depth > 0 then
+                  local found = find(v, depth - 1)
+                  if found then return found end
+                end
+              end
+            end
+            local st = assert(find(twitter.new, 2), "the client's state")
+            local b, tool, input = st.backend, tools.get("twitter_user_lookup"), { id = "2244994945" }
+            local session, answer = core.http_new{}, %q
+            local req = { method = "POST", url = %q, auth_line = "Authorization: Bearer bench-token",
+              lines = core.http_lines(transport.new{ headers = { ["x-sdk-version"] = transport.SDK_VERSION,
+                ["x-api-version"] = require("scalekit.twitter.scalekit").API_VERSION } }:lines_for{
+                content_type = "application/json" }),
+              body = %q, once = true, timeout = 60, connect_timeout = 10, stall_timeout = 30 }
+            local policy, rate = require "scalekit.twitter.policy", {}
+            local raw_block = "HTTP/2 200 \r\nserver: nginx/1.22.1\r\ndate: Fri, 04 Dec 2026 20:00:00 GMT\r\n"
+              .. "content-type: application/json\r\ncontent-length: 67\r\nx-rate-limit-limit: 900\r\n"
+              .. "x-rate-limit-remaining: 899\r\nx-rate-limit-reset: 1764460000\r\n\r\n"
+            local _ = tools, invoke, pipeline, b, tool, input, session, answer, req, policy, rate, raw_block
+            local function call() %s end]]):format(base, '{"data":{"data":' .. USER .. '},"execution_id":"bench"}',
+              base .. "/api/v1/execute_tool", body, code), n)
+        end)
+      end
+      local pieces = {      -- what, the call's body, what it is measured against
+        { "floor json_encode of the body", [[return core.json_encode({ connector = "twitter",
+            identifier = "bench", params = { id = "2244994945" }, tool_name = "twitter_user_lookup" })]] },
+        { "floor json_decode of the answer", "return core.json_decode(answer)" },
+        { "floor session:request", "return session:request(req) == 200", c_ir, "(over the C loop)" },
+        { "direct mode's rate headers (3 lines)", [[local h = core.parse_headers(raw_block,
+            policy.RATE_HEADER_PREFIXES) rate.k = policy.rate_of(h) return rate.k.remaining == 899]] },
+      }
+      for _, piece in ipairs(pieces) do
+        report("step: " .. piece[1], sdk_step(piece[2]) - (piece[3] or 0), "instr", nil, piece[4] or "(alone)")
+      end
+      local steps = {
+        { "tools.validate", "return tools.validate(tool, input)" },
+        { "+ account context", "return invoke.prepare(tw, st, tool, input)" },
+        { "+ request_for", "local p, ctx = invoke.prepare(tw, st, tool, input) return b:request_for(tool, p, ctx)" },
+        { "+ authorize, policy.send", [[local p, ctx = invoke.prepare(tw, st, tool, input)
+            local r = b:request_for(tool, p, ctx)
+            assert(b:authorize(r, tool))
+            r.timeout, r.connect_timeout, r.stall_timeout = 60, 10, 30
+            return policy.send(b.http, r, b.settings, b.hints)]] },
+        { "+ deadline, rate bookkeeping", [[local p, ctx = invoke.prepare(tw, st, tool, input)
+            return pipeline.send(b, b:request_for(tool, p, ctx), b.settings, tool)]] },
+        { "+ decode, result", [[local p, ctx = invoke.prepare(tw, st, tool, input)
+            return pipeline.execute(b, tool, p, ctx)]] },
+        { "+ the public method", [[return tw:user_lookup(input)]] },
+      }
+      local before = 0
+      for _, step in ipairs(steps) do
+        local ir = sdk_step(step[2])
+        report("step: " .. step[1], ir - before, "instr", nil, "(over the step before)")
+        before = ir
+      end
+    end
     local cert_file = dir .. "/cert.pem"
     local tls_setup = ([[
       local tw = twitter.new{ mode = "direct", api_base_url = %q, bearer_token = "bench-token", ca_file = %q }
