@@ -214,20 +214,24 @@ local ok, err = pcall(function()
   -- hand (the body encoded, one request with the SDK's transfer policies,
   -- the answer decoded), with no validation, account, retry policy, rate
   -- bookkeeping or result info
-  local floor_setup = ([[
+  local floor_parts = ([[
     local transport = require "scalekit.twitter.transport"
-    local s = core.http_new{}
-    local lines = core.http_lines(transport.new{ headers = { ["x-sdk-version"] = transport.SDK_VERSION,
-      ["x-api-version"] = require("scalekit.twitter.scalekit").API_VERSION } }:lines_for{
-      content_type = "application/json" })
-    local req = { method = "POST", url = %q, lines = lines, auth_line = "Authorization: Bearer bench-token",
-                  once = true, timeout = 60, connect_timeout = 10, stall_timeout = 30 }
+    local session = core.http_new{}
+    local req = { method = "POST", url = %q, auth_line = "Authorization: Bearer bench-token",
+      lines = core.http_lines(transport.new{ headers = { ["x-sdk-version"] = transport.SDK_VERSION,
+        ["x-api-version"] = require("scalekit.twitter.scalekit").API_VERSION } }:lines_for{
+        content_type = "application/json" }),
+      body = %q, once = true, timeout = 60, connect_timeout = 10, stall_timeout = 30 }
+    local function encode_body()
+      return core.json_encode({ connector = "twitter", identifier = "bench", params = { id = "2244994945" },
+                               tool_name = "twitter_user_lookup" })
+    end]]):format(base .. "/api/v1/execute_tool", body)
+  local floor_setup = floor_parts .. [[
     local function call()
-      req.body = core.json_encode({ connector = "twitter", identifier = "bench", params = { id = "2244994945" },
-                                    tool_name = "twitter_user_lookup" })
-      local status, _, body = s:request(req)
-      return status == 200 and core.json_decode(body).data
-    end]]):format(base .. "/api/v1/execute_tool")
+      req.body = encode_body()
+      local status, _, answer = session:request(req)
+      return status == 200 and core.json_decode(answer).data
+    end]]
   -- the same call as an MCP tools/call: the JSON-RPC line in, the tool run
   -- as a task on the server's loop (libcurl's multi interface), the
   -- answer encoded out (to a sink, not stdout)
@@ -329,7 +333,6 @@ local ok, err = pcall(function()
             local tools = require "scalekit.twitter.tools"
             local invoke = require "scalekit.twitter.invoke"
             local pipeline = require "scalekit.twitter.call"
-            local transport = require "scalekit.twitter.transport"
             local tw = twitter.new{ env_url = %q, client_id = "bench", client_secret = "bench", identifier = "bench" }
             assert(tw:user_lookup{ id = "2244994945" })
             local function find(f, depth)
@@ -345,24 +348,19 @@ local ok, err = pcall(function()
             end
             local st = assert(find(twitter.new, 2), "the client's state")
             local b, tool, input = st.backend, tools.get("twitter_user_lookup"), { id = "2244994945" }
-            local session, answer = core.http_new{}, %q
-            local req = { method = "POST", url = %q, auth_line = "Authorization: Bearer bench-token",
-              lines = core.http_lines(transport.new{ headers = { ["x-sdk-version"] = transport.SDK_VERSION,
-                ["x-api-version"] = require("scalekit.twitter.scalekit").API_VERSION } }:lines_for{
-                content_type = "application/json" }),
-              body = %q, once = true, timeout = 60, connect_timeout = 10, stall_timeout = 30 }
+            local answer = %q
+            %s
             local policy, rate = require "scalekit.twitter.policy", {}
             local raw_block = "HTTP/2 200 \r\nserver: nginx/1.22.1\r\ndate: Fri, 04 Dec 2026 20:00:00 GMT\r\n"
               .. "content-type: application/json\r\ncontent-length: 67\r\nx-rate-limit-limit: 900\r\n"
               .. "x-rate-limit-remaining: 899\r\nx-rate-limit-reset: 1764460000\r\n\r\n"
             local _ = tools, invoke, pipeline, b, tool, input, session, answer, req, policy, rate, raw_block
             local function call() %s end]]):format(base, '{"data":{"data":' .. USER .. '},"execution_id":"bench"}',
-              base .. "/api/v1/execute_tool", body, code), n)
+              floor_parts, code), n)
         end)
       end
       local pieces = {      -- what, the call's body, what it is measured against
-        { "floor json_encode of the body", [[return core.json_encode({ connector = "twitter",
-            identifier = "bench", params = { id = "2244994945" }, tool_name = "twitter_user_lookup" })]] },
+        { "floor json_encode of the body", "return encode_body()" },
         { "floor json_decode of the answer", "return core.json_decode(answer)" },
         { "floor session:request", "return session:request(req) == 200", c_ir, "(over the C loop)" },
         { "direct mode's rate headers (3 lines)", [[local h = core.parse_headers(raw_block,
